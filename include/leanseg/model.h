@@ -1,0 +1,88 @@
+// Segmentation models: an encoder + decoder + head, assembled by name from the registry
+// (segmentation_models_pytorch style). Every model maps [N, C, H, W] float images to
+// [N, 1, H, W] logits; sigmoid is applied only at inference.
+#pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace leanseg {
+
+// Architecture name + options. `options` holds the architecture-specific knobs; the registry
+// fills in every default so a saved config fully determines the model.
+struct ModelConfig {
+  std::string arch;
+  int in_channels = 1;
+  nlohmann::json options = nlohmann::json::object();
+
+  nlohmann::json to_json() const;
+  static ModelConfig from_json(const nlohmann::json& j);
+};
+
+// What one named stage of a model produced during a recorded forward pass.
+struct StageRecord {
+  std::string name;
+  std::vector<int64_t> shape;  // output shape
+  double flops = 0;            // per image (batch 1), see ops.h for the convention
+};
+
+// A stage is a named group of parameters (by name prefix) and an output in forward().
+struct StageDef {
+  std::string name;
+  std::vector<std::string> param_prefixes;
+};
+
+class SegmentationModelImpl : public torch::nn::Module {
+ public:
+  explicit SegmentationModelImpl(ModelConfig config) : config_(std::move(config)) {}
+
+  // Logits [N, 1, H, W]. Throws Error if the input has the wrong rank, channel count or a size
+  // that is not a multiple of size_divisor().
+  torch::Tensor forward(const torch::Tensor& x);
+  // Same as forward, also recording every stage's output shape and FLOPs.
+  torch::Tensor forward_recorded(const torch::Tensor& x, std::vector<StageRecord>& records);
+
+  const ModelConfig& config() const { return config_; }
+  virtual std::vector<StageDef> stages() const = 0;
+  virtual int size_divisor() const { return 32; }
+
+  // Frozen parts get no gradients and keep BatchNorm in eval mode even in train().
+  void set_frozen_prefixes(std::vector<std::string> prefixes);
+  const std::vector<std::string>& frozen_prefixes() const { return frozen_prefixes_; }
+  void train(bool on = true) override;
+
+ protected:
+  virtual torch::Tensor run(const torch::Tensor& x, std::vector<StageRecord>* records) = 0;
+
+  // Runs fn as stage `name`, recording its output shape and FLOPs when records != nullptr.
+  template <class Fn>
+  torch::Tensor stage(std::vector<StageRecord>* records, const char* name, Fn&& fn);
+
+  ModelConfig config_;
+
+ private:
+  void check_input(const torch::Tensor& x) const;
+  std::vector<std::string> frozen_prefixes_;
+};
+TORCH_MODULE(SegmentationModel);
+
+// Registry ---------------------------------------------------------------------------------
+std::vector<std::string> model_names();
+bool is_model_name(const std::string& name);
+std::string model_description(const std::string& name);
+// Builds `config.arch` with config.options completed by the architecture's defaults.
+// Throws Error listing the known names when arch is unknown, or naming a bad option.
+SegmentationModel create_model(const ModelConfig& config);
+SegmentationModel create_model(const std::string& arch, int in_channels = 1);
+
+// Parameter counts over a whole module.
+struct ParamCounts {
+  int64_t total = 0, trainable = 0, frozen = 0, nonzero = 0;
+};
+ParamCounts count_params(const torch::nn::Module& m);
+
+}  // namespace leanseg
+
+#include "leanseg/model_stage_impl.h"

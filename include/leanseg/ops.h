@@ -1,0 +1,56 @@
+// Layers that count their own FLOPs. Every model is built from these so `leanseg info` can
+// report exact FLOPs without hooks. Convention (per image, bias and activations ignored):
+//   conv:            2 · Hout · Wout · Cout · (Cin / groups) · kh · kw
+//   transposed conv: 2 · Hin · Win · Cin · (Cout / groups) · kh · kw
+//   linear:          2 · in · out (per row)
+//   matmul [n×k]·[k×m]: 2 · n · k · m
+#pragma once
+#include <torch/torch.h>
+
+namespace leanseg {
+
+// While a FlopScope is alive, the counted layers on this thread add their FLOPs to it.
+// Scopes nest; an inner scope's FLOPs are also added to the outer one on destruction.
+class FlopScope {
+ public:
+  FlopScope();
+  ~FlopScope();
+  FlopScope(const FlopScope&) = delete;
+  FlopScope& operator=(const FlopScope&) = delete;
+  double flops() const { return flops_; }
+
+ private:
+  double flops_ = 0;
+  FlopScope* parent_;
+  friend void add_flops(double);
+};
+
+// Adds to the innermost live FlopScope (no-op when there is none: zero cost in production).
+void add_flops(double flops);
+
+class CountedConv2dImpl : public torch::nn::Conv2dImpl {
+ public:
+  using torch::nn::Conv2dImpl::Conv2dImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(CountedConv2d);
+
+class CountedConvTranspose2dImpl : public torch::nn::ConvTranspose2dImpl {
+ public:
+  using torch::nn::ConvTranspose2dImpl::ConvTranspose2dImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(CountedConvTranspose2d);
+
+class CountedLinearImpl : public torch::nn::LinearImpl {
+ public:
+  using torch::nn::LinearImpl::LinearImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(CountedLinear);
+
+// Batched matmul a[..., n, k] · b[..., k, m] that records 2·n·k·m per batch-1 element.
+// `batch` is the leading (image) batch size the FLOPs are divided by.
+torch::Tensor counted_matmul(const torch::Tensor& a, const torch::Tensor& b, int64_t batch);
+
+}  // namespace leanseg

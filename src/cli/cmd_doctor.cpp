@@ -1,0 +1,108 @@
+// `leanseg doctor`: which BLAS library, oneDNN ISA and thread count this process really uses,
+// plus a quick GEMM and conv throughput check. Debian's default libblas.so.3 is the netlib
+// reference build (~2 GFLOP/s); LibTorch routes some layers through it, so we say loudly when
+// it is the one loaded.
+#include <dlfcn.h>
+#include <link.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <dnnl.h>
+#include <torch/torch.h>
+
+#include "commands.h"
+
+namespace leanseg::cli {
+namespace {
+
+std::vector<std::string> loaded_libraries_matching(const std::string& needle) {
+  std::vector<std::string> found;
+  std::pair<std::string, std::vector<std::string>*> ctx(needle, &found);
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        auto* ctx = static_cast<std::pair<std::string, std::vector<std::string>*>*>(data);
+        std::string name = info->dlpi_name ? info->dlpi_name : "";
+        if (name.find(ctx->first) != std::string::npos) {
+          std::error_code ec;
+          auto real = std::filesystem::canonical(name, ec);
+          ctx->second->push_back(name + (ec ? "" : " -> " + real.string()));
+        }
+        return 0;
+      },
+      &ctx);
+  return found;
+}
+
+const char* isa_name(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx (AMX int8/bf16)";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    default: return "other";
+  }
+}
+
+template <class Fn>
+double median_gflops(double flop, Fn&& fn, int reps = 7) {
+  std::vector<double> rates;
+  fn();  // warm-up
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(flop / s / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+void run_doctor() {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({512, 512}), b = torch::randn({512, 512});
+  const double gemm = median_gflops(2.0 * 512 * 512 * 512, [&] { torch::mm(a, b); });
+  auto x = torch::randn({1, 64, 128, 128});
+  auto w = torch::randn({64, 64, 3, 3});
+  const double conv = median_gflops(2.0 * 128 * 128 * 64 * 64 * 9, [&] { torch::conv2d(x, w, {}, 1, 1); });
+
+  std::printf("leanseg %s\n", "0.1.0");
+  std::printf("LibTorch          %s\n", TORCH_VERSION);
+  std::printf("threads           %d (intra-op), %d (inter-op), %u hardware\n", at::get_num_threads(),
+              at::get_num_interop_threads(), std::thread::hardware_concurrency());
+  const auto v = dnnl_version();
+  std::printf("oneDNN            %d.%d.%d, effective ISA %s\n", v->major, v->minor, v->patch,
+              isa_name(dnnl_get_effective_cpu_isa()));
+  auto blas = loaded_libraries_matching("blas");
+  bool netlib = false;
+  for (const auto& l : blas) {
+    std::printf("BLAS              %s\n", l.c_str());
+    if (l.find("/blas/libblas") != std::string::npos) netlib = true;
+  }
+  if (blas.empty()) std::printf("BLAS              (none loaded)\n");
+  std::printf("sgemm 512^3       %.1f GFLOP/s (median of 7)\n", gemm);
+  std::printf("conv 64x64x3x3    %.1f GFLOP/s at 128x128 (median of 7)\n", conv);
+  if (netlib || gemm < 10)
+    std::printf("WARNING: the slow netlib reference BLAS is in use; run scripts/setup.sh (installs OpenBLAS)\n");
+}
+
+}  // namespace
+
+void add_doctor(CLI::App& app) {
+  auto* cmd = app.add_subcommand("doctor", "Show the BLAS, oneDNN ISA and threads in use, with a quick speed check");
+  cmd->callback([] { run_doctor(); });
+}
+
+}  // namespace leanseg::cli

@@ -1,0 +1,11 @@
+// Sub-commands of the `leanseg` CLI. Each add_* registers its options on the app and sets the
+// callback that runs it; errors propagate as leanseg::Error and are printed by main().
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace leanseg::cli {
+
+void add_info(CLI::App& app);
+void add_doctor(CLI::App& app);
+
+}  // namespace leanseg::cli

@@ -1,0 +1,34 @@
+#include <iostream>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "leanseg/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"leanseg: train, compress, evaluate and deploy efficient segmentation models on CPUs"};
+  app.require_subcommand(1);
+  // LibTorch may start with 1 intra-op thread here; default to every core, --threads overrides.
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  app.add_option("--threads", "Intra-op threads (default: all cores)")
+      ->check(CLI::Range(1, 256))
+      ->each([](const std::string& v) { at::set_num_threads(std::stoi(v)); });
+  leanseg::cli::add_info(app);
+  leanseg::cli::add_doctor(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const leanseg::Error& e) {
+    std::cerr << "leanseg: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "leanseg: error (LibTorch): " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "leanseg: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,120 @@
+// Small building blocks shared by the zoo. Each is separately testable and counts its FLOPs
+// through the Counted* layers of ops.h.
+#pragma once
+#include <torch/torch.h>
+
+#include "leanseg/ops.h"
+
+namespace leanseg {
+
+enum class Act { None, ReLU, ReLU6 };
+
+// nn::Sequential with a concrete forward(Tensor), so Sequentials can nest (AnyModule cannot
+// hold the templated SequentialImpl::forward). Children are named "0", "1", ... as in PyTorch.
+class SeqImpl : public torch::nn::SequentialImpl {
+ public:
+  using torch::nn::SequentialImpl::SequentialImpl;
+  torch::Tensor forward(torch::Tensor x) { return torch::nn::SequentialImpl::forward(std::move(x)); }
+};
+TORCH_MODULE(Seq);
+
+// Conv → BatchNorm → activation as a Sequential with children "0", "1"(, "2"), the same
+// layout as torchvision's Conv2dNormActivation so pretrained keys map one to one.
+Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride = 1,
+                                  int64_t groups = 1, int64_t dilation = 1, Act act = Act::ReLU);
+
+// Depthwise k×k (dilated) conv+BN+act, then pointwise 1×1 conv+BN+act.
+Seq separable_conv_bn_act(int64_t in, int64_t out, int64_t k = 3,
+                                            int64_t dilation = 1, Act act = Act::ReLU);
+
+// Squeeze-and-Excitation: GAP → FC(C→max(1,C/r)) → ReLU → FC(→C) → sigmoid → channel scale.
+class SqueezeExciteImpl : public torch::nn::Module {
+ public:
+  SqueezeExciteImpl(int64_t channels, int64_t reduction = 16);
+  torch::Tensor forward(const torch::Tensor& x);
+  int64_t hidden() const { return hidden_; }
+
+ private:
+  int64_t hidden_;
+  CountedLinear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(SqueezeExcite);
+
+// [Conv3x3-BN-ReLU]×2 → SE → + (1×1 conv projection of the input if channels differ).
+// With separable=true both 3×3 convs are depthwise separable (the -lite decoder).
+class ResidualBlockSEImpl : public torch::nn::Module {
+ public:
+  ResidualBlockSEImpl(int64_t in, int64_t out, bool separable = false, int64_t se_reduction = 16);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  Seq body{nullptr};
+  SqueezeExcite se{nullptr};
+  CountedConv2d proj{nullptr};
+};
+TORCH_MODULE(ResidualBlockSE);
+
+// 2× learnable upsampling: ConvTranspose2d(k2, s2). Separable: depthwise transposed conv
+// (k2, s2, groups=in) followed by a 1×1 conv.
+class UpsampleImpl : public torch::nn::Module {
+ public:
+  UpsampleImpl(int64_t in, int64_t out, bool separable = false);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  CountedConvTranspose2d up{nullptr};
+  CountedConv2d pointwise{nullptr};
+};
+TORCH_MODULE(Upsample);
+
+struct AsppOptions {
+  int64_t in = 1280, branch = 128, out = 512;
+  std::vector<int64_t> rates{6, 12, 18};
+  int64_t pool_groups = 32;  // GroupNorm groups of the image-pooling branch
+  double dropout = 0.5;
+  bool separable = false;     // depthwise separable atrous branches (-lite)
+};
+
+// DeepLabv3 ASPP: 1×1 branch, atrous 3×3 branches, image pooling (1×1 + GroupNorm + ReLU,
+// broadcast back), concat, 1×1 projection + BN + ReLU + Dropout.
+class AsppImpl : public torch::nn::Module {
+ public:
+  explicit AsppImpl(const AsppOptions& o);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::ModuleList branches{nullptr};
+  CountedConv2d pool_conv{nullptr};
+  torch::nn::GroupNorm pool_norm{nullptr};
+  Seq project{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(Aspp);
+
+// Bottleneck residual block: 1×1 reduce C→C/r, 3×3 depthwise-separable on C/r, 1×1 expand
+// →C, + identity.
+class BottleneckBlockImpl : public torch::nn::Module {
+ public:
+  BottleneckBlockImpl(int64_t channels, int64_t reduction);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  Seq reduce{nullptr}, spatial{nullptr}, expand{nullptr};
+};
+TORCH_MODULE(BottleneckBlock);
+
+// Linear attention (Shen et al., "Efficient Attention"): softmax(Q) · (softmax(K)^T · V) with
+// Q, K, V from 1×1 convs, softmax(Q) over each head's features, softmax(K) over positions;
+// output 1×1 projection + residual. O(N·d²) instead of O(N²·d).
+class LinearAttentionImpl : public torch::nn::Module {
+ public:
+  LinearAttentionImpl(int64_t channels, int64_t heads = 4, int64_t key_dim = 0);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int64_t heads_, key_dim_, value_dim_;
+  CountedConv2d to_q{nullptr}, to_k{nullptr}, to_v{nullptr}, to_out{nullptr};
+};
+TORCH_MODULE(LinearAttention);
+
+}  // namespace leanseg

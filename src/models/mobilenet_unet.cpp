@@ -1,0 +1,92 @@
+// M1 `mobilenet-aspp-se-unet` and M4 `-lite`, as resolved in SPEC.md:
+//   enc0  = Conv3x3(C→32)+BN+ReLU at full resolution (trainable)
+//   enc1..enc5 = MobileNetV2 features [0:2] [2:4] [4:7] [7:14] [14:19] (frozen by default)
+//   bottleneck = ASPP (1280 → 512), dec5..dec1 = DecoderStage with SE skips, head 1×1 → 1.
+#include "decoder_stage.h"
+#include "mobilenet_v2.h"
+#include "zoo.h"
+
+namespace leanseg {
+namespace {
+
+class MobileNetUNetImpl : public SegmentationModelImpl {
+ public:
+  explicit MobileNetUNetImpl(const ModelConfig& c) : SegmentationModelImpl(c) {
+    const bool separable = option<bool>(c, "separable");
+    const auto dec = option<std::vector<int64_t>>(c, "decoder_channels");
+    require(dec.size() == 5, c.arch + ": 'decoder_channels' needs 5 values (dec5..dec1)");
+    const int64_t se_r = option<int64_t>(c, "se_reduction");
+    enc0 = register_module("enc0", conv_bn_act(c.in_channels, 32, 3));
+    encoder = register_module("encoder", MobileNetV2Features(c.in_channels));
+    AsppOptions a;
+    a.branch = option<int64_t>(c, "aspp_branch_channels");
+    a.out = option<int64_t>(c, "aspp_out_channels");
+    a.rates = option<std::vector<int64_t>>(c, "aspp_rates");
+    a.pool_groups = option<int64_t>(c, "aspp_pool_groups");
+    a.dropout = option<double>(c, "dropout");
+    a.separable = separable;
+    aspp = register_module("aspp", Aspp(a));
+    const int64_t skips[5] = {96, 32, 24, 16, 32};  // enc4, enc3, enc2, enc1, enc0
+    int64_t in = a.out;
+    for (int i = 0; i < 5; ++i) {
+      auto block = torch::nn::AnyModule(ResidualBlockSE(dec[i] + skips[i], dec[i], separable, se_r));
+      decoder[i] = register_module("dec" + std::to_string(5 - i),
+                                   DecoderStage(in, skips[i], dec[i], separable, true, std::move(block)));
+      in = dec[i];
+    }
+    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, 1, 1)));
+    if (option<bool>(c, "encoder_frozen")) set_frozen_prefixes({"encoder."});
+  }
+
+  std::vector<StageDef> stages() const override {
+    auto f = [](std::initializer_list<int> idx) {
+      std::vector<std::string> p;
+      for (int i : idx) p.push_back("encoder.features." + std::to_string(i) + ".");
+      return p;
+    };
+    return {{"enc0", {"enc0."}},
+            {"enc1", f({0, 1})},
+            {"enc2", f({2, 3})},
+            {"enc3", f({4, 5, 6})},
+            {"enc4", f({7, 8, 9, 10, 11, 12, 13})},
+            {"enc5", f({14, 15, 16, 17, 18})},
+            {"bottleneck", {"aspp."}},
+            {"dec5", {"dec5."}},
+            {"dec4", {"dec4."}},
+            {"dec3", {"dec3."}},
+            {"dec2", {"dec2."}},
+            {"dec1", {"dec1."}},
+            {"head", {"head."}}};
+  }
+
+ protected:
+  torch::Tensor run(const torch::Tensor& x, std::vector<StageRecord>* r) override {
+    auto e0 = stage(r, "enc0", [&] { return enc0->forward(x); });
+    auto e1 = stage(r, "enc1", [&] { return encoder->forward_range(x, 0, 2); });
+    auto e2 = stage(r, "enc2", [&] { return encoder->forward_range(e1, 2, 4); });
+    auto e3 = stage(r, "enc3", [&] { return encoder->forward_range(e2, 4, 7); });
+    auto e4 = stage(r, "enc4", [&] { return encoder->forward_range(e3, 7, 14); });
+    auto e5 = stage(r, "enc5", [&] { return encoder->forward_range(e4, 14, 19); });
+    auto y = stage(r, "bottleneck", [&] { return aspp(e5); });
+    const torch::Tensor skips[5] = {e4, e3, e2, e1, e0};
+    static const char* names[5] = {"dec5", "dec4", "dec3", "dec2", "dec1"};
+    for (int i = 0; i < 5; ++i) y = stage(r, names[i], [&] { return decoder[i](y, skips[i]); });
+    return stage(r, "head", [&] { return head(y); });
+  }
+
+ private:
+  Seq enc0{nullptr};
+  MobileNetV2Features encoder{nullptr};
+  Aspp aspp{nullptr};
+  DecoderStage decoder[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  CountedConv2d head{nullptr};
+};
+
+}  // namespace
+
+SegmentationModel make_mobilenet_aspp_se_unet(const ModelConfig& config) {
+  std::shared_ptr<SegmentationModelImpl> impl = std::make_shared<MobileNetUNetImpl>(config);
+  return SegmentationModel(impl);
+}
+
+}  // namespace leanseg

@@ -1,0 +1,49 @@
+// MobileNetV2 (Sandler et al. 2018) with torchvision's module layout and parameter names, so
+// ImageNet weights saved from torchvision load one to one.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "blocks.h"
+
+namespace leanseg {
+
+class SafeTensorsFile;
+
+// torchvision `mobilenet_v2().features`: 19 children, [0] stem conv (stride 2), [1..17]
+// inverted residual blocks, [18] 1×1 conv to 1280 channels.
+class MobileNetV2FeaturesImpl : public torch::nn::Module {
+ public:
+  explicit MobileNetV2FeaturesImpl(int64_t in_channels = 3);
+  // Runs children [begin, end).
+  torch::Tensor forward_range(torch::Tensor x, size_t begin, size_t end);
+  torch::Tensor forward(const torch::Tensor& x) { return forward_range(x, 0, 19); }
+  Seq features{nullptr};
+};
+TORCH_MODULE(MobileNetV2Features);
+
+// The full ImageNet classifier (used to prove the weight loading reproduces torchvision).
+class MobileNetV2ClassifierImpl : public torch::nn::Module {
+ public:
+  explicit MobileNetV2ClassifierImpl(int64_t num_classes = 1000);
+  torch::Tensor forward(const torch::Tensor& x);
+  Seq features{nullptr}, classifier{nullptr};
+};
+TORCH_MODULE(MobileNetV2Classifier);
+
+// How a 3-channel (RGB) stem kernel becomes a C-channel one.
+// mean: every input channel gets mean(R,G,B) (the seed's rule);
+// sum:  every channel gets (R+G+B)/C, exact when a grey image is copied to the C channels.
+// For C == 3 the RGB kernel is used as is.
+enum class StemInit { Mean, Sum };
+StemInit stem_init_from_string(const std::string& s);
+
+// Loads torchvision-named MobileNetV2 weights ("features.*" [, "classifier.*"]) from a
+// safetensors file into `module`, whose parameters are named `prefix` + torchvision name.
+// Checks every shape and that no tensor is missing; "classifier.*" entries are used only when
+// the module has them. Throws Error naming the file and tensor on any mismatch.
+void load_mobilenet_v2_weights(torch::nn::Module& module, const std::string& path,
+                               const std::string& prefix = "", StemInit stem = StemInit::Mean);
+
+}  // namespace leanseg

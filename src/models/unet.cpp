@@ -1,0 +1,70 @@
+// M2: the Ronneberger U-Net with "same" padding and BatchNorm: double 3×3 conv+BN+ReLU per
+// level, 4 max-poolings, ConvTranspose2d(k2, s2) up, concat skip, double conv; 1×1 head.
+// Width w gives levels w, 2w, 4w, 8w and a 16w bottleneck (w=64: ~31M params, w=32: ~7.8M).
+#include "blocks.h"
+#include "zoo.h"
+
+namespace leanseg {
+namespace {
+
+Seq double_conv(int64_t in, int64_t out) {
+  return Seq(conv_bn_act(in, out, 3), conv_bn_act(out, out, 3));
+}
+
+class UNetImpl : public SegmentationModelImpl {
+ public:
+  explicit UNetImpl(const ModelConfig& c) : SegmentationModelImpl(c) {
+    const int64_t w = option<int64_t>(c, "width");
+    require(w >= 1, c.arch + ": width must be >= 1");
+    int64_t in = c.in_channels;
+    for (int i = 0; i < 4; ++i) {
+      enc[i] = register_module("enc" + std::to_string(i + 1), double_conv(in, w << i));
+      in = w << i;
+    }
+    bottom = register_module("bottleneck", double_conv(in, w << 4));
+    for (int i = 3; i >= 0; --i) {
+      const std::string name = "dec" + std::to_string(i + 1);
+      up[i] = register_module(name + "_up", Upsample(w << (i + 1), w << i));
+      dec[i] = register_module(name, double_conv(w << (i + 1), w << i));
+    }
+    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(w, 1, 1)));
+  }
+
+  std::vector<StageDef> stages() const override {
+    return {{"enc1", {"enc1."}}, {"enc2", {"enc2."}}, {"enc3", {"enc3."}}, {"enc4", {"enc4."}},
+            {"bottleneck", {"bottleneck."}}, {"dec4", {"dec4_up.", "dec4."}}, {"dec3", {"dec3_up.", "dec3."}},
+            {"dec2", {"dec2_up.", "dec2."}}, {"dec1", {"dec1_up.", "dec1."}}, {"head", {"head."}}};
+  }
+
+ protected:
+  torch::Tensor run(const torch::Tensor& x, std::vector<StageRecord>* r) override {
+    static const char* enc_names[4] = {"enc1", "enc2", "enc3", "enc4"};
+    static const char* dec_names[4] = {"dec1", "dec2", "dec3", "dec4"};
+    torch::Tensor skips[4];
+    torch::Tensor y = x;
+    for (int i = 0; i < 4; ++i) {
+      y = stage(r, enc_names[i], [&] { return enc[i]->forward(i == 0 ? y : torch::max_pool2d(y, 2)); });
+      skips[i] = y;
+    }
+    y = stage(r, "bottleneck", [&] { return bottom->forward(torch::max_pool2d(y, 2)); });
+    for (int i = 3; i >= 0; --i)
+      y = stage(r, dec_names[i], [&] { return dec[i]->forward(torch::cat({up[i](y), skips[i]}, 1)); });
+    return stage(r, "head", [&] { return head(y); });
+  }
+
+ private:
+  Seq enc[4] = {nullptr, nullptr, nullptr, nullptr};
+  Seq bottom{nullptr};
+  Upsample up[4] = {nullptr, nullptr, nullptr, nullptr};
+  Seq dec[4] = {nullptr, nullptr, nullptr, nullptr};
+  CountedConv2d head{nullptr};
+};
+
+}  // namespace
+
+SegmentationModel make_unet(const ModelConfig& config) {
+  std::shared_ptr<SegmentationModelImpl> impl = std::make_shared<UNetImpl>(config);
+  return SegmentationModel(impl);
+}
+
+}  // namespace leanseg
