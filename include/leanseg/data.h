@@ -1,0 +1,93 @@
+// Datasets (D1–D3), splits, augmentation (D4) and image geometry. Torch-free: images are
+// OpenCV matrices. Every reader validates its files and throws leanseg::Error naming the file
+// and the problem (missing mask, size mismatch, empty or non-binary mask, corrupt image, bad
+// CSV row).
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace leanseg {
+
+struct Sample {
+  std::string id;          // file stem: "010_2HC", "A01", ...
+  std::string group;       // samples of one group stay in one split: HC18 exam ("010"), BBBC010 well
+  std::string image_path;  // first source file (for reports)
+  cv::Mat image;           // CV_32FC(C), intensities scaled to [0, 1] (see Dataset::max_value)
+  cv::Mat mask;            // CV_8UC1 with values 0/1, same size as image; empty if unlabelled
+  double pixel_size_mm = 0;  // HC18: mm per pixel (0 when unknown)
+  double hc_mm = 0;          // HC18: reference head circumference in mm (0 when unknown)
+};
+
+struct Dataset {
+  std::string kind;                   // "hc18", "bbbc010", "folder", "synthetic-ultrasound", "synthetic-worms"
+  std::vector<std::string> channels;  // channel sources, e.g. {"gray"}, {"w2"}, {"w1", "w2"}
+  double max_value = 255;             // raw intensity that maps to 1.0 (255 8-bit, 4095 BBBC010)
+  std::vector<Sample> samples;
+};
+
+// HC18 layout: DIR/training_set/NNN[_kHC].png + NNN[_kHC]_Annotation.png and
+// DIR/training_set_pixel_size_and_HC.csv (CRLF, no final newline). The outline annotation is
+// filled (outline pixels count as head). Group = the 3-digit exam prefix.
+Dataset read_hc18(const std::string& dir);
+
+// BBBC010 layout: DIR/BBBC010_v2_images/*_<WELL>_<w1|w2>_<GUID>.tif (16-bit, 12-bit values,
+// one PackBits file) and DIR/BBBC010_v1_foreground/<WELL>_binary.png (RGBA, any channel > 0 is
+// worm). `channels` ⊆ {"w1","w2"} in the order given. Group = well.
+Dataset read_bbbc010(const std::string& dir, const std::vector<std::string>& channels = {"w2"});
+
+// Plain folders: DIR/images/<stem>.<png|tif|jpg> and DIR/masks/<stem>.png (0 / non-zero).
+// 8-bit images scale by 255, 16-bit by 65535. Group = stem.
+Dataset read_folder(const std::string& dir);
+
+// "hc18", "bbbc010" or "folder" from the layout; throws Error describing the expected layouts.
+std::string detect_dataset_kind(const std::string& dir);
+// kind "auto" detects. `channels` only applies to bbbc010 (empty = default).
+Dataset read_dataset(const std::string& dir, const std::string& kind = "auto",
+                     const std::vector<std::string>& channels = {});
+
+// Synthetic data (D3), deterministic for a seed. Ultrasound-like: a bright elliptical skull ring
+// with speckle noise on a dark fan; mask = filled ellipse; pixel_size_mm and hc_mm set.
+// Worm-like: thin bright curved tubes on a textured background; mask = worms.
+Dataset make_synthetic_ultrasound(int count, int height, int width, uint64_t seed);
+Dataset make_synthetic_worms(int count, int height, int width, uint64_t seed);
+
+// Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]:
+// intensity "max" divides by max_value, "minmax" rescales per image. "gray" converts colour to
+// grey; "r"/"g"/"b" pick a colour channel. Throws Error naming the file if unreadable.
+cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
+                         const std::string& intensity, double max_value);
+
+// Deterministic train/validation split by group: val gets ~val_fraction of the groups.
+struct Split {
+  std::vector<size_t> train, val;  // indices into Dataset::samples
+  uint64_t seed = 0;
+  double val_fraction = 0;
+  nlohmann::json to_json(const Dataset& d) const;  // lists ids of both sides
+};
+Split grouped_split(const Dataset& d, double val_fraction, uint64_t seed);
+
+// D4 augmentation, image and mask in sync (mask stays exactly 0/1): horizontal flip (p),
+// rotation ±rotate_deg (p), scale ±scale (p), translation ±translate of the size (p).
+struct AugmentOptions {
+  double flip_p = 0.5;
+  double rotate_deg = 20, rotate_p = 0.5;
+  double scale = 0.1, scale_p = 0.5;
+  double translate = 0.1, translate_p = 0.5;
+};
+void augment(cv::Mat& image, cv::Mat& mask, const AugmentOptions& o, std::mt19937_64& rng);
+
+// Geometry used by training and inference.
+cv::Mat resize_image(const cv::Mat& image, int height, int width);  // bilinear (area when shrinking)
+cv::Mat resize_mask(const cv::Mat& mask, int height, int width);    // nearest, stays 0/1
+// Pads bottom/right with zeros to a multiple of `divisor` (reflect padding for images).
+cv::Mat pad_to_multiple(const cv::Mat& m, int divisor, bool reflect);
+// Random crop of size h×w (pads first if smaller); with prob foreground_p the crop is centred
+// near a random foreground pixel so thin structures are seen often.
+void random_crop(const cv::Mat& image, const cv::Mat& mask, int h, int w, double foreground_p,
+                 std::mt19937_64& rng, cv::Mat& image_out, cv::Mat& mask_out);
+
+}  // namespace leanseg

@@ -1,0 +1,43 @@
+// Segmentation metrics (E1) on binary masks (CV_8UC1, 0 / non-zero). Torch-free.
+#pragma once
+#include <cstdint>
+#include <opencv2/core.hpp>
+
+namespace leanseg {
+
+struct Overlap {
+  int64_t tp = 0, fp = 0, fn = 0, tn = 0;
+  Overlap& operator+=(const Overlap& o);
+  // Both empty → 1 (perfect agreement on "nothing there").
+  double dice() const;
+  double iou() const;
+};
+// Throws Error if the sizes differ.
+Overlap overlap(const cv::Mat& pred, const cv::Mat& truth);
+double dice(const cv::Mat& pred, const cv::Mat& truth);
+double iou(const cv::Mat& pred, const cv::Mat& truth);
+
+// Symmetric Hausdorff distance in pixels between the boundaries (outer contours) of the two
+// masks. Returns NaN when either mask is empty.
+double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth);
+
+// Perimeter of an ellipse with semi-axes a, b (Ramanujan's second approximation; relative
+// error < 1e-9 for the eccentricities of fetal heads).
+double ellipse_perimeter(double a, double b);
+
+struct EllipseFit {
+  bool ok = false;
+  double cx = 0, cy = 0;          // centre (pixels)
+  double semi_a = 0, semi_b = 0;  // semi-axes (pixels), a >= b
+  double angle_deg = 0;
+  double circumference_px = 0;
+};
+// Fits an ellipse (cv::fitEllipse) to the outer contour of the largest connected component.
+// ok=false when the mask has no component with ≥ 5 boundary points.
+EllipseFit fit_ellipse(const cv::Mat& mask);
+
+// Fills a closed outline (HC18 annotation): the inside and the outline pixels become 1.
+// Works when the outline touches or is cut off by the image border (no leaking).
+cv::Mat fill_outline(const cv::Mat& outline);
+
+}  // namespace leanseg

@@ -1,0 +1,30 @@
+// The input pipeline a model expects, stored in every model file (torch-free).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace leanseg {
+
+struct Preprocessing {
+  // Where each input channel comes from: "gray" (8/16-bit grey image), "w1"/"w2" (BBBC010
+  // channels), "r"/"g"/"b".
+  std::vector<std::string> channels{"gray"};
+  // "max": divide by max_value; "minmax": per-image min–max to [0, 1].
+  std::string intensity = "max";
+  double max_value = 255.0;
+  // Applied after scaling to [0, 1]: (x − mean) / std. 0.5/0.5 gives the [−1, 1] range the
+  // ImageNet MobileNetV2 weights expect.
+  double mean = 0.5, std = 0.5;
+  int input_height = 256, input_width = 256;
+  // "resize": whole image resized to input size; "pad": native resolution padded to a multiple
+  // of the model's size divisor; "tile": native resolution, overlapping tiles of input size.
+  std::string mode = "resize";
+  double threshold = 0.5;
+
+  nlohmann::json to_json() const;
+  // Validates every field; `where` names the source in error messages.
+  static Preprocessing from_json(const nlohmann::json& j, const std::string& where);
+};
+
+}  // namespace leanseg

@@ -1,0 +1,51 @@
+#include "leanseg/preprocessing.h"
+
+#include "leanseg/error.h"
+
+namespace leanseg {
+namespace {
+
+template <class T>
+T field(const nlohmann::json& j, const char* key, const T& fallback, const std::string& where) {
+  if (!j.contains(key)) return fallback;
+  try {
+    return j.at(key).get<T>();
+  } catch (const std::exception&) {
+    throw Error(where + ": preprocessing field '" + key + "' has the wrong type: " + j.at(key).dump());
+  }
+}
+
+}  // namespace
+
+nlohmann::json Preprocessing::to_json() const {
+  return {{"channels", channels}, {"intensity", intensity}, {"max_value", max_value}, {"mean", mean},
+          {"std", std}, {"input_height", input_height}, {"input_width", input_width}, {"mode", mode},
+          {"threshold", threshold}};
+}
+
+Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::string& where) {
+  require(j.is_object(), where + ": preprocessing is not a JSON object");
+  Preprocessing p;
+  p.channels = field(j, "channels", p.channels, where);
+  p.intensity = field(j, "intensity", p.intensity, where);
+  p.max_value = field(j, "max_value", p.max_value, where);
+  p.mean = field(j, "mean", p.mean, where);
+  p.std = field(j, "std", p.std, where);
+  p.input_height = field(j, "input_height", p.input_height, where);
+  p.input_width = field(j, "input_width", p.input_width, where);
+  p.mode = field(j, "mode", p.mode, where);
+  p.threshold = field(j, "threshold", p.threshold, where);
+  require(!p.channels.empty(), where + ": preprocessing lists no input channels");
+  for (const auto& c : p.channels)
+    require(c == "gray" || c == "w1" || c == "w2" || c == "r" || c == "g" || c == "b",
+            where + ": unknown input channel source '" + c + "' (gray, w1, w2, r, g, b)");
+  require(p.intensity == "max" || p.intensity == "minmax", where + ": intensity must be 'max' or 'minmax'");
+  require(p.max_value > 0, where + ": max_value must be > 0");
+  require(p.std > 0, where + ": std must be > 0");
+  require(p.input_height > 0 && p.input_width > 0, where + ": input size must be positive");
+  require(p.mode == "resize" || p.mode == "pad" || p.mode == "tile", where + ": mode must be resize, pad or tile");
+  require(p.threshold > 0 && p.threshold < 1, where + ": threshold must be in (0, 1)");
+  return p;
+}
+
+}  // namespace leanseg
