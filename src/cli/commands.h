@@ -7,5 +7,9 @@ namespace leanseg::cli {
 
 void add_info(CLI::App& app);
 void add_doctor(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_demo(CLI::App& app);
 
 }  // namespace leanseg::cli

@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
       ->each([](const std::string& v) { at::set_num_threads(std::stoi(v)); });
   leanseg::cli::add_info(app);
   leanseg::cli::add_doctor(app);
+  leanseg::cli::add_train(app);
+  leanseg::cli::add_eval(app);
+  leanseg::cli::add_predict(app);
+  leanseg::cli::add_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,39 @@
+// Dataset evaluation (E1): overlap metrics at the original image size, HC18 head circumference
+// and Hausdorff distance in mm, plus model cost (params, FLOPs, file size, memory, latency).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "leanseg/data.h"
+#include "leanseg/model_file.h"
+
+namespace leanseg {
+
+struct ImageScore {
+  std::string id;
+  double dice = 0, iou = 0, hd = 0;  // hd in mm when the pixel size is known, else pixels
+  double hc_pred_mm = 0, hc_ref_mm = 0, hc_abs_err_mm = 0;
+  bool has_hc = false;
+  double latency_ms = 0;
+};
+
+struct EvalReport {
+  int n_images = 0;
+  double dice = 0, iou = 0;              // mean over images
+  double dice_pixels = 0, iou_pixels = 0;  // over all pixels of the set
+  double hc_mae_mm = 0, hc_median_mm = 0, hd_mm = 0;  // NaN when not applicable
+  double latency_median_ms = 0, latency_p90_ms = 0;
+  int64_t params_total = 0, params_nonzero = 0;
+  double flops = 0;
+  int64_t file_bytes = 0, peak_rss_bytes = 0;
+  std::vector<ImageScore> images;
+  nlohmann::json to_json(bool per_image) const;
+};
+
+// Scores `model` on data.samples[indices] (all samples when indices is empty).
+EvalReport evaluate(const LoadedModel& model, const Dataset& data, const std::vector<size_t>& indices = {});
+
+// Peak resident set size of this process (VmHWM), bytes.
+int64_t peak_rss_bytes();
+
+}  // namespace leanseg

@@ -1,0 +1,27 @@
+// Running a model on whole images of any size, reproducing the preprocessing stored with it:
+// "resize" (whole image to the model size and back), "pad" (native resolution padded to the
+// size divisor) or "tile" (overlapping tiles of the model size, blended).
+#pragma once
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include "leanseg/model.h"
+#include "leanseg/preprocessing.h"
+
+namespace leanseg {
+
+// [H, W, C] float image in [0, 1] → normalised [1, C, H, W] tensor ((x − mean) / std).
+torch::Tensor image_to_tensor(const cv::Mat& image01, const Preprocessing& pre);
+// A batch of equally sized images → [N, C, H, W].
+torch::Tensor images_to_batch(const std::vector<cv::Mat>& images01, const Preprocessing& pre);
+// CV_8UC1 0/1 masks → [N, 1, H, W] float.
+torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks);
+
+// Foreground probability (CV_32FC1) at the image's original size. The model is used in eval
+// mode under NoGradGuard.
+cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01);
+
+// prob > threshold → CV_8UC1 0/1.
+cv::Mat threshold_mask(const cv::Mat& prob, double threshold);
+
+}  // namespace leanseg

@@ -1,0 +1,82 @@
+// Training (T1–T3): the seed's recipe with crash-safe checkpoints and exact resume.
+#pragma once
+#include <string>
+
+#include "leanseg/data.h"
+#include "leanseg/model.h"
+#include "leanseg/preprocessing.h"
+
+namespace leanseg {
+
+// DiceBCE = dice_weight · (1 − (2|X∩Y| + eps) / (|X| + |Y| + eps)) + bce_weight · BCEWithLogits
+// with pos_weight, over the whole batch. X = sigmoid(logits), Y = target in {0, 1}.
+struct LossOptions {
+  double dice_weight = 0.8, bce_weight = 0.2, pos_weight = 200, eps = 1e-6;
+};
+torch::Tensor dice_bce_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o);
+// Background/foreground pixel ratio of the masks (pos_weight "auto").
+double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices);
+
+struct TrainOptions {
+  // model
+  std::string model = "mobilenet-aspp-se-unet";
+  nlohmann::json model_options = nlohmann::json::object();
+  std::string encoder_weights;  // ImageNet MobileNetV2 safetensors (M1/M4)
+  // input: "resize" (whole image → input_size) or "crop" (random native-resolution crops of
+  // input_size for training; validation/inference on the whole padded image)
+  std::string input_mode = "resize";
+  int input_size = 256;
+  double crop_foreground_p = 0.7;
+  int crops_per_image = 1;
+  std::string intensity = "max";  // or "minmax" (per image)
+  // optimisation (seed §8)
+  int batch_size = 16, epochs = 100;
+  double lr = 3e-4, weight_decay = 1e-4, beta1 = 0.9, beta2 = 0.999;
+  int plateau_patience = 10;
+  double plateau_factor = 0.5, min_lr = 1e-6;
+  int early_stop_patience = 15;
+  LossOptions loss;
+  bool pos_weight_auto = false;
+  bool augment = true;
+  AugmentOptions augment_options;
+  // data and run
+  double val_fraction = 0.2;
+  uint64_t seed = 42;
+  int loader_threads = 1;
+  double max_minutes = 0;  // stop (cleanly, after an epoch) when exceeded; 0 = no limit
+  std::string out_dir;
+  bool resume = false;
+  bool progress = true;
+  // Abort (as if killed) after this many epochs of this process; for resume tests.
+  int stop_after_epochs = 0;
+
+  nlohmann::json to_json() const;
+};
+
+struct EpochMetrics {
+  int epoch = 0;
+  double train_loss = 0, val_loss = 0, val_dice = 0, val_iou = 0, lr = 0, seconds = 0;
+};
+
+struct TrainResult {
+  int epochs_run = 0, best_epoch = 0;
+  double best_val_dice = 0, seconds = 0;
+  std::string stop_reason;
+  std::vector<EpochMetrics> history;
+};
+
+// Trains on `data` (split by group, saved to out_dir/split.json). Writes out_dir/best.safetensors,
+// last.safetensors, checkpoint.safetensors, metrics.csv, metrics.json, curves.png.
+// With resume=true it continues from checkpoint.safetensors to exactly the weights an
+// uninterrupted run reaches. A non-finite loss stops with Error; the last good checkpoint stays.
+TrainResult train_model(const Dataset& data, const TrainOptions& o);
+
+// Named recipes: "hc18", "bbbc010" (the seeds': 256², batch 16, 100 epochs) and "hc18-cpu",
+// "bbbc010-cpu" (documented CPU protocols of about an hour on 2 cores), "demo" (minutes).
+TrainOptions preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+// The preprocessing a model trained with `o` on `data` expects at inference.
+Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data);
+
+}  // namespace leanseg

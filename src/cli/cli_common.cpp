@@ -1,0 +1,50 @@
+#include "cli_common.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "leanseg/error.h"
+#include "leanseg/progress.h"
+
+namespace leanseg::cli {
+
+std::vector<std::string> split_channels(const std::string& csv) {
+  std::vector<std::string> out;
+  std::stringstream ss(csv);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double parse_positive(const std::string& text, const std::string& option) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && v > 0 && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(option + ": expected a positive number, got '" + text + "'");
+}
+
+Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels) {
+  return read_dataset(dir, kind, channels);
+}
+
+std::string format_seconds(double s) { return format_duration(s); }
+
+void print_report_summary(const EvalReport& r, const std::string& what) {
+  std::printf("%s: %d images\n", what.c_str(), r.n_images);
+  std::printf("  Dice %.4f  IoU %.4f (mean over images)   Dice %.4f  IoU %.4f (all pixels)\n", r.dice, r.iou,
+              r.dice_pixels, r.iou_pixels);
+  if (std::isfinite(r.hc_mae_mm))
+    std::printf("  HC abs. error: mean %.2f mm, median %.2f mm\n", r.hc_mae_mm, r.hc_median_mm);
+  if (std::isfinite(r.hd_mm)) std::printf("  Hausdorff distance (mean): %.2f %s\n", r.hd_mm, std::isfinite(r.hc_mae_mm) ? "mm" : "px");
+  std::printf("  params %lld (non-zero %lld), %.3f GFLOPs, file %.2f MB, peak RSS %.0f MB\n",
+              static_cast<long long>(r.params_total), static_cast<long long>(r.params_nonzero), r.flops / 1e9,
+              r.file_bytes / 1e6, r.peak_rss_bytes / 1e6);
+  std::printf("  latency per image (whole pipeline) median %.1f ms, p90 %.1f ms\n", r.latency_median_ms, r.latency_p90_ms);
+}
+
+}  // namespace leanseg::cli

@@ -1,0 +1,128 @@
+// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM]`: masks,
+// probability maps, overlays (contour on the image) and the head circumference in mm.
+#include <filesystem>
+#include <iostream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+#include "leanseg/inference.h"
+#include "leanseg/metrics.h"
+#include "leanseg/model_file.h"
+
+namespace leanseg::cli {
+namespace fs = std::filesystem;
+namespace {
+
+struct PredictArgs {
+  std::string model, out;
+  std::vector<std::string> inputs;
+  bool overlay = false;
+  double pixel_size = 0;
+};
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".ppm";
+}
+
+// Each job is one image: a file, or "a.tif+b.tif" for multi-channel models; folders expand.
+std::vector<std::vector<std::string>> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::vector<std::string>> jobs;
+  for (const auto& in : inputs) {
+    if (fs::is_directory(in)) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(in))
+        if (e.is_regular_file() && is_image_file(e.path()) && e.path().string().find("_Annotation") == std::string::npos)
+          files.push_back(e.path().string());
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) jobs.push_back({f});
+    } else {
+      jobs.push_back(split_plus(in));
+    }
+  }
+  require(!jobs.empty(), "predict: no input images");
+  return jobs;
+}
+
+void write_png(const std::string& path, const cv::Mat& m) {
+  std::vector<unsigned char> buf;
+  require(cv::imencode(".png", m, buf), "cannot encode " + path);
+  atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), buf.size()); });
+}
+
+cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const EllipseFit* fit) {
+  cv::Mat grey, bgr;
+  cv::extractChannel(image01, grey, 0);
+  grey.convertTo(grey, CV_8U, 255.0);
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(mask.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+  cv::drawContours(bgr, contours, -1, cv::Scalar(0, 255, 0), 2);
+  if (fit && fit->ok)
+    cv::ellipse(bgr, cv::RotatedRect(cv::Point2f(fit->cx, fit->cy), cv::Size2f(2 * fit->semi_a, 2 * fit->semi_b), fit->angle_deg),
+                cv::Scalar(0, 0, 255), 1);
+  return bgr;
+}
+
+void run_predict(const PredictArgs& a) {
+  const LoadedModel m = load_model(a.model);
+  const auto& pre = m.preprocessing;
+  fs::create_directories(a.out);
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& job : expand_inputs(a.inputs)) {
+    require(job.size() == 1 || job.size() == pre.channels.size(),
+            "predict: '" + job[0] + "...' gives " + std::to_string(job.size()) + " files, the model takes " +
+                std::to_string(pre.channels.size()) + " channels (join files with '+')");
+    std::vector<std::string> paths = job;
+    if (paths.size() == 1 && pre.channels.size() > 1) paths.assign(pre.channels.size(), job[0]);
+    const cv::Mat image = read_input_image(paths, pre.channels, pre.intensity, pre.max_value);
+    const cv::Mat prob = predict_probability(m.model, pre, image);
+    const cv::Mat mask = threshold_mask(prob, pre.threshold);
+    const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
+    cv::Mat prob8;
+    prob.convertTo(prob8, CV_8U, 255.0);
+    write_png(stem + "_mask.png", mask * 255);
+    write_png(stem + "_prob.png", prob8);
+    nlohmann::json r = {{"input", job}, {"mask", stem + "_mask.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
+    EllipseFit fit = fit_ellipse(mask);
+    if (fit.ok) {
+      r["ellipse"] = {{"cx", fit.cx}, {"cy", fit.cy}, {"semi_a_px", fit.semi_a}, {"semi_b_px", fit.semi_b}, {"angle_deg", fit.angle_deg}};
+      r["hc_px"] = fit.circumference_px;
+      if (a.pixel_size > 0) r["hc_mm"] = fit.circumference_px * a.pixel_size;
+    }
+    if (a.overlay) write_png(stem + "_overlay.png", overlay_image(image, mask, a.pixel_size > 0 ? &fit : nullptr));
+    std::cout << job[0] << ": " << r.value("foreground_pixels", 0) << " foreground px";
+    if (r.contains("hc_mm")) std::cout << ", HC " << r["hc_mm"].get<double>() << " mm";
+    std::cout << "\n";
+    results.push_back(r);
+  }
+  atomic_write((fs::path(a.out) / "predictions.json").string(), [&](std::ostream& o) { o << results.dump(2) << "\n"; });
+}
+
+}  // namespace
+
+std::vector<std::string> split_plus(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t pos; (pos = s.find('+', start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
+  out.push_back(s.substr(start));
+  return out;
+}
+
+void add_predict(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  auto* cmd = app.add_subcommand("predict", "Segment images: mask and probability PNGs, overlays, HC in mm");
+  cmd->add_option("--model,-m", a->model, "Model file")->required();
+  cmd->add_option("inputs", a->inputs, "Images or folders (a.tif+b.tif for multi-channel models)")->required();
+  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_flag("--overlay", a->overlay, "Also write the contour drawn on the image");
+  cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
+  cmd->callback([a] { run_predict(*a); });
+}
+
+}  // namespace leanseg::cli

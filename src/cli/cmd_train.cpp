@@ -1,0 +1,101 @@
+// `leanseg train --preset P --data DIR --out RUN [...]`: the seed's training recipe end to end,
+// then a final evaluation of best.safetensors on the validation split at original image size.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "leanseg/error.h"
+#include "leanseg/evaluate.h"
+#include "leanseg/fs.h"
+#include "leanseg/train.h"
+
+namespace leanseg::cli {
+namespace {
+
+struct TrainArgs {
+  std::string preset = "hc18-cpu", data, dataset = "auto", out, model, encoder_weights, pos_weight, channels;
+  bool resume = false, no_augment = false, no_progress = false;
+  int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
+  double lr = 0, max_minutes = -1, val_fraction = 0;
+};
+
+TrainOptions resolve(const TrainArgs& a) {
+  TrainOptions o = preset(a.preset);
+  if (!a.model.empty()) o.model = a.model;
+  if (!a.model.empty() && a.model.rfind("mobilenet", 0) != 0) o.model_options = nlohmann::json::object();
+  if (!a.encoder_weights.empty()) o.encoder_weights = a.encoder_weights;
+  if (a.epochs) o.epochs = a.epochs;
+  if (a.batch_size) o.batch_size = a.batch_size;
+  if (a.input_size) o.input_size = a.input_size;
+  if (a.lr) o.lr = a.lr;
+  if (a.seed >= 0) o.seed = static_cast<uint64_t>(a.seed);
+  if (a.max_minutes >= 0) o.max_minutes = a.max_minutes;
+  if (a.val_fraction) o.val_fraction = a.val_fraction;
+  if (!a.pos_weight.empty()) {
+    o.pos_weight_auto = a.pos_weight == "auto";
+    if (!o.pos_weight_auto) o.loss.pos_weight = parse_positive(a.pos_weight, "--pos-weight");
+  }
+  if (a.no_augment) o.augment = false;
+  o.progress = !a.no_progress;
+  o.resume = a.resume;
+  o.stop_after_epochs = a.stop_after;
+  o.out_dir = a.out;
+  return o;
+}
+
+void run_train(const TrainArgs& a) {
+  require(!a.data.empty(), "train: --data DIR is required");
+  TrainOptions o = resolve(a);
+  const Dataset data = load_dataset(a.data, a.dataset, split_channels(a.channels));
+  std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
+            << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
+            << o.input_mode << "), preset " << a.preset << "\n";
+  const TrainResult r = train_model(data, o);
+  std::cerr << "stopped: " << r.stop_reason << "; best val Dice " << r.best_val_dice << " at epoch " << r.best_epoch
+            << " (" << format_seconds(r.seconds) << ")\n";
+  // Final scores at original resolution on the validation split.
+  const LoadedModel best = load_model(o.out_dir + "/best.safetensors");
+  const Split split = grouped_split(data, o.val_fraction, o.seed);
+  EvalReport rep = evaluate(best, data, split.val);
+  rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(o.out_dir + "/best.safetensors"));
+  nlohmann::json j = rep.to_json(true);
+  j["train_seconds"] = r.seconds;
+  j["epochs_run"] = r.epochs_run;
+  j["best_epoch"] = r.best_epoch;
+  j["stop_reason"] = r.stop_reason;
+  atomic_write(o.out_dir + "/eval_val.json", [&](std::ostream& out) { out << j.dump(2) << "\n"; });
+  print_report_summary(rep, "validation split (original resolution)");
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a model (writes best/last model, metrics, curves, split)");
+  std::string presets;
+  for (const auto& p : preset_names()) presets += (presets.empty() ? "" : ", ") + p;
+  cmd->add_option("--preset", a->preset, "Recipe: " + presets)->capture_default_str();
+  cmd->add_option("--data", a->data, "Dataset folder (HC18, BBBC010 or images/+masks/ layout)");
+  cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
+  cmd->add_option("--channels", a->channels, "BBBC010 channels: w1, w2 or w1,w2");
+  cmd->add_option("--out", a->out, "Run folder")->required();
+  cmd->add_option("--model", a->model, "Override the preset's model");
+  cmd->add_option("--encoder-weights", a->encoder_weights, "ImageNet MobileNetV2 safetensors for M1/M4");
+  cmd->add_flag("--resume", a->resume, "Continue from RUN/checkpoint.safetensors");
+  cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size)->check(CLI::PositiveNumber);
+  cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a->lr, "Initial learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--pos-weight", a->pos_weight, "BCE positive weight: a number or 'auto'");
+  cmd->add_option("--seed", a->seed)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val-fraction", a->val_fraction)->check(CLI::Range(0.01, 0.9));
+  cmd->add_option("--max-minutes", a->max_minutes, "Stop after the epoch that crosses this time (0 = none)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stop-after", a->stop_after, "Stop after N epochs of this process (testing resume)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-augment", a->no_augment);
+  cmd->add_flag("--no-progress", a->no_progress);
+  cmd->callback([a] { run_train(*a); });
+}
+
+}  // namespace leanseg::cli

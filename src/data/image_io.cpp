@@ -1,0 +1,153 @@
+#include "image_io.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <iostream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "leanseg/data.h"
+#include "leanseg/error.h"
+
+namespace leanseg {
+namespace data_detail {
+namespace fs = std::filesystem;
+
+cv::Mat read_raw_image(const std::string& path, const std::string& role) {
+  require(is_file(path), role + " '" + path + "' does not exist");
+  cv::Mat raw;
+  try {
+    raw = cv::imread(path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw Error(role + " '" + path + "' cannot be decoded (corrupt or unsupported file): " + e.what());
+  }
+  // imread reports truncated or garbled files by returning an empty matrix.
+  require(!raw.empty(), role + " '" + path + "' cannot be decoded (corrupt, truncated or unsupported file)");
+  return raw;
+}
+
+cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::string& path) {
+  const int n = raw.channels();
+  require(n == 1 || n == 3 || n == 4,
+          "image '" + path + "' has " + std::to_string(n) + " channels; expected 1 (grey), 3 or 4 (colour)");
+  if (n == 1) {
+    require(channel == "gray" || channel == "w1" || channel == "w2" || channel == "r" || channel == "g" ||
+                channel == "b",
+            "unknown input channel '" + channel + "' for '" + path + "' (expected gray, w1, w2, r, g or b)");
+    return raw;
+  }
+  if (channel == "gray") {
+    cv::Mat grey;
+    cv::cvtColor(raw, grey, n == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+    return grey;
+  }
+  // OpenCV stores colour as B, G, R (, A).
+  int index = -1;
+  if (channel == "b") index = 0;
+  if (channel == "g") index = 1;
+  if (channel == "r") index = 2;
+  require(index >= 0, "channel '" + channel + "' needs a single-channel (grey) image, but '" + path +
+                          "' is a colour image; use gray, r, g or b");
+  cv::Mat out;
+  cv::extractChannel(raw, out, index);
+  return out;
+}
+
+cv::Mat scale_to_unit(const cv::Mat& raw, double max_value) {
+  cv::Mat out;
+  raw.convertTo(out, CV_MAKETYPE(CV_32F, raw.channels()), 1.0 / max_value);
+  cv::min(out, 1.0, out);
+  cv::max(out, 0.0, out);
+  return out;
+}
+
+double type_max_value(const cv::Mat& raw, const std::string& path) {
+  if (raw.depth() == CV_8U) return 255;
+  if (raw.depth() == CV_16U) return 65535;
+  throw Error("image '" + path + "' has an unsupported pixel type (expected 8- or 16-bit unsigned integers)");
+}
+
+cv::Mat foreground_of(const cv::Mat& raw) {
+  const int colour_channels = raw.channels() == 4 ? 3 : raw.channels();
+  cv::Mat any = cv::Mat::zeros(raw.size(), CV_8UC1);
+  for (int c = 0; c < colour_channels; ++c) {
+    cv::Mat plane;
+    cv::extractChannel(raw, plane, c);
+    any |= (plane != 0);
+  }
+  return any / 255;  // comparisons give 0/255
+}
+
+std::vector<std::string> list_files(const std::string& dir, const std::vector<std::string>& extensions) {
+  require(is_directory(dir), "directory '" + dir + "' does not exist");
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string ext = entry.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (std::find(extensions.begin(), extensions.end(), ext) != extensions.end())
+      files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string file_stem(const std::string& path) { return fs::path(path).stem().string(); }
+std::string file_name(const std::string& path) { return fs::path(path).filename().string(); }
+
+bool is_directory(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+bool is_file(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
+void warn(const std::string& message) { std::cerr << "leanseg: warning: " + message + "\n" << std::flush; }
+
+}  // namespace data_detail
+
+cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
+                         const std::string& intensity, double max_value) {
+  using namespace data_detail;
+  require(!paths.empty(), "read_input_image: no input file given");
+  require(!channels.empty(), "read_input_image: no input channels given");
+  require(paths.size() == 1 || paths.size() == channels.size(),
+          "read_input_image: got " + std::to_string(paths.size()) + " files for " +
+              std::to_string(channels.size()) + " channels; give one file, or one file per channel");
+  require(intensity == "max" || intensity == "minmax",
+          "read_input_image: unknown intensity scaling '" + intensity + "' (expected max or minmax)");
+  require(intensity != "max" || max_value > 0,
+          "read_input_image: max_value must be positive, got " + std::to_string(max_value));
+
+  std::vector<cv::Mat> raws;
+  for (const auto& p : paths) raws.push_back(read_raw_image(p, "input image"));
+  std::vector<cv::Mat> planes;
+  for (size_t c = 0; c < channels.size(); ++c) {
+    const size_t source = paths.size() == 1 ? 0 : c;
+    cv::Mat plane = raw_channel(raws[source], channels[c], paths[source]);
+    require(plane.size() == raws[0].size(), "input image '" + paths[source] + "' is " +
+                                                std::to_string(plane.cols) + "x" + std::to_string(plane.rows) +
+                                                " but '" + paths[0] + "' is " + std::to_string(raws[0].cols) +
+                                                "x" + std::to_string(raws[0].rows));
+    if (intensity == "max") {
+      planes.push_back(scale_to_unit(plane, max_value));
+    } else {
+      // Each channel comes from its own source (e.g. two microscope channels), so each is
+      // stretched on its own; a constant channel carries no information and becomes 0.
+      double lo = 0, hi = 0;
+      cv::minMaxLoc(plane, &lo, &hi);
+      cv::Mat scaled;
+      plane.convertTo(scaled, CV_32F, hi > lo ? 1.0 / (hi - lo) : 0.0, hi > lo ? -lo / (hi - lo) : 0.0);
+      planes.push_back(scaled);
+    }
+  }
+  cv::Mat out;
+  cv::merge(planes, out);
+  return out;
+}
+
+}  // namespace leanseg

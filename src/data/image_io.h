@@ -1,0 +1,40 @@
+// Image-file helpers shared by the dataset readers (internal to src/data).
+#pragma once
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+namespace leanseg::data_detail {
+
+// Reads an image exactly as stored (depth and channel count kept). Throws Error naming the
+// file when it does not exist or cannot be decoded. `role` ("image", "annotation", ...) makes
+// the message say which input is wrong.
+cv::Mat read_raw_image(const std::string& path, const std::string& role);
+
+// One channel of a raw image as stored (same depth): "gray" converts colour to grey, "r"/"g"/"b"
+// pick a colour channel, "w1"/"w2" expect a single-channel image. A grey image serves every
+// name. Throws Error naming the file for an unknown channel name or an unusable image.
+cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::string& path);
+
+// CV_32F copy of `raw` divided by max_value and clamped to [0, 1].
+cv::Mat scale_to_unit(const cv::Mat& raw, double max_value);
+
+// The maximum value of the file's pixel type: 255 for 8-bit, 65535 for 16-bit.
+double type_max_value(const cv::Mat& raw, const std::string& path);
+
+// CV_8UC1 0/1 mask: 1 where any colour channel is non-zero (an alpha channel is ignored).
+cv::Mat foreground_of(const cv::Mat& raw);
+
+// Files directly inside `dir` whose extension (lower-cased, with dot) is in `extensions`,
+// sorted by name. Throws Error if `dir` is not a directory.
+std::vector<std::string> list_files(const std::string& dir, const std::vector<std::string>& extensions);
+
+std::string file_stem(const std::string& path);
+std::string file_name(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_file(const std::string& path);
+
+// Prints one "leanseg: warning: ..." line to stderr.
+void warn(const std::string& message);
+
+}  // namespace leanseg::data_detail

@@ -1,0 +1,112 @@
+#include "leanseg/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include "leanseg/inference.h"
+#include "leanseg/info.h"
+#include "leanseg/metrics.h"
+
+namespace leanseg {
+namespace {
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const double pos = p * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+double mean(const std::vector<double>& v) {
+  if (v.empty()) return std::nan("");
+  double s = 0;
+  for (double x : v) s += x;
+  return s / v.size();
+}
+
+ImageScore score_image(const LoadedModel& m, const Sample& s, Overlap& total) {
+  ImageScore r;
+  r.id = s.id;
+  const auto t0 = std::chrono::steady_clock::now();
+  const cv::Mat prob = predict_probability(m.model, m.preprocessing, s.image);
+  r.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const cv::Mat pred = threshold_mask(prob, m.preprocessing.threshold);
+  const Overlap ov = overlap(pred, s.mask);
+  total += ov;
+  r.dice = ov.dice();
+  r.iou = ov.iou();
+  const double scale = s.pixel_size_mm > 0 ? s.pixel_size_mm : 1.0;
+  r.hd = hausdorff_px(pred, s.mask) * scale;
+  if (s.pixel_size_mm > 0 && s.hc_mm > 0) {
+    r.has_hc = true;
+    r.hc_ref_mm = s.hc_mm;
+    const EllipseFit fit = fit_ellipse(pred);
+    r.hc_pred_mm = fit.ok ? fit.circumference_px * s.pixel_size_mm : 0.0;  // no head found: error = HC
+    r.hc_abs_err_mm = std::abs(r.hc_pred_mm - r.hc_ref_mm);
+  }
+  return r;
+}
+
+}  // namespace
+
+int64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+EvalReport evaluate(const LoadedModel& m, const Dataset& data, const std::vector<size_t>& indices) {
+  std::vector<size_t> idx = indices;
+  if (idx.empty())
+    for (size_t i = 0; i < data.samples.size(); ++i) idx.push_back(i);
+  EvalReport rep;
+  Overlap total;
+  std::vector<double> dices, ious, hds, hc_errs, lat;
+  for (size_t i : idx) {
+    ImageScore r = score_image(m, data.samples[i], total);
+    dices.push_back(r.dice), ious.push_back(r.iou), lat.push_back(r.latency_ms);
+    if (std::isfinite(r.hd)) hds.push_back(r.hd);
+    if (r.has_hc) hc_errs.push_back(r.hc_abs_err_mm);
+    rep.images.push_back(r);
+  }
+  rep.n_images = static_cast<int>(idx.size());
+  rep.dice = mean(dices), rep.iou = mean(ious);
+  rep.dice_pixels = total.dice(), rep.iou_pixels = total.iou();
+  rep.hd_mm = mean(hds);
+  rep.hc_mae_mm = mean(hc_errs), rep.hc_median_mm = percentile(hc_errs, 0.5);
+  rep.latency_median_ms = percentile(lat, 0.5), rep.latency_p90_ms = percentile(lat, 0.9);
+  const ParamCounts c = count_params(*m.model);
+  rep.params_total = c.total, rep.params_nonzero = c.nonzero;
+  rep.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
+  rep.peak_rss_bytes = peak_rss_bytes();
+  return rep;
+}
+
+nlohmann::json EvalReport::to_json(bool per_image) const {
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json j = {{"n_images", n_images}, {"dice", num(dice)}, {"iou", num(iou)},
+                      {"dice_pixels", num(dice_pixels)}, {"iou_pixels", num(iou_pixels)},
+                      {"hc_mae_mm", num(hc_mae_mm)}, {"hc_median_abs_err_mm", num(hc_median_mm)},
+                      {"hd_mm", num(hd_mm)}, {"latency_median_ms", num(latency_median_ms)},
+                      {"latency_p90_ms", num(latency_p90_ms)}, {"params_total", params_total},
+                      {"params_nonzero", params_nonzero}, {"flops", flops}, {"file_bytes", file_bytes},
+                      {"peak_rss_bytes", peak_rss_bytes}};
+  if (per_image) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : images) {
+      nlohmann::json e = {{"id", r.id}, {"dice", r.dice}, {"iou", r.iou}, {"hd", num(r.hd)}, {"latency_ms", r.latency_ms}};
+      if (r.has_hc) e.update({{"hc_pred_mm", r.hc_pred_mm}, {"hc_ref_mm", r.hc_ref_mm}, {"hc_abs_err_mm", r.hc_abs_err_mm}});
+      arr.push_back(e);
+    }
+    j["images"] = arr;
+  }
+  return j;
+}
+
+}  // namespace leanseg

@@ -1,0 +1,84 @@
+#include "batch_loader.h"
+
+#include "leanseg/inference.h"
+
+namespace leanseg {
+namespace {
+constexpr size_t kPrefetch = 3;
+
+uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64-style combination of two seeds
+  uint64_t z = a + 0x9e3779b97f4a7c15ull * (b + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+BatchLoader::BatchLoader(const TrainingSet& set, std::vector<size_t> order, const TrainOptions& o,
+                         const Preprocessing& pre, int epoch)
+    : set_(set), order_(std::move(order)), o_(o), pre_(pre), epoch_(epoch) {
+  worker_ = std::thread([this] { produce(); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+Batch BatchLoader::build(size_t b) const {
+  std::vector<cv::Mat> images, masks;
+  const size_t begin = b * o_.batch_size, end = std::min(order_.size(), begin + o_.batch_size);
+  for (size_t pos = begin; pos < end; ++pos) {
+    const size_t idx = order_[pos];
+    std::mt19937_64 rng(mix(mix(o_.seed, static_cast<uint64_t>(epoch_)), pos));
+    cv::Mat image, mask;
+    if (o_.input_mode == "crop") {
+      random_crop(set_.images[idx], set_.masks[idx], o_.input_size, o_.input_size, o_.crop_foreground_p, rng, image, mask);
+    } else {
+      image = set_.images[idx].clone();
+      mask = set_.masks[idx].clone();
+    }
+    if (o_.augment) augment(image, mask, o_.augment_options, rng);
+    images.push_back(image);
+    masks.push_back(mask);
+  }
+  return {images_to_batch(images, pre_), masks_to_batch(masks)};
+}
+
+void BatchLoader::produce() {
+  try {
+    for (size_t b = 0; b < batches(); ++b) {
+      Batch batch = build(b);
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || queue_.size() < kPrefetch; });
+      if (stop_) return;
+      queue_.push_back(std::move(batch));
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::current_exception();  // rethrown on the training thread by next()
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ = true;
+  cv_.notify_all();
+}
+
+Batch BatchLoader::next() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return !queue_.empty() || stop_ || done_; });
+  if (queue_.empty()) {
+    if (error_) std::rethrow_exception(error_);
+    return {};
+  }
+  Batch b = std::move(queue_.front());
+  queue_.pop_front();
+  cv_.notify_all();
+  return b;
+}
+
+}  // namespace leanseg

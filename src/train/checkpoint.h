@@ -1,0 +1,17 @@
+// Training checkpoints: model state, Adam moments and the trainer's own state (epoch, lr,
+// scheduler counters, history) in one safetensors file, written atomically.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "leanseg/model.h"
+
+namespace leanseg {
+
+void save_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt,
+                     const nlohmann::json& trainer_state);
+// Restores model and optimizer in place; returns the trainer state. Throws Error naming the
+// file when it does not match the model being trained.
+nlohmann::json load_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt);
+
+}  // namespace leanseg

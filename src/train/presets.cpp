@@ -1,0 +1,69 @@
+// Named training recipes. "hc18"/"bbbc010" are the seeds' recipes; the "-cpu" variants are the
+// CPU protocols used for README results (about an hour on 2 cores); "demo" runs in minutes.
+#include "leanseg/error.h"
+#include "leanseg/train.h"
+
+namespace leanseg {
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"model", model}, {"model_options", model_options}, {"encoder_weights", encoder_weights},
+          {"input_mode", input_mode}, {"input_size", input_size}, {"crop_foreground_p", crop_foreground_p},
+          {"crops_per_image", crops_per_image}, {"intensity", intensity}, {"batch_size", batch_size},
+          {"epochs", epochs}, {"lr", lr}, {"weight_decay", weight_decay}, {"betas", {beta1, beta2}},
+          {"plateau_patience", plateau_patience}, {"plateau_factor", plateau_factor}, {"min_lr", min_lr},
+          {"early_stop_patience", early_stop_patience}, {"dice_weight", loss.dice_weight},
+          {"bce_weight", loss.bce_weight}, {"pos_weight", pos_weight_auto ? nlohmann::json("auto") : nlohmann::json(loss.pos_weight)},
+          {"eps", loss.eps}, {"augment", augment}, {"val_fraction", val_fraction}, {"seed", seed},
+          {"max_minutes", max_minutes}};
+}
+
+std::vector<std::string> preset_names() { return {"hc18", "hc18-cpu", "bbbc010", "bbbc010-cpu", "demo"}; }
+
+TrainOptions preset(const std::string& name) {
+  TrainOptions o;  // defaults are the seed's recipe
+  if (name == "hc18") return o;
+  if (name == "hc18-cpu") {
+    // M1 with the frozen ImageNet encoder at 160×160: a training step costs ~40% of 256².
+    // Masks are upsampled to 800×540 for scoring, so HC is still measured at full resolution.
+    o.input_size = 160;
+    o.epochs = 30;
+    o.pos_weight_auto = true;  // HC18 heads cover ~1/4 of the frame: 200 over-segments
+    o.plateau_patience = 4;
+    o.early_stop_patience = 8;
+    o.max_minutes = 55;
+    return o;
+  }
+  if (name == "bbbc010" || name == "bbbc010-cpu") {
+    // Worms are 3–6 px wide: train on native-resolution crops, infer on the whole padded image.
+    o.model = "efficient-unet";
+    o.input_mode = "crop";
+    o.crops_per_image = 4;
+    if (name == "bbbc010-cpu") {
+      o.input_size = 192;
+      o.epochs = 40;
+      o.pos_weight_auto = true;
+      o.lr = 1e-3;  // trained from scratch: a higher rate than the frozen-encoder recipe
+      o.plateau_patience = 5;
+      o.early_stop_patience = 10;
+      o.max_minutes = 55;
+    }
+    return o;
+  }
+  if (name == "demo") {
+    o.model = "mobilenet-aspp-se-unet-lite";
+    o.model_options = {{"encoder_frozen", false}};
+    o.input_size = 96;
+    o.batch_size = 8;
+    o.epochs = 8;
+    o.lr = 2e-3;
+    o.pos_weight_auto = true;
+    o.plateau_patience = 3;
+    o.early_stop_patience = 6;
+    return o;
+  }
+  std::string names;
+  for (const auto& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
+  throw Error("unknown preset '" + name + "' (known: " + names + ")");
+}
+
+}  // namespace leanseg

@@ -1,0 +1,314 @@
+// The training loop (seed §8): DiceBCE, Adam, ReduceLROnPlateau on validation Dice, early
+// stopping, best/last model files and a checkpoint after every epoch.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <opencv2/core/utility.hpp>
+
+#include "batch_loader.h"
+#include "checkpoint.h"
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+#include "leanseg/inference.h"
+#include "leanseg/metrics.h"
+#include "leanseg/model_file.h"
+#include "leanseg/plot.h"
+#include "leanseg/progress.h"
+#include "models/mobilenet_v2.h"
+
+namespace leanseg {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ReduceLROnPlateau (mode max, relative threshold 1e-4, as PyTorch's defaults) plus early stopping.
+struct Schedule {
+  double lr = 0, best = -1;
+  int bad_epochs = 0, since_best = 0, best_epoch = 0;
+
+  nlohmann::json to_json() const {
+    return {{"lr", lr}, {"best", best}, {"bad_epochs", bad_epochs}, {"since_best", since_best}, {"best_epoch", best_epoch}};
+  }
+  void from_json(const nlohmann::json& j) {
+    lr = j.at("lr"), best = j.at("best"), bad_epochs = j.at("bad_epochs"), since_best = j.at("since_best");
+    best_epoch = j.at("best_epoch");
+  }
+  // Returns true when `dice` is a new best.
+  bool observe(double dice, int epoch, const TrainOptions& o) {
+    const bool improved = dice > best * (1 + 1e-4) || best < 0;
+    if (improved) {
+      best = dice, best_epoch = epoch, bad_epochs = 0, since_best = 0;
+    } else {
+      ++since_best;
+      if (++bad_epochs > o.plateau_patience) {
+        lr = std::max(o.min_lr, lr * o.plateau_factor);
+        bad_epochs = 0;
+      }
+    }
+    return improved;
+  }
+};
+
+void set_lr(torch::optim::Adam& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+}
+
+SegmentationModel build_model(const TrainOptions& o, int in_channels) {
+  ModelConfig cfg;
+  cfg.arch = o.model;
+  cfg.in_channels = in_channels;
+  cfg.options = o.model_options;
+  SegmentationModel model = create_model(cfg);
+  const auto& opts = model->config().options;
+  if (!o.encoder_weights.empty()) {
+    require(opts.contains("stem_init"), "--encoder-weights: model '" + o.model + "' has no MobileNetV2 encoder");
+    load_mobilenet_v2_weights(*model, o.encoder_weights, "encoder.", stem_init_from_string(opts["stem_init"]));
+  } else if (opts.value("encoder_frozen", false)) {
+    std::cerr << "warning: the encoder is frozen but no --encoder-weights was given: the decoder will learn on "
+                 "random features\n";
+  }
+  return model;
+}
+
+TrainingSet prepare_training_set(const Dataset& d, const std::vector<size_t>& idx, const TrainOptions& o) {
+  TrainingSet set;
+  for (size_t i : idx) {
+    const auto& s = d.samples[i];
+    if (o.input_mode == "resize") {
+      set.images.push_back(resize_image(s.image, o.input_size, o.input_size));
+      set.masks.push_back(resize_mask(s.mask, o.input_size, o.input_size));
+    } else {
+      set.images.push_back(s.image);
+      set.masks.push_back(s.mask);
+    }
+  }
+  return set;
+}
+
+std::vector<size_t> epoch_order(size_t n, const TrainOptions& o, int epoch) {
+  std::vector<size_t> order;
+  for (int c = 0; c < std::max(1, o.crops_per_image); ++c)
+    for (size_t i = 0; i < n; ++i) order.push_back(i);
+  std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(epoch));
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const TrainingSet& set, const TrainOptions& o,
+                   const Preprocessing& pre, int epoch) {
+  model->train();
+  torch::manual_seed(o.seed * 1000003 + static_cast<uint64_t>(epoch));  // dropout: reproducible per epoch
+  BatchLoader loader(set, epoch_order(set.images.size(), o, epoch), o, pre, epoch);
+  ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), loader.batches(), o.progress);
+  double sum = 0;
+  int64_t seen = 0;
+  for (size_t b = 0; b < loader.batches(); ++b) {
+    Batch batch = loader.next();
+    opt.zero_grad();
+    auto loss = dice_bce_loss(model->forward(batch.images), batch.masks, o.loss);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value))
+      throw Error("training stopped: the loss became " + std::to_string(value) + " at epoch " + std::to_string(epoch) +
+                  ", batch " + std::to_string(b + 1) + "; the last good checkpoint is kept in " + o.out_dir +
+                  " (try a lower --lr)");
+    loss.backward();
+    opt.step();
+    sum += value * batch.images.size(0);
+    seen += batch.images.size(0);
+    char status[64];
+    std::snprintf(status, sizeof status, "loss %.4f", sum / seen);
+    bar.update(static_cast<int64_t>(b + 1), status);
+  }
+  return sum / std::max<int64_t>(1, seen);
+}
+
+struct ValScores {
+  double loss = 0, dice = 0, iou = 0;
+};
+
+// Resize mode: the cached model-size images in batches. Crop mode: whole images, padded.
+ValScores validate(SegmentationModel model, const TrainingSet& val, const TrainOptions& o, const Preprocessing& pre) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  ValScores s;
+  const size_t n = val.images.size();
+  const size_t step = o.input_mode == "resize" ? static_cast<size_t>(o.batch_size) : 1;
+  for (size_t b = 0; b < n; b += step) {
+    std::vector<cv::Mat> ims, ms;
+    for (size_t i = b; i < std::min(n, b + step); ++i) {
+      ims.push_back(o.input_mode == "resize" ? val.images[i] : pad_to_multiple(val.images[i], model->size_divisor(), true));
+      ms.push_back(o.input_mode == "resize" ? val.masks[i] : pad_to_multiple(val.masks[i], model->size_divisor(), false));
+    }
+    auto logits = model->forward(images_to_batch(ims, pre));
+    auto target = masks_to_batch(ms);
+    if (o.input_mode != "resize") {  // score only the original area
+      const int h = val.images[b].rows, w = val.images[b].cols;
+      logits = logits.slice(2, 0, h).slice(3, 0, w);
+      target = target.slice(2, 0, h).slice(3, 0, w);
+    }
+    s.loss += dice_bce_loss(logits, target, o.loss).item<double>() * logits.size(0);
+    auto pred = (logits > 0).to(torch::kUInt8).contiguous();
+    auto tgt = target.to(torch::kUInt8).contiguous();
+    for (int64_t i = 0; i < pred.size(0); ++i) {
+      cv::Mat p(static_cast<int>(pred.size(2)), static_cast<int>(pred.size(3)), CV_8UC1, pred[i][0].data_ptr());
+      cv::Mat t(static_cast<int>(tgt.size(2)), static_cast<int>(tgt.size(3)), CV_8UC1, tgt[i][0].data_ptr());
+      const Overlap ov = overlap(p, t);
+      s.dice += ov.dice();
+      s.iou += ov.iou();
+    }
+  }
+  s.loss /= std::max<size_t>(1, n), s.dice /= std::max<size_t>(1, n), s.iou /= std::max<size_t>(1, n);
+  return s;
+}
+
+void write_metrics(const std::string& dir, const std::vector<EpochMetrics>& h) {
+  atomic_write(dir + "/metrics.csv", [&](std::ostream& out) {
+    out << "epoch,train_loss,val_loss,val_dice,val_iou,lr,seconds\n";
+    for (const auto& m : h)
+      out << m.epoch << "," << m.train_loss << "," << m.val_loss << "," << m.val_dice << "," << m.val_iou << "," << m.lr
+          << "," << m.seconds << "\n";
+  });
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& m : h)
+    j.push_back({{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"val_loss", m.val_loss}, {"val_dice", m.val_dice},
+                 {"val_iou", m.val_iou}, {"lr", m.lr}, {"seconds", m.seconds}});
+  atomic_write(dir + "/metrics.json", [&](std::ostream& out) { out << j.dump(2) << "\n"; });
+  if (!gnuplot_available()) return;
+  PlotSpec spec;
+  spec.title = "training curves";
+  spec.xlabel = "epoch";
+  spec.ylabel = "loss / Dice";
+  Series tl{"train loss", {}, {}}, vl{"val loss", {}, {}}, vd{"val Dice", {}, {}};
+  for (const auto& m : h) {
+    for (Series* s : {&tl, &vl, &vd}) s->x.push_back(m.epoch);
+    tl.y.push_back(m.train_loss), vl.y.push_back(m.val_loss), vd.y.push_back(m.val_dice);
+  }
+  spec.series = {tl, vl, vd};
+  try {
+    plot_png(spec, dir + "/curves.png");
+  } catch (const Error& e) {
+    std::cerr << "warning: could not plot curves: " << e.what() << "\n";
+  }
+}
+
+nlohmann::json history_json(const std::vector<EpochMetrics>& h) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& m : h) j.push_back({m.epoch, m.train_loss, m.val_loss, m.val_dice, m.val_iou, m.lr, m.seconds});
+  return j;
+}
+
+std::vector<EpochMetrics> history_from_json(const nlohmann::json& j) {
+  std::vector<EpochMetrics> h;
+  for (const auto& r : j) h.push_back({r[0], r[1], r[2], r[3], r[4], r[5], r[6]});
+  return h;
+}
+
+void check_options(const TrainOptions& o) {
+  require(!o.out_dir.empty(), "train: --out is required");
+  require(o.input_mode == "resize" || o.input_mode == "crop", "train: input mode must be resize or crop");
+  require(o.input_size >= 32 && o.input_size % 32 == 0, "train: --input-size must be a positive multiple of 32, got " + std::to_string(o.input_size));
+  require(o.batch_size >= 1, "train: --batch-size must be >= 1");
+  require(o.epochs >= 1, "train: --epochs must be >= 1");
+  require(o.lr > 0 && o.lr < 1, "train: --lr must be in (0, 1)");
+  require(o.val_fraction > 0 && o.val_fraction < 1, "train: --val-fraction must be in (0, 1)");
+  require(o.loss.pos_weight > 0, "train: pos_weight must be > 0");
+}
+
+}  // namespace
+
+Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data) {
+  Preprocessing p;
+  p.channels = data.channels;
+  p.intensity = o.intensity;
+  p.max_value = data.max_value;
+  p.input_height = p.input_width = o.input_size;
+  p.mode = o.input_mode == "resize" ? "resize" : "pad";
+  return p;
+}
+
+TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
+  check_options(opts);
+  TrainOptions o = opts;
+  const auto start = Clock::now();
+  cv::setNumThreads(1);  // OpenCV in the loader thread must not fight LibTorch for the cores
+  fs::create_directories(o.out_dir);
+  const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
+  const Split split = grouped_split(data, o.val_fraction, o.seed);
+  require(!split.train.empty() && !split.val.empty(), "train: the dataset needs at least 2 groups to split");
+  atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
+  if (o.pos_weight_auto) o.loss.pos_weight = auto_pos_weight(data, split.train);
+
+  SegmentationModel model = build_model(o, static_cast<int>(data.channels.size()));
+  const Preprocessing pre = preprocessing_for(o, data);
+  std::vector<torch::Tensor> trainable;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  torch::optim::Adam opt(trainable, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+
+  Schedule sched;
+  sched.lr = o.lr;
+  TrainResult result;
+  int first_epoch = 1;
+  double elapsed_before = 0;
+  if (o.resume && fs::exists(ckpt)) {
+    const auto state = load_checkpoint(ckpt, model, opt);
+    sched.from_json(state.at("schedule"));
+    result.history = history_from_json(state.at("history"));
+    first_epoch = state.at("epoch").get<int>() + 1;
+    elapsed_before = state.value("seconds", 0.0);
+    o.loss.pos_weight = state.at("pos_weight");
+    set_lr(opt, sched.lr);
+    std::cerr << "resuming " << o.out_dir << " from epoch " << first_epoch << "\n";
+  } else if (o.resume) {
+    std::cerr << "warning: --resume: no checkpoint in " << o.out_dir << ", starting from scratch\n";
+  }
+  const TrainingSet train_set = prepare_training_set(data, split.train, o);
+  const TrainingSet val_set = prepare_training_set(data, split.val, o);
+  const nlohmann::json provenance = {{"train_options", o.to_json()}, {"dataset", data.kind}, {"n_train", split.train.size()}, {"n_val", split.val.size()}};
+
+  int epochs_this_process = 0;
+  result.stop_reason = "reached --epochs";
+  for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
+    const auto t0 = Clock::now();
+    EpochMetrics m;
+    m.epoch = epoch;
+    m.lr = sched.lr;
+    m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch);
+    const ValScores v = validate(model, val_set, o, pre);
+    m.val_loss = v.loss, m.val_dice = v.dice, m.val_iou = v.iou;
+    m.seconds = seconds_since(t0);
+    result.history.push_back(m);
+    if (sched.observe(v.dice, epoch, o)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
+    set_lr(opt, sched.lr);
+    save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
+    const double total_seconds = elapsed_before + seconds_since(start);
+    save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
+                                       {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds}});
+    write_metrics(o.out_dir, result.history);
+    if (o.progress)
+      std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s)\n", epoch,
+                   m.train_loss, v.loss, v.dice, v.iou, m.lr, m.seconds);
+    if (sched.since_best >= o.early_stop_patience) {
+      result.stop_reason = "early stopping: no improvement for " + std::to_string(o.early_stop_patience) + " epochs";
+      break;
+    }
+    if (o.max_minutes > 0 && total_seconds / 60 > o.max_minutes) {
+      result.stop_reason = "time budget of " + std::to_string(o.max_minutes) + " min reached";
+      break;
+    }
+    if (o.stop_after_epochs > 0 && ++epochs_this_process >= o.stop_after_epochs) {
+      result.stop_reason = "stopped after " + std::to_string(o.stop_after_epochs) + " epochs (--stop-after)";
+      break;
+    }
+  }
+  result.epochs_run = static_cast<int>(result.history.size());
+  result.best_epoch = sched.best_epoch;
+  result.best_val_dice = sched.best;
+  result.seconds = elapsed_before + seconds_since(start);
+  return result;
+}
+
+}  // namespace leanseg
