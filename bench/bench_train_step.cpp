@@ -1,0 +1,61 @@
+// One training step (forward + DiceBCE + backward + Adam) of M1 with the frozen encoder,
+// batch 16 at 256×256 by default — the step `leanseg train --preset hc18` repeats. Prints the
+// median / min / max over --reps steps as JSON, so bench/train_step_vs_pytorch.sh can compare
+// it with the same step in PyTorch measured in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "leanseg/model.h"
+#include "leanseg/train.h"
+
+int main(int argc, char** argv) {
+  int batch = 16, size = 256, reps = 10, threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::string model_name = "mobilenet-aspp-se-unet";
+  bool channels_last = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
+    if (a == "--batch") batch = std::stoi(next());
+    else if (a == "--size") size = std::stoi(next());
+    else if (a == "--reps") reps = std::stoi(next());
+    else if (a == "--threads") threads = std::stoi(next());
+    else if (a == "--model") model_name = next();
+    else if (a == "--channels-last") channels_last = true;
+  }
+  at::set_num_threads(threads);
+  torch::manual_seed(0);
+  auto model = leanseg::create_model(model_name);
+  model->train();
+  std::vector<torch::Tensor> trainable;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  torch::optim::Adam opt(trainable, torch::optim::AdamOptions(3e-4).weight_decay(1e-4));
+  auto x = torch::randn({batch, 1, size, size});
+  auto y = (torch::rand({batch, 1, size, size}) > 0.7).to(torch::kFloat32);
+  if (channels_last) {
+    model->to(torch::MemoryFormat::ChannelsLast);
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
+  leanseg::LossOptions lo;
+  std::vector<double> ms;
+  for (int r = 0; r < reps + 2; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    auto loss = leanseg::dice_bce_loss(model->forward(x), y, lo);
+    loss.backward();
+    opt.step();
+    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (r >= 2) ms.push_back(dt);  // two warm-up steps
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("{\"impl\": \"leanseg\", \"model\": \"%s\", \"batch\": %d, \"size\": %d, \"threads\": %d, "
+              "\"channels_last\": %s, \"reps\": %d, \"median_ms\": %.1f, \"min_ms\": %.1f, \"max_ms\": %.1f}\n",
+              model_name.c_str(), batch, size, threads, channels_last ? "true" : "false", reps, ms[ms.size() / 2],
+              ms.front(), ms.back());
+  return 0;
+}

@@ -1,0 +1,107 @@
+"""The same M1 training step in PyTorch (Debian's python3-torch), for bench/train_step_vs_pytorch.sh.
+
+The architecture is written out here independently of the C++ code (torchvision-style
+MobileNetV2 features, ASPP, SE-residual decoder) with the same parameter count, so the
+comparison is like for like. Prints one JSON line like bench_train_step.
+"""
+import json, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def cbr(i, o, k, s=1, g=1, d=1, act=nn.ReLU):
+    layers = [nn.Conv2d(i, o, k, s, (k - 1) // 2 * d, dilation=d, groups=g, bias=False), nn.BatchNorm2d(o)]
+    if act: layers.append(act(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class IR(nn.Module):
+    def __init__(s, i, o, st, t):
+        super().__init__(); h = i * t; s.res = st == 1 and i == o
+        L = ([cbr(i, h, 1, act=nn.ReLU6)] if t != 1 else []) + [cbr(h, h, 3, st, h, act=nn.ReLU6), nn.Conv2d(h, o, 1, bias=False), nn.BatchNorm2d(o)]
+        s.conv = nn.Sequential(*L)
+    def forward(s, x): return x + s.conv(x) if s.res else s.conv(x)
+
+
+def features(cin):
+    f, c = [cbr(cin, 32, 3, 2, act=nn.ReLU6)], 32
+    for t, co, n, st in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for k in range(n): f.append(IR(c, co, st if k == 0 else 1, t)); c = co
+    f.append(cbr(320, 1280, 1, act=nn.ReLU6))
+    return nn.Sequential(*f)
+
+
+class SE(nn.Module):
+    def __init__(s, c):
+        super().__init__(); h = max(1, c // 16); s.fc1 = nn.Linear(c, h); s.fc2 = nn.Linear(h, c)
+    def forward(s, x): return x * torch.sigmoid(s.fc2(F.relu(s.fc1(x.mean((2, 3))))))[:, :, None, None]
+
+
+class RBSE(nn.Module):
+    def __init__(s, i, o):
+        super().__init__(); s.body = nn.Sequential(cbr(i, o, 3), cbr(o, o, 3)); s.se = SE(o); s.proj = nn.Conv2d(i, o, 1) if i != o else None
+    def forward(s, x): return s.se(s.body(x)) + (s.proj(x) if s.proj is not None else x)
+
+
+class ASPP(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.b = nn.ModuleList([cbr(1280, 128, 1)] + [cbr(1280, 128, 3, d=r) for r in (6, 12, 18)])
+        s.pc = nn.Conv2d(1280, 128, 1, bias=False); s.gn = nn.GroupNorm(32, 128)
+        s.proj = cbr(640, 512, 1); s.drop = nn.Dropout(0.5)
+    def forward(s, x):
+        o = [b(x) for b in s.b] + [F.relu(s.gn(s.pc(x.mean((2, 3), keepdim=True)))).expand(-1, -1, x.shape[2], x.shape[3])]
+        return s.drop(s.proj(torch.cat(o, 1)))
+
+
+class Dec(nn.Module):
+    def __init__(s, i, sk, o):
+        super().__init__(); s.up = nn.ConvTranspose2d(i, o, 2, 2); s.se = SE(sk); s.block = RBSE(o + sk, o)
+    def forward(s, x, skip): return s.block(torch.cat([s.up(x), s.se(skip)], 1))
+
+
+class M1(nn.Module):
+    def __init__(s):
+        super().__init__(); s.enc0 = cbr(1, 32, 3); s.f = features(1); s.aspp = ASPP()
+        s.dec = nn.ModuleList([Dec(512, 96, 256), Dec(256, 32, 128), Dec(128, 24, 64), Dec(64, 16, 32), Dec(32, 32, 32)])
+        s.head = nn.Conv2d(32, 1, 1)
+        for p in s.f.parameters(): p.requires_grad = False
+    def train(s, mode=True):
+        super().train(mode); s.f.eval(); return s
+    def forward(s, x):
+        e0 = s.enc0(x); e = [x]
+        for a, b in [(0, 2), (2, 4), (4, 7), (7, 14), (14, 19)]: e.append(s.f[a:b](e[-1]))
+        y = s.aspp(e[5])
+        for d, sk in zip(s.dec, [e[4], e[3], e[2], e[1], e0]): y = d(y, sk)
+        return s.head(y)
+
+
+def loss_fn(logits, t):
+    p = torch.sigmoid(logits); inter = (p * t).sum()
+    dice = 1 - (2 * inter + 1e-6) / (p.sum() + t.sum() + 1e-6)
+    return 0.8 * dice + 0.2 * F.binary_cross_entropy_with_logits(logits, t, pos_weight=torch.tensor([200.0]))
+
+
+def main():
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    batch, size, reps = int(args.get("--batch", 16)), int(args.get("--size", 256)), int(args.get("--reps", 10))
+    threads = int(args.get("--threads", 2)); cl = args.get("--channels-last", "0") == "1"
+    torch.set_num_threads(threads); torch.manual_seed(0)
+    m = M1(); m.train()
+    n_params = sum(p.numel() for p in m.parameters())
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=3e-4, weight_decay=1e-4)
+    x = torch.randn(batch, 1, size, size); y = (torch.rand(batch, 1, size, size) > 0.7).float()
+    if cl: m = m.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
+    ms = []
+    for r in range(reps + 2):
+        t0 = time.perf_counter(); opt.zero_grad(); loss = loss_fn(m(x), y); loss.backward(); opt.step()
+        if r >= 2: ms.append((time.perf_counter() - t0) * 1e3)
+    ms.sort()
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "params": n_params, "batch": batch, "size": size,
+                      "threads": threads, "channels_last": cl, "reps": reps, "median_ms": round(ms[len(ms) // 2], 1),
+                      "min_ms": round(ms[0], 1), "max_ms": round(ms[-1], 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+#include <cmath>
+#include <opencv2/imgproc.hpp>
+
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+#include "leanseg/model_file.h"
+#include "leanseg/tensor_io.h"
+#include "leanseg/train.h"
+#include "test_util.h"
+
+namespace leanseg {
+namespace {
+
+TEST(Loss, DiceBceMatchesHandComputedValues) {
+  LossOptions o;  // 0.8 Dice + 0.2 BCE(pos_weight 200)
+  auto target = torch::zeros({1, 1, 2, 4});
+  target.index_put_({0, 0, 0}, 1.0);  // half of the pixels are foreground
+  auto logits = torch::zeros_like(target);
+  // sigmoid(0) = 0.5: Dice = 1 − (2·2 + eps)/(4 + 4 + eps) = 0.5; BCE = ln2·(200·4 + 4)/8.
+  const double expected = 0.8 * (1 - (4 + 1e-6) / (8 + 1e-6)) + 0.2 * std::log(2.0) * (200 * 4 + 4) / 8;
+  EXPECT_NEAR(dice_bce_loss(logits, target, o).item<double>(), expected, 1e-5);
+  auto perfect = (target * 2 - 1) * 30;  // confident and right
+  EXPECT_NEAR(dice_bce_loss(perfect, target, o).item<double>(), 0.0, 1e-6);
+  o.dice_weight = 1, o.bce_weight = 0;
+  EXPECT_NEAR(dice_bce_loss(-perfect, target, o).item<double>(), 1.0, 1e-5);
+}
+
+// Samples with a bright disc on noise: disc = mask. Each sample its own group.
+Dataset disc_dataset(int n, int size, uint64_t seed) {
+  Dataset d;
+  d.kind = "test-discs";
+  d.channels = {"gray"};
+  cv::RNG rng(seed);
+  for (int i = 0; i < n; ++i) {
+    Sample s;
+    s.id = "s" + std::to_string(i);
+    s.group = s.id;
+    s.image = cv::Mat(size, size, CV_32FC1);
+    rng.fill(s.image, cv::RNG::UNIFORM, 0.0, 0.4);
+    s.mask = cv::Mat::zeros(size, size, CV_8UC1);
+    const cv::Point c(rng.uniform(size / 4, 3 * size / 4), rng.uniform(size / 4, 3 * size / 4));
+    const int r = rng.uniform(size / 8, size / 4);
+    cv::circle(s.mask, c, r, cv::Scalar(1), cv::FILLED);
+    s.image.setTo(cv::Scalar(0.8), s.mask);
+    d.samples.push_back(s);
+  }
+  return d;
+}
+
+TrainOptions tiny_options(const std::string& out) {
+  TrainOptions o;
+  o.model = "efficient-unet";
+  o.model_options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
+  o.input_size = 64;
+  o.batch_size = 8;
+  o.epochs = 3;
+  o.lr = 3e-3;
+  o.pos_weight_auto = true;
+  o.progress = false;
+  o.out_dir = out;
+  return o;
+}
+
+TEST(Train, TinyModelLearnsASyntheticTask) {
+  test::TempDir dir;
+  TrainOptions o = tiny_options(dir.file("run"));
+  o.epochs = 25;
+  o.early_stop_patience = 25;
+  const auto r = train_model(disc_dataset(48, 64, 1), o);
+  EXPECT_GT(r.best_val_dice, 0.9) << "stop: " << r.stop_reason;
+  for (const char* f : {"best.safetensors", "last.safetensors", "checkpoint.safetensors", "metrics.csv", "metrics.json", "split.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("run/") + f))) << f;
+  // The saved best model reloads with the preprocessing the run used.
+  const auto m = load_model(dir.file("run/best.safetensors"));
+  EXPECT_EQ(m.preprocessing.input_height, 64);
+  EXPECT_EQ(m.preprocessing.mode, "resize");
+}
+
+TEST(Train, ResumeReachesExactlyTheUninterruptedWeights) {
+  test::TempDir dir;
+  const Dataset d = disc_dataset(20, 64, 2);
+  train_model(d, tiny_options(dir.file("straight")));
+  TrainOptions killed = tiny_options(dir.file("resumed"));
+  killed.stop_after_epochs = 1;  // "killed" after the first epoch's checkpoint
+  EXPECT_EQ(train_model(d, killed).epochs_run, 1);
+  TrainOptions resumed = tiny_options(dir.file("resumed"));
+  resumed.resume = true;
+  const auto r = train_model(d, resumed);
+  EXPECT_EQ(r.epochs_run, 3);
+  const auto a = load_model(dir.file("straight/last.safetensors")), b = load_model(dir.file("resumed/last.safetensors"));
+  const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+}
+
+TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  test::TempDir dir;
+  Dataset d = disc_dataset(16, 64, 3);
+  TrainOptions o = tiny_options(dir.file("run"));
+  o.epochs = 1;
+  train_model(d, o);
+  const auto before = read_file_bytes(dir.file("run/checkpoint.safetensors"));
+  for (auto& s : d.samples) s.image.at<float>(0, 0) = std::nanf("");
+  o.epochs = 2;
+  o.resume = true;
+  EXPECT_ERROR_CONTAINS(train_model(d, o), "the loss became NaN at epoch 2");
+  EXPECT_EQ(read_file_bytes(dir.file("run/checkpoint.safetensors")), before);
+}
+
+TEST(Train, BadOptionsAreRejected) {
+  const Dataset d = disc_dataset(4, 64, 4);
+  TrainOptions o = tiny_options("");
+  EXPECT_ERROR_CONTAINS(train_model(d, o), "--out is required");
+  o.out_dir = "/tmp/leanseg_never";
+  o.input_size = 100;
+  EXPECT_ERROR_CONTAINS(train_model(d, o), "multiple of 32");
+  EXPECT_ERROR_CONTAINS(preset("fast"), "unknown preset 'fast'");
+}
+
+TEST(Train, AutoPosWeightIsTheBackgroundToForegroundRatio) {
+  Dataset d = disc_dataset(2, 64, 5);
+  d.samples[0].mask.setTo(0);
+  d.samples[0].mask(cv::Rect(0, 0, 8, 8)).setTo(1);   // 64 of 4096 px
+  d.samples[1].mask.setTo(0);
+  d.samples[1].mask(cv::Rect(0, 0, 16, 4)).setTo(1);  // 64 of 4096 px
+  EXPECT_DOUBLE_EQ(auto_pos_weight(d, {0, 1}), (8192.0 - 128) / 128);
+}
+
+}  // namespace
+}  // namespace leanseg
