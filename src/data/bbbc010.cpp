@@ -59,9 +59,10 @@ Sample read_well(const std::string& well, const ChannelFiles& files, const std::
     const std::string& path = files.at(c);
     const cv::Mat raw = read_raw_image(path, "BBBC010 image");
     require(raw.type() == CV_16UC1, "BBBC010 image '" + path + "' is not a 16-bit single-channel TIFF");
-    require(planes.empty() || raw.size() == planes[0].size(),
-            "BBBC010 image '" + path + "' is " + size_text(raw) + " but the other channel of well " + well +
-                " is " + size_text(planes[0]));
+    if (!planes.empty())
+      require(raw.size() == planes[0].size(), "BBBC010 image '" + path + "' is " + size_text(raw) +
+                                                  " but the other channel of well " + well + " is " +
+                                                  size_text(planes[0]));
     planes.push_back(scale_to_unit(raw, kTwelveBitMax));
   }
   cv::merge(planes, s.image);

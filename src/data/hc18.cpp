@@ -55,6 +55,7 @@ std::map<std::string, CsvRow> read_hc18_csv(const std::string& path) {
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
     if (line.empty()) continue;
     const std::string where = "HC18 CSV '" + path + "' line " + std::to_string(line_no);
     const auto fields = split_commas(line);

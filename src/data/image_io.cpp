@@ -29,13 +29,16 @@ cv::Mat read_raw_image(const std::string& path, const std::string& role) {
 
 cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::string& path) {
   const int n = raw.channels();
-  require(n == 1 || n == 3 || n == 4,
-          "image '" + path + "' has " + std::to_string(n) + " channels; expected 1 (grey), 3 or 4 (colour)");
-  if (n == 1) {
+  require(n >= 1 && n <= 4, "image '" + path + "' has " + std::to_string(n) + " channels; expected 1 or 2 (grey, "
+                            "grey + alpha), 3 or 4 (colour, colour + alpha)");
+  if (n <= 2) {
     require(channel == "gray" || channel == "w1" || channel == "w2" || channel == "r" || channel == "g" ||
                 channel == "b",
             "unknown input channel '" + channel + "' for '" + path + "' (expected gray, w1, w2, r, g or b)");
-    return raw;
+    if (n == 1) return raw;
+    cv::Mat grey;  // grey + alpha: the alpha plane carries no intensity
+    cv::extractChannel(raw, grey, 0);
+    return grey;
   }
   if (channel == "gray") {
     cv::Mat grey;
@@ -69,7 +72,8 @@ double type_max_value(const cv::Mat& raw, const std::string& path) {
 }
 
 cv::Mat foreground_of(const cv::Mat& raw) {
-  const int colour_channels = raw.channels() == 4 ? 3 : raw.channels();
+  const int n = raw.channels();
+  const int colour_channels = (n == 2 || n == 4) ? n - 1 : n;  // the last plane of 2 or 4 is alpha
   cv::Mat any = cv::Mat::zeros(raw.size(), CV_8UC1);
   for (int c = 0; c < colour_channels; ++c) {
     cv::Mat plane;

@@ -12,8 +12,8 @@ namespace leanseg::data_detail {
 cv::Mat read_raw_image(const std::string& path, const std::string& role);
 
 // One channel of a raw image as stored (same depth): "gray" converts colour to grey, "r"/"g"/"b"
-// pick a colour channel, "w1"/"w2" expect a single-channel image. A grey image serves every
-// name. Throws Error naming the file for an unknown channel name or an unusable image.
+// pick a colour channel, "w1"/"w2" expect a grey image. A grey image (with or without alpha)
+// serves every name. Throws Error naming the file for an unknown channel name or an unusable image.
 cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::string& path);
 
 // CV_32F copy of `raw` divided by max_value and clamped to [0, 1].
@@ -22,7 +22,7 @@ cv::Mat scale_to_unit(const cv::Mat& raw, double max_value);
 // The maximum value of the file's pixel type: 255 for 8-bit, 65535 for 16-bit.
 double type_max_value(const cv::Mat& raw, const std::string& path);
 
-// CV_8UC1 0/1 mask: 1 where any colour channel is non-zero (an alpha channel is ignored).
+// CV_8UC1 0/1 mask: 1 where any colour (or grey) channel is non-zero; alpha is ignored.
 cv::Mat foreground_of(const cv::Mat& raw);
 
 // Files directly inside `dir` whose extension (lower-cased, with dot) is in `extensions`,

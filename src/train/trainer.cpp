@@ -111,7 +111,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
     auto loss = dice_bce_loss(model->forward(batch.images), batch.masks, o.loss);
     const double value = loss.item<double>();
     if (!std::isfinite(value))
-      throw Error("training stopped: the loss became " + std::to_string(value) + " at epoch " + std::to_string(epoch) +
+      throw Error(std::string("training stopped: the loss became ") + (std::isnan(value) ? "NaN" : "infinite") + " at epoch " + std::to_string(epoch) +
                   ", batch " + std::to_string(b + 1) + "; the last good checkpoint is kept in " + o.out_dir +
                   " (try a lower --lr)");
     loss.backward();
