@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   auto x = torch::randn({batch, 1, size, size});
   auto y = (torch::rand({batch, 1, size, size}) > 0.7).to(torch::kFloat32);
   if (channels_last) {
-    model->to(torch::MemoryFormat::ChannelsLast);
+    torch::NoGradGuard no_grad;  // nn::Module has no to(MemoryFormat) in C++: convert 4-D weights
+    for (auto& p : model->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
     x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
   leanseg::LossOptions lo;
