@@ -241,6 +241,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
   if (o.pos_weight_auto) o.loss.pos_weight = auto_pos_weight(data, split.train);
 
+  torch::manual_seed(o.seed);  // the initial weights are part of what a seed reproduces
   SegmentationModel model = build_model(o, static_cast<int>(data.channels.size()));
   const Preprocessing pre = preprocessing_for(o, data);
   std::vector<torch::Tensor> trainable;
