@@ -2,6 +2,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/error.h"
+#include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
 #include "leanseg/model_file.h"
 #include "leanseg/tensor_io.h"
@@ -74,6 +75,26 @@ TEST(Train, TinyModelLearnsASyntheticTask) {
   const auto m = load_model(dir.file("run/best.safetensors"));
   EXPECT_EQ(m.preprocessing.input_height, 64);
   EXPECT_EQ(m.preprocessing.mode, "resize");
+}
+
+// Training on the synthetic ultrasound generator, then the whole evaluation path (original
+// resolution, ellipse fit, HC in mm) on its validation split.
+TEST(Train, SyntheticUltrasoundEndToEnd) {
+  test::TempDir dir;
+  const Dataset d = make_synthetic_ultrasound(40, 96, 128, 11);
+  TrainOptions o = tiny_options(dir.file("run"));
+  o.input_size = 96;
+  o.epochs = 16;
+  o.early_stop_patience = 16;
+  const auto r = train_model(d, o);
+  const auto m = load_model(dir.file("run/best.safetensors"));
+  const auto rep = evaluate(m, d, grouped_split(d, o.val_fraction, o.seed).val);
+  EXPECT_EQ(rep.n_images, static_cast<int>(grouped_split(d, o.val_fraction, o.seed).val.size()));
+  EXPECT_GT(rep.dice, 0.85) << "best val Dice during training " << r.best_val_dice;
+  ASSERT_TRUE(std::isfinite(rep.hc_mae_mm));
+  EXPECT_LT(rep.hc_mae_mm / d.samples[0].hc_mm, 0.15);  // within 15% of a typical head
+  EXPECT_TRUE(std::isfinite(rep.hd_mm));
+  EXPECT_GT(rep.latency_median_ms, 0);
 }
 
 TEST(Train, ResumeReachesExactlyTheUninterruptedWeights) {

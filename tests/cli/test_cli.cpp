@@ -1,0 +1,94 @@
+// End-to-end checks of the `leanseg` binary: exit codes, JSON keys, files written, messages.
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "leanseg/model_file.h"
+#include "test_util.h"
+
+namespace leanseg {
+namespace {
+
+struct CliRun {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+CliRun run_cli(const std::string& args) {
+  const std::string cmd = std::string(LEANSEG_CLI_PATH) + " --threads 2 " + args + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int status = p ? pclose(p) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(Cli, InfoJsonHasTheDocumentedKeys) {
+  const CliRun r = run_cli("info --model mobilenet-aspp-se-unet --input-size 256 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"params_total", "params_trainable", "flops", "stages"}) EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["params_total"], 10012421);
+  EXPECT_EQ(j["stages"].size(), 13u);
+  EXPECT_EQ(j["stages"][0]["name"], "enc0");
+  EXPECT_GT(j["flops"].template get<double>(), 8.7e9);
+  EXPECT_LT(j["flops"].template get<double>(), 8.9e9);
+}
+
+TEST(Cli, ErrorsAreClearAndExitNonZero) {
+  CliRun r = run_cli("info --model resnet");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("neither a model file nor a model name"), std::string::npos) << r.out;
+  r = run_cli("info --model unet --input-size 100");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("multiple of 32"), std::string::npos) << r.out;
+  r = run_cli("eval --model /nonexistent.safetensors --data /tmp");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("no such file"), std::string::npos) << r.out;
+}
+
+// A folder dataset with a disc per image, and an (untrained) model file: eval and predict run
+// through the whole pipeline and write what they promise.
+TEST(Cli, PredictAndEvalOnAFolderDataset) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path / "data/images");
+  std::filesystem::create_directories(dir.path / "data/masks");
+  for (int i = 0; i < 3; ++i) {
+    cv::Mat img(90, 120, CV_8UC1, cv::Scalar(30)), mask(90, 120, CV_8UC1, cv::Scalar(0));
+    cv::circle(img, {60, 45}, 20 + 5 * i, cv::Scalar(220), cv::FILLED);
+    cv::circle(mask, {60, 45}, 20 + 5 * i, cv::Scalar(255), cv::FILLED);
+    cv::imwrite(dir.file("data/images/im" + std::to_string(i) + ".png"), img);
+    cv::imwrite(dir.file("data/masks/im" + std::to_string(i) + ".png"), mask);
+  }
+  ModelConfig cfg;
+  cfg.arch = "efficient-unet";
+  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  save_model(dir.file("m.safetensors"), create_model(cfg), pre);
+
+  CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const char* k : {"dice", "iou", "hc_mae_mm", "hd_mm", "n_images", "latency_median_ms", "peak_rss_bytes", "file_bytes"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["n_images"], 3);
+  EXPECT_TRUE(j["hc_mae_mm"].is_null());  // no pixel size in a plain folder
+
+  r = run_cli("predict --model " + dir.file("m.safetensors") + " " + dir.file("data/images") + " --out " +
+              dir.file("pred") + " --overlay --pixel-size 0.1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* f : {"im0_mask.png", "im0_prob.png", "im0_overlay.png", "im2_mask.png", "predictions.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("pred/") + f))) << f;
+  const cv::Mat mask = cv::imread(dir.file("pred/im1_mask.png"), cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(mask.size(), cv::Size(120, 90));  // original size, whatever the model input
+  r = run_cli("predict --model " + dir.file("m.safetensors") + " " + dir.file("missing.png") + " --out " + dir.file("pred"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("missing.png"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace leanseg
