@@ -84,8 +84,8 @@ TEST(Train, SyntheticUltrasoundEndToEnd) {
   const Dataset d = make_synthetic_ultrasound(40, 96, 128, 11);
   TrainOptions o = tiny_options(dir.file("run"));
   o.input_size = 96;
-  o.epochs = 16;
-  o.early_stop_patience = 16;
+  o.epochs = 30;
+  o.early_stop_patience = 30;
   const auto r = train_model(d, o);
   const auto m = load_model(dir.file("run/best.safetensors"));
   const auto rep = evaluate(m, d, grouped_split(d, o.val_fraction, o.seed).val);
