@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev                  # oneDNN for the LibTorch-free runtime
+  libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX export (ModelProto, checker)
   gnuplot-nox                  # training-curve and comparison plots (PNG via pngcairo)
 )
 

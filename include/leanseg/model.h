@@ -10,6 +10,8 @@
 
 namespace leanseg {
 
+class GraphBuilder;  // src/models/export_graph.h
+
 // Architecture name + options. `options` holds the architecture-specific knobs; the registry
 // fills in every default so a saved config fully determines the model.
 struct ModelConfig {
@@ -47,6 +49,9 @@ class SegmentationModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   virtual std::vector<StageDef> stages() const = 0;
   virtual int size_divisor() const { return 32; }
+  // Emits the eval-mode forward pass applied to graph value `image` (BatchNorm folded, Dropout
+  // removed) and returns the logits value. Mirrors run(); see include/leanseg/graph_export.h.
+  virtual std::string emit_graph(GraphBuilder& g, const std::string& image) const = 0;
 
   // Frozen parts get no gradients and keep BatchNorm in eval mode even in train().
   void set_frozen_prefixes(std::vector<std::string> prefixes);

@@ -11,5 +11,6 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_demo(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace leanseg::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   leanseg::cli::add_eval(app);
   leanseg::cli::add_predict(app);
   leanseg::cli::add_demo(app);
+  leanseg::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

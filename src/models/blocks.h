@@ -110,6 +110,7 @@ class LinearAttentionImpl : public torch::nn::Module {
  public:
   LinearAttentionImpl(int64_t channels, int64_t heads = 4, int64_t key_dim = 0);
   torch::Tensor forward(const torch::Tensor& x);
+  int64_t heads() const { return heads_; }
 
  private:
   int64_t heads_, key_dim_, value_dim_;

@@ -2,6 +2,7 @@
 // refines with a bottleneck block (1×1 reduce by r, 3×3, 1×1 expand, + identity), the H/32
 // bottleneck adds linear attention softmax(Q)(softmax(K)^T V), and skips are concatenated.
 #include "decoder_stage.h"
+#include "export_graph.h"
 #include "zoo.h"
 
 namespace leanseg {
@@ -52,6 +53,21 @@ class EfficientUNetImpl : public SegmentationModelImpl {
     y = stage(r, "bottleneck", [&] { return attention(bottom->forward(torch::max_pool2d(y, 2))); });
     for (int i = 4; i >= 0; --i) y = stage(r, dec_names[i], [&] { return dec[i](y, skips[i]); });
     return stage(r, "head", [&] { return head(y); });
+  }
+
+ public:
+  std::string emit_graph(GraphBuilder& g, const std::string& x) const override {
+    std::string skips[5];
+    std::string y = x;
+    for (int i = 0; i < 5; ++i) {
+      const std::string name = "enc" + std::to_string(i);
+      y = emit_seq(g, *enc[i], name, i == 0 ? y : emit_max_pool2(g, name + "/pool", y));
+      skips[i] = y;
+    }
+    y = emit_seq(g, *bottom, "bottleneck", emit_max_pool2(g, "bottleneck/pool", y));
+    y = emit_module(g, *attention, "attention", y);
+    for (int i = 4; i >= 0; --i) y = emit_decoder_stage(g, *dec[i], "dec" + std::to_string(i + 1), y, skips[i]);
+    return emit_module(g, *head, "head", y);
   }
 
  private:

@@ -3,6 +3,7 @@
 //   enc1..enc5 = MobileNetV2 features [0:2] [2:4] [4:7] [7:14] [14:19] (frozen by default)
 //   bottleneck = ASPP (1280 → 512), dec5..dec1 = DecoderStage with SE skips, head 1×1 → 1.
 #include "decoder_stage.h"
+#include "export_graph.h"
 #include "mobilenet_v2.h"
 #include "zoo.h"
 
@@ -72,6 +73,21 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
     static const char* names[5] = {"dec5", "dec4", "dec3", "dec2", "dec1"};
     for (int i = 0; i < 5; ++i) y = stage(r, names[i], [&] { return decoder[i](y, skips[i]); });
     return stage(r, "head", [&] { return head(y); });
+  }
+
+ public:
+  std::string emit_graph(GraphBuilder& g, const std::string& x) const override {
+    const SeqImpl& features = *encoder->features;
+    const std::string e0 = emit_seq(g, *enc0, "enc0", x);
+    const std::string e1 = emit_seq(g, features, "encoder.features", x, 0, 2);
+    const std::string e2 = emit_seq(g, features, "encoder.features", e1, 2, 4);
+    const std::string e3 = emit_seq(g, features, "encoder.features", e2, 4, 7);
+    const std::string e4 = emit_seq(g, features, "encoder.features", e3, 7, 14);
+    const std::string e5 = emit_seq(g, features, "encoder.features", e4, 14, 19);
+    std::string y = emit_module(g, *aspp, "aspp", e5);
+    const std::string skips[5] = {e4, e3, e2, e1, e0};
+    for (int i = 0; i < 5; ++i) y = emit_decoder_stage(g, *decoder[i], "dec" + std::to_string(5 - i), y, skips[i]);
+    return emit_module(g, *head, "head", y);
   }
 
  private:

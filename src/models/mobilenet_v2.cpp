@@ -6,32 +6,24 @@
 #include "leanseg/tensor_io.h"
 
 namespace leanseg {
+
+InvertedResidualImpl::InvertedResidualImpl(int64_t in, int64_t out, int64_t stride, int64_t expand_ratio)
+    : use_residual_(stride == 1 && in == out) {
+  const int64_t hidden = in * expand_ratio;
+  Seq seq;
+  if (expand_ratio != 1) seq->push_back(conv_bn_act(in, hidden, 1, 1, 1, 1, Act::ReLU6));
+  seq->push_back(conv_bn_act(hidden, hidden, 3, stride, hidden, 1, Act::ReLU6));
+  seq->push_back(CountedConv2d(torch::nn::Conv2dOptions(hidden, out, 1).bias(false)));
+  seq->push_back(torch::nn::BatchNorm2d(out));
+  conv = register_module("conv", seq);
+}
+
+torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
+  auto y = conv->forward(x);
+  return use_residual_ ? x + y : y;
+}
+
 namespace {
-
-// torchvision InvertedResidual: child "conv" is a Sequential ([expand 1×1], depthwise 3×3,
-// linear 1×1 projection, BN); residual add when stride 1 and in == out.
-class InvertedResidualImpl : public torch::nn::Module {
- public:
-  InvertedResidualImpl(int64_t in, int64_t out, int64_t stride, int64_t expand_ratio)
-      : use_residual_(stride == 1 && in == out) {
-    const int64_t hidden = in * expand_ratio;
-    Seq seq;
-    if (expand_ratio != 1) seq->push_back(conv_bn_act(in, hidden, 1, 1, 1, 1, Act::ReLU6));
-    seq->push_back(conv_bn_act(hidden, hidden, 3, stride, hidden, 1, Act::ReLU6));
-    seq->push_back(CountedConv2d(torch::nn::Conv2dOptions(hidden, out, 1).bias(false)));
-    seq->push_back(torch::nn::BatchNorm2d(out));
-    conv = register_module("conv", seq);
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv->forward(x);
-    return use_residual_ ? x + y : y;
-  }
-
- private:
-  bool use_residual_;
-  Seq conv{nullptr};
-};
-TORCH_MODULE(InvertedResidual);
 
 Seq make_features(int64_t in_channels) {
   struct Setting { int64_t t, c, n, s; };

@@ -11,6 +11,20 @@ namespace leanseg {
 
 class SafeTensorsFile;
 
+// torchvision InvertedResidual: child "conv" is a Sequential ([expand 1×1], depthwise 3×3,
+// linear 1×1 projection, BN); residual add when stride 1 and in == out.
+class InvertedResidualImpl : public torch::nn::Module {
+ public:
+  InvertedResidualImpl(int64_t in, int64_t out, int64_t stride, int64_t expand_ratio);
+  torch::Tensor forward(const torch::Tensor& x);
+  bool use_residual() const { return use_residual_; }
+
+ private:
+  bool use_residual_;
+  Seq conv{nullptr};
+};
+TORCH_MODULE(InvertedResidual);
+
 // torchvision `mobilenet_v2().features`: 19 children, [0] stem conv (stride 2), [1..17]
 // inverted residual blocks, [18] 1×1 conv to 1280 channels.
 class MobileNetV2FeaturesImpl : public torch::nn::Module {

@@ -2,6 +2,7 @@
 // level, 4 max-poolings, ConvTranspose2d(k2, s2) up, concat skip, double conv; 1×1 head.
 // Width w gives levels w, 2w, 4w, 8w and a 16w bottleneck (w=64: ~31M params, w=32: ~7.8M).
 #include "blocks.h"
+#include "export_graph.h"
 #include "zoo.h"
 
 namespace leanseg {
@@ -50,6 +51,24 @@ class UNetImpl : public SegmentationModelImpl {
     for (int i = 3; i >= 0; --i)
       y = stage(r, dec_names[i], [&] { return dec[i]->forward(torch::cat({up[i](y), skips[i]}, 1)); });
     return stage(r, "head", [&] { return head(y); });
+  }
+
+ public:
+  std::string emit_graph(GraphBuilder& g, const std::string& x) const override {
+    std::string skips[4];
+    std::string y = x;
+    for (int i = 0; i < 4; ++i) {
+      const std::string name = "enc" + std::to_string(i + 1);
+      y = emit_seq(g, *enc[i], name, i == 0 ? y : emit_max_pool2(g, name + "/pool", y));
+      skips[i] = y;
+    }
+    y = emit_seq(g, *bottom, "bottleneck", emit_max_pool2(g, "bottleneck/pool", y));
+    for (int i = 3; i >= 0; --i) {
+      const std::string name = "dec" + std::to_string(i + 1);
+      const std::string up_out = emit_module(g, *up[i], name + "_up", y);
+      y = emit_seq(g, *dec[i], name, emit_concat(g, name + "/concat", {up_out, skips[i]}));
+    }
+    return emit_module(g, *head, "head", y);
   }
 
  private:
