@@ -12,6 +12,7 @@
 #include "leanseg/graph_export.h"
 #include "leanseg/model_file.h"
 #include "leanseg/onnx_export.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 namespace leanseg {
@@ -19,37 +20,10 @@ namespace {
 
 constexpr double kRelativeTolerance = 1e-4;  // max |Δlogit| / (logit range)
 
-// Weights that keep the signal's scale through depth (He-normal), so the deep parts (ASPP,
-// attention, bottleneck) visibly shape the logits instead of fading under the shallow skips;
-// and non-trivial BatchNorm statistics and affine parameters (and GroupNorm affine) so that BN
-// folding is really exercised: fresh modules have mean 0, var 1, γ 1, β 0.
-void randomize_weights(torch::nn::Module& model, uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(seed);
-  for (const auto& m : model.modules()) {
-    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
-      bn->running_mean.uniform_(-0.3, 0.3);
-      bn->running_var.uniform_(0.5, 2.0);
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.uniform_(-0.3, 0.3);
-    } else if (auto* gn = m->as<torch::nn::GroupNormImpl>()) {
-      gn->weight.uniform_(0.5, 1.5);
-      gn->bias.uniform_(-0.3, 0.3);
-    }
-    for (auto& p : m->named_parameters(/*recurse=*/false)) {
-      if (p.value().dim() >= 2) torch::nn::init::kaiming_normal_(p.value(), 0.0, torch::kFanIn, torch::kReLU);
-      else if (p.key() == "bias" && !m->as<torch::nn::BatchNorm2dImpl>() && !m->as<torch::nn::GroupNormImpl>())
-        p.value().uniform_(-0.1, 0.1);
-    }
-  }
-}
-
-SegmentationModel random_model(const std::string& name, int in_channels = 1) {
-  auto model = create_model(name, in_channels);
-  randomize_weights(*model, 7);
-  model->eval();
-  return model;
-}
+using test::CliRun;
+using test::random_model;
+using test::relative_difference;
+using test::run_cli;
 
 torch::Tensor run_opencv(cv::dnn::Net& net, const torch::Tensor& x) {
   torch::Tensor input = x.contiguous();
@@ -58,13 +32,6 @@ torch::Tensor run_opencv(cv::dnn::Net& net, const torch::Tensor& x) {
   cv::Mat out = net.forward();
   std::vector<int64_t> out_shape(out.size.p, out.size.p + out.dims);
   return torch::from_blob(out.ptr<float>(), out_shape, torch::kFloat32).clone();
-}
-
-// max |Δlogit| relative to the range of LibTorch's logits.
-double relative_difference(const torch::Tensor& ours, const torch::Tensor& reference) {
-  const double range = (reference.max() - reference.min()).item<double>();
-  EXPECT_GT(range, 1e-3) << "degenerate logits: the comparison would mean nothing";
-  return (ours - reference).abs().max().item<double>() / range;
 }
 
 // Runs `model` on x in LibTorch and the exported file in OpenCV; returns the relative difference.
@@ -265,21 +232,6 @@ TEST(OnnxExport, SizeNotAMultipleOfTheDivisorIsRefused) {
 
 // --- the `leanseg export` command ----------------------------------------------------------
 
-struct CliRun {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(LEANSEG_CLI_PATH) + " --threads 1 " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(OnnxCli, ExportsAModelFileWithItsInputSizeAndMetadata) {
   test::TempDir dir;
   Preprocessing pre;
@@ -310,7 +262,7 @@ TEST(OnnxCli, BadRequestsFailClearly) {
   const std::string out = " --out " + dir.file("x.onnx");
   CliRun r = run_cli("export --model unet-32 --format xyz" + out);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("unknown format 'xyz' (onnx)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown format 'xyz' (onnx, runtime)"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --opset 9" + out);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("opset 9 is too old (supported: 11–17)"), std::string::npos) << r.out;

@@ -1,0 +1,56 @@
+// leanseg_runtime: LibTorch-free CPU inference of exported models (`.lsr`, runtime_file.h) on
+// oneDNN. Weights are pre-packed once at load, activations live in oneDNN's blocked layouts in
+// one arena planned at load (no allocation per inference), convolutions carry their bias,
+// activation and residual add as fused post-ops.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "leanseg/runtime_file.h"
+
+namespace leanseg::runtime {
+
+enum class Precision { F32, BF16, I8 };
+// "fp32", "bf16", "int8"; throws Error for anything else.
+Precision precision_from_name(const std::string& name);
+const char* precision_name(Precision p);
+
+struct EngineOptions {
+  Precision precision = Precision::F32;
+  int threads = 0;  // 0: every core
+};
+
+class Engine {
+ public:
+  // Loads and validates a .lsr file and plans for the file's input size.
+  static Engine load(const std::string& path, const EngineOptions& options = {});
+  static Engine from_model(RuntimeModel model, const EngineOptions& options = {});
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  ~Engine();
+
+  // Re-plans primitives and the arena for another input size (multiples of the size divisor;
+  // Error otherwise). Cheap when the size is unchanged.
+  void set_input_size(int height, int width);
+  int input_channels() const;
+  int input_height() const;
+  int input_width() const;
+
+  // input: C×H×W floats (planar, batch 1), normalised as model().preprocessing says.
+  // Returns H×W logits; the reference stays valid until the next run or set_input_size.
+  const std::vector<float>& run(const float* input);
+
+  const RuntimeModel& model() const;
+  const EngineOptions& options() const;
+  size_t arena_bytes() const;   // activation memory planned for the current size
+  size_t weight_bytes() const;  // packed weights held by the engine
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace leanseg::runtime

@@ -1,0 +1,47 @@
+// The `.lsr` runtime model file: what `leanseg export --format runtime` writes and the
+// LibTorch-free engine (runtime.h) loads. It is a safetensors file whose tensors are the graph's
+// initializers (BatchNorm already folded, Dropout removed) and whose metadata entry
+// "leanseg.runtime" holds JSON:
+//   {"format": "leanseg-runtime", "version": 1, "graph": {...}, "preprocessing": {...},
+//    "config": {...}, "size_divisor": 32, "activation_absmax": {value: max |x|, ...}}
+// Torch-free and OpenCV-free (standard library + nlohmann-json).
+#pragma once
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "leanseg/graph.h"
+
+namespace leanseg {
+
+constexpr int kRuntimeFormatVersion = 1;
+constexpr const char* kRuntimeMetadataKey = "leanseg.runtime";
+
+struct RuntimeModel {
+  Graph graph;                   // fixed input shape [1, C, H, W]; output "logits" [1, 1, H, W]
+  nlohmann::json preprocessing;  // Preprocessing::to_json() of the source model
+  nlohmann::json config;         // ModelConfig::to_json() of the source model
+  int size_divisor = 32;         // H and W must be multiples of it
+  // INT8 calibration: graph value name → max |x| over the calibration images. Empty when the
+  // file was exported without calibration (the engine then refuses int8).
+  std::map<std::string, float> activation_absmax;
+};
+
+// Graph ↔ JSON (nodes, attributes, inputs, outputs; initializers are not part of the JSON).
+nlohmann::json graph_structure_to_json(const Graph& graph);
+// Throws Error naming `where` and the offending node for malformed JSON structure.
+Graph graph_structure_from_json(const nlohmann::json& j, const std::string& where);
+
+// Serialised bytes / atomic write of a runtime model.
+std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model);
+void write_runtime_model(const RuntimeModel& model, const std::string& path);
+
+// Reads and validates: safetensors structure, the metadata entry, format name, version (a
+// newer version is refused with a message saying so), graph structure (Graph::validate), every
+// initializer present with a matching shape and dtype (F32 or I64), and no unused tensors.
+// Errors name the file.
+RuntimeModel read_runtime_model(const std::string& path);
+RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::string& label);
+
+}  // namespace leanseg

@@ -1,0 +1,424 @@
+#include "leanseg/runtime_file.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+#include "leanseg/safetensors.h"
+
+namespace leanseg {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kFormatName = "leanseg-runtime";
+
+// Tensor bytes are copied with memcpy: safetensors is little-endian, and so is every platform
+// leanseg targets (x86-64, AArch64).
+static_assert(sizeof(float) == 4, "F32 tensors are copied bytewise");
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// --- graph structure ↔ JSON -----------------------------------------------------------------
+
+const char* kind_name(GraphAttribute::Kind k) {
+  switch (k) {
+    case GraphAttribute::Kind::Int: return "int";
+    case GraphAttribute::Kind::Float: return "float";
+    case GraphAttribute::Kind::Ints: return "ints";
+  }
+  return "?";
+}
+
+// Layout of the graph JSON (initializers are the file's tensors, not part of it):
+//   {"name": "unet-32",
+//    "inputs":  [{"name": "image", "shape": [1, 1, 256, 256], "dim_names": ["", "", "", ""]}],
+//    "outputs": [{"name": "logits", ...}],
+//    "nodes": [{"op": "Conv", "name": "enc1.0.0", "inputs": ["image", "enc1.0.0.weight"],
+//               "outputs": ["enc1.0.0"],
+//               "attributes": [{"name": "group", "kind": "int", "value": 1},
+//                              {"name": "alpha", "kind": "float", "value": 0.1666666716337204},
+//                              {"name": "pads", "kind": "ints", "value": [1, 1, 1, 1]}]}, ...]}
+// Floats are written as the double of the float, which JSON round-trips exactly.
+json attribute_to_json(const GraphAttribute& a, const std::string& node) {
+  json j{{"name", a.name}, {"kind", kind_name(a.kind)}};
+  switch (a.kind) {
+    case GraphAttribute::Kind::Int: j["value"] = a.i; break;
+    case GraphAttribute::Kind::Float:
+      // JSON has no NaN/inf: nlohmann would silently write null.
+      require(std::isfinite(a.f), node + ": float attribute '" + a.name + "' is not finite");
+      j["value"] = static_cast<double>(a.f);  // exact; dump prints enough digits to round-trip
+      break;
+    case GraphAttribute::Kind::Ints: j["value"] = a.ints; break;
+  }
+  return j;
+}
+
+json value_to_json(const GraphValue& v) { return {{"name", v.name}, {"shape", v.shape}, {"dim_names", v.dim_names}}; }
+
+// Reads JSON with errors that say where in the file the problem is.
+class JsonReader {
+ public:
+  JsonReader(const json& j, std::string context) : j_(j), context_(std::move(context)) {}
+
+  const json& at(const char* key) const {
+    require(j_.is_object(), context_ + ": expected a JSON object, got " + type_of(j_));
+    require(j_.contains(key), context_ + ": missing key '" + key + "'");
+    return j_.at(key);
+  }
+  std::string string(const char* key) const {
+    const json& v = at(key);
+    require(v.is_string(), context_ + ": '" + key + "' should be a string, got " + type_of(v));
+    return v.get<std::string>();
+  }
+  int64_t integer(const char* key) const {
+    const json& v = at(key);
+    require(v.is_number_integer(), context_ + ": '" + key + "' should be an integer, got " + type_of(v));
+    return v.get<int64_t>();
+  }
+  const json& array(const char* key) const {
+    const json& v = at(key);
+    require(v.is_array(), context_ + ": '" + key + "' should be an array, got " + type_of(v));
+    return v;
+  }
+  const json& object(const char* key) const {
+    const json& v = at(key);
+    require(v.is_object(), context_ + ": '" + key + "' should be an object, got " + type_of(v));
+    return v;
+  }
+  std::vector<int64_t> integers(const char* key) const {
+    std::vector<int64_t> out;
+    for (const auto& e : array(key)) {
+      require(e.is_number_integer(), context_ + ": '" + key + "' should hold integers, got " + e.dump());
+      out.push_back(e.get<int64_t>());
+    }
+    return out;
+  }
+  std::vector<std::string> strings(const char* key) const {
+    std::vector<std::string> out;
+    for (const auto& e : array(key)) {
+      require(e.is_string(), context_ + ": '" + key + "' should hold strings, got " + e.dump());
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+  const std::string& context() const { return context_; }
+
+  static std::string type_of(const json& v) { return std::string(v.type_name()) + " " + v.dump(); }
+
+ private:
+  const json& j_;
+  std::string context_;
+};
+
+GraphAttribute attribute_from_json(const json& j, const std::string& context) {
+  const JsonReader r(j, context);
+  GraphAttribute a;
+  a.name = r.string("name");
+  const std::string where = context + " attribute '" + a.name + "'";
+  const std::string kind = r.string("kind");
+  const json& v = r.at("value");
+  if (kind == "int") {
+    require(v.is_number_integer(), where + ": value should be an integer, got " + v.dump());
+    a.kind = GraphAttribute::Kind::Int;
+    a.i = v.get<int64_t>();
+  } else if (kind == "float") {
+    require(v.is_number(), where + ": value should be a number, got " + v.dump());
+    const double d = v.get<double>();
+    require(std::isfinite(d) && std::fabs(d) <= FLT_MAX, where + ": value " + v.dump() + " is not a finite float");
+    a.kind = GraphAttribute::Kind::Float;
+    a.f = static_cast<float>(d);
+  } else if (kind == "ints") {
+    a.kind = GraphAttribute::Kind::Ints;
+    a.ints = JsonReader(j, where).integers("value");
+  } else {
+    throw Error(where + ": unknown attribute kind '" + kind + "' (int, float or ints)");
+  }
+  return a;
+}
+
+GraphNode node_from_json(const json& j, const std::string& context) {
+  const JsonReader r(j, context);
+  GraphNode n;
+  n.op = r.string("op");
+  n.name = r.string("name");
+  const JsonReader named(j, context + " (" + n.op + " '" + n.name + "')");
+  n.inputs = named.strings("inputs");
+  n.outputs = named.strings("outputs");
+  for (const auto& a : named.array("attributes")) n.attributes.push_back(attribute_from_json(a, named.context()));
+  return n;
+}
+
+GraphValue value_from_json(const json& j, const std::string& context) {
+  const JsonReader r(j, context);
+  GraphValue v;
+  v.name = r.string("name");
+  const JsonReader named(j, context + " '" + v.name + "'");
+  v.shape = named.integers("shape");
+  v.dim_names = named.strings("dim_names");
+  require(v.shape.size() == v.dim_names.size(), named.context() + ": " + std::to_string(v.shape.size()) +
+                                                    " axes but " + std::to_string(v.dim_names.size()) +
+                                                    " axis names");
+  return v;
+}
+
+// --- checks shared by the writer and the reader ------------------------------------------------
+
+// Every node input that no graph input or node output defines must be an initializer, and every
+// initializer must be read by a node (or be a graph output): a file whose tensors and graph
+// disagree was written by something else or damaged.
+void check_initializers_match_graph(const Graph& g, const std::string& where) {
+  std::set<std::string> computed, used, stored;
+  for (const auto& v : g.inputs) computed.insert(v.name);
+  for (const auto& n : g.nodes) computed.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& t : g.initializers) stored.insert(t.name);
+  for (const auto& n : g.nodes)
+    for (const auto& in : n.inputs) {
+      if (in.empty()) continue;
+      used.insert(in);
+      require(computed.count(in) || stored.count(in),
+              where + ": " + n.op + " node '" + n.name + "' reads '" + in +
+                  "', which is no graph input, node output or tensor of the file (missing initializer)");
+    }
+  for (const auto& v : g.outputs) used.insert(v.name);
+  for (const auto& t : g.initializers)
+    require(used.count(t.name), where + ": tensor '" + t.name + "' is not used by the graph");
+}
+
+const GraphTensor* initializer_input(const Graph& g, const GraphNode& n, size_t i) {
+  return i < n.inputs.size() ? g.initializer(n.inputs[i]) : nullptr;
+}
+
+// The constant inputs the engine relies on: convolution weights and biases, Reshape's shape.
+void check_initializer_uses(const Graph& g, const std::string& where) {
+  for (const auto& n : g.nodes) {
+    const std::string who = where + ": " + n.op + " node '" + n.name + "'";
+    if (n.op == "Conv" || n.op == "ConvTranspose") {
+      const GraphTensor* w = initializer_input(g, n, 1);
+      require(w != nullptr, who + ": the weight (input 2) must be an initializer");
+      require(w->type == TensorType::F32 && w->shape.size() == 4,
+              who + ": weight '" + w->name + "' should be a 4-D F32 tensor, got shape " + shape_text(w->shape));
+      const GraphAttribute* group = n.attribute("group");
+      const int64_t groups = group ? group->i : 1;
+      const int64_t out_channels = n.op == "Conv" ? w->shape[0] : w->shape[1] * groups;
+      if (const GraphTensor* b = initializer_input(g, n, 2))
+        require(b->type == TensorType::F32 && b->shape == std::vector<int64_t>{out_channels},
+                who + ": bias '" + b->name + "' should be F32 of shape [" + std::to_string(out_channels) +
+                    "], got " + shape_text(b->shape));
+    } else if (n.op == "Reshape") {
+      if (const GraphTensor* s = initializer_input(g, n, 1))
+        require(s->type == TensorType::I64 && s->shape.size() == 1,
+                who + ": shape '" + s->name + "' should be a 1-D I64 tensor, got shape " + shape_text(s->shape));
+    }
+  }
+}
+
+void check_io(const RuntimeModel& m, const std::string& where) {
+  const Graph& g = m.graph;
+  require(m.size_divisor > 0, where + ": size_divisor " + std::to_string(m.size_divisor) + " is not positive");
+  require(g.inputs.size() == 1 && g.outputs.size() == 1,
+          where + ": the graph should have one input and one output, has " + std::to_string(g.inputs.size()) +
+              " and " + std::to_string(g.outputs.size()));
+  const auto& s = g.inputs[0].shape;
+  require(s.size() == 4 && s[0] == 1 && s[1] > 0 && s[2] > 0 && s[3] > 0,
+          where + ": input '" + g.inputs[0].name + "' should have a fixed shape [1, C, H, W], got " + shape_text(s));
+  require(s[2] % m.size_divisor == 0 && s[3] % m.size_divisor == 0,
+          where + ": input size " + std::to_string(s[2]) + "x" + std::to_string(s[3]) +
+              " (HxW) is not a multiple of the size divisor " + std::to_string(m.size_divisor));
+}
+
+void check_absmax(const RuntimeModel& m, const std::string& where) {
+  std::set<std::string> values;
+  for (const auto& v : m.graph.inputs) values.insert(v.name);
+  for (const auto& n : m.graph.nodes) values.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& [name, v] : m.activation_absmax) {
+    require(std::isfinite(v) && v >= 0, where + ": activation_absmax of '" + name + "' is " + std::to_string(v) +
+                                            ", not a finite non-negative number");
+    require(values.count(name), where + ": activation_absmax names '" + name +
+                                    "', which is no graph input or node output");
+  }
+}
+
+void check_model(const RuntimeModel& m, const std::string& where) {
+  require(m.preprocessing.is_object(), where + ": preprocessing should be a JSON object");
+  require(m.config.is_object(), where + ": config should be a JSON object");
+  check_io(m, where);
+  check_initializers_match_graph(m.graph, where);
+  check_initializer_uses(m.graph, where);
+  check_absmax(m, where);
+  try {
+    m.graph.validate();
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
+}
+
+// --- reading -----------------------------------------------------------------------------------
+
+// Tensor names in the order of the safetensors header, which is the order the writer had them
+// in the graph: restoring it makes serialize → parse → serialize byte-identical (offsets alone
+// cannot order empty tensors). Called only on a header SafeTensorsFile::parse accepted.
+std::vector<std::string> header_tensor_order(const std::string& header) {
+  std::vector<std::string> names;
+  const auto ordered = nlohmann::ordered_json::parse(header);
+  for (auto it = ordered.begin(); it != ordered.end(); ++it)
+    if (it.key() != "__metadata__") names.push_back(it.key());
+  return names;
+}
+
+std::string header_of(const std::vector<unsigned char>& bytes) {
+  if (bytes.size() < 8) return {};
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  if (n > bytes.size() - 8) return {};  // SafeTensorsFile::parse reports it
+  return std::string(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+}
+
+GraphTensor tensor_from_file(const SafeTensorsFile& file, const TensorInfo& info, const std::string& where) {
+  GraphTensor t;
+  t.name = info.name;
+  t.shape = info.shape;
+  const unsigned char* data = file.data(info);
+  if (info.dtype == DType::F32) {
+    t.type = TensorType::F32;
+    t.f32.resize(static_cast<size_t>(info.numel()));
+    if (info.nbytes()) std::memcpy(t.f32.data(), data, info.nbytes());
+  } else if (info.dtype == DType::I64) {
+    t.type = TensorType::I64;
+    t.i64.resize(static_cast<size_t>(info.numel()));
+    if (info.nbytes()) std::memcpy(t.i64.data(), data, info.nbytes());
+  } else {
+    throw Error(where + ": tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) +
+                "; runtime files hold F32 and I64 tensors only");
+  }
+  return t;
+}
+
+std::map<std::string, float> absmax_from_json(const json& j, const std::string& where) {
+  std::map<std::string, float> out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const json& v = it.value();
+    const bool ok = v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() >= 0 &&
+                    v.get<double>() <= FLT_MAX;
+    require(ok, where + ": activation_absmax of '" + it.key() + "' is " + v.dump() +
+                    ", not a finite non-negative number");
+    out[it.key()] = static_cast<float>(v.get<double>());
+  }
+  return out;
+}
+
+json metadata_json(const SafeTensorsFile& file, const std::string& where) {
+  const auto it = file.metadata().find(kRuntimeMetadataKey);
+  require(it != file.metadata().end(),
+          where + ": no '" + std::string(kRuntimeMetadataKey) +
+              "' metadata entry: not a leanseg runtime file (write one with `leanseg export --format runtime`)");
+  try {
+    return json::parse(it->second);
+  } catch (const std::exception& e) {
+    throw Error(where + ": metadata '" + std::string(kRuntimeMetadataKey) + "' is not valid JSON (" + e.what() + ")");
+  }
+}
+
+void check_format_and_version(const JsonReader& r, const std::string& where) {
+  const std::string format = r.string("format");
+  require(format == kFormatName, where + ": format is '" + format + "', expected '" + kFormatName + "'");
+  const int64_t version = r.integer("version");
+  require(version <= kRuntimeFormatVersion,
+          where + " was written by a newer leanseg (runtime format version " + std::to_string(version) +
+              "; this build reads up to " + std::to_string(kRuntimeFormatVersion) + ")");
+  require(version >= 1, where + ": runtime format version " + std::to_string(version) + " is invalid (versions start at 1)");
+}
+
+}  // namespace
+
+nlohmann::json graph_structure_to_json(const Graph& graph) {
+  json nodes = json::array();
+  for (const auto& n : graph.nodes) {
+    json attributes = json::array();
+    for (const auto& a : n.attributes)
+      attributes.push_back(attribute_to_json(a, "graph '" + graph.name + "': " + n.op + " node '" + n.name + "'"));
+    nodes.push_back({{"op", n.op}, {"name", n.name}, {"inputs", n.inputs}, {"outputs", n.outputs},
+                     {"attributes", attributes}});
+  }
+  json inputs = json::array(), outputs = json::array();
+  for (const auto& v : graph.inputs) inputs.push_back(value_to_json(v));
+  for (const auto& v : graph.outputs) outputs.push_back(value_to_json(v));
+  return {{"name", graph.name}, {"inputs", inputs}, {"outputs", outputs}, {"nodes", nodes}};
+}
+
+Graph graph_structure_from_json(const nlohmann::json& j, const std::string& where) {
+  const JsonReader r(j, where + ": graph");
+  Graph g;
+  g.name = r.string("name");
+  const auto& inputs = r.array("inputs");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    g.inputs.push_back(value_from_json(inputs[i], where + ": graph input " + std::to_string(i)));
+  const auto& outputs = r.array("outputs");
+  for (size_t i = 0; i < outputs.size(); ++i)
+    g.outputs.push_back(value_from_json(outputs[i], where + ": graph output " + std::to_string(i)));
+  const auto& nodes = r.array("nodes");
+  for (size_t i = 0; i < nodes.size(); ++i)
+    g.nodes.push_back(node_from_json(nodes[i], where + ": graph node " + std::to_string(i)));
+  return g;
+}
+
+std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model) {
+  const std::string where = "runtime model '" + model.graph.name + "'";
+  check_model(model, where);  // never write a file the reader would refuse
+  json absmax = json::object();
+  for (const auto& [name, v] : model.activation_absmax) absmax[name] = static_cast<double>(v);
+  const json meta{{"format", kFormatName},
+                  {"version", kRuntimeFormatVersion},
+                  {"graph", graph_structure_to_json(model.graph)},
+                  {"preprocessing", model.preprocessing},
+                  {"config", model.config},
+                  {"size_divisor", model.size_divisor},
+                  {"activation_absmax", absmax}};
+  std::vector<TensorToWrite> tensors;
+  for (const auto& t : model.graph.initializers) {
+    const bool f32 = t.type == TensorType::F32;
+    tensors.push_back({t.name, f32 ? DType::F32 : DType::I64, t.shape,
+                       f32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data()),
+                       f32 ? t.f32.size() * sizeof(float) : t.i64.size() * sizeof(int64_t)});
+  }
+  return serialize_safetensors(tensors, {{kRuntimeMetadataKey, meta.dump()}});
+}
+
+void write_runtime_model(const RuntimeModel& model, const std::string& path) {
+  const auto bytes = serialize_runtime_model(model);
+  atomic_write(path, [&](std::ostream& out) { out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size()); });
+}
+
+RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::string& label) {
+  const std::string where = "'" + label + "'";
+  const std::string header = header_of(bytes);
+  const SafeTensorsFile file = SafeTensorsFile::parse(std::move(bytes), label);
+  const json meta = metadata_json(file, where);
+  const JsonReader r(meta, where + ": metadata '" + kRuntimeMetadataKey + "'");
+  check_format_and_version(r, where);
+
+  RuntimeModel m;
+  m.graph = graph_structure_from_json(r.at("graph"), where);
+  m.preprocessing = r.object("preprocessing");
+  m.config = r.object("config");
+  const int64_t divisor = r.integer("size_divisor");
+  require(divisor > 0, where + ": size_divisor " + std::to_string(divisor) + " is not positive");
+  require(divisor <= (1 << 20), where + ": size_divisor " + std::to_string(divisor) + " is implausibly large");
+  m.size_divisor = static_cast<int>(divisor);
+  m.activation_absmax = absmax_from_json(r.object("activation_absmax"), where);
+  for (const auto& name : header_tensor_order(header))
+    m.graph.initializers.push_back(tensor_from_file(file, file.at(name), where));
+  check_model(m, where);
+  return m;
+}
+
+RuntimeModel read_runtime_model(const std::string& path) { return parse_runtime_model(read_file_bytes(path), path); }
+
+}  // namespace leanseg

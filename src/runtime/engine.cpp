@@ -1,0 +1,680 @@
+// The oneDNN engine. Loading turns the exported graph into a list of steps for one input size:
+//   1. simplify the graph (graph_rewrite.h) and fuse each Conv/ConvTranspose with what follows
+//      it: a residual Add (oneDNN "sum" post-op, in place when the other operand dies there)
+//      and an activation (ReLU, ReLU6 = clip, sigmoid) as eltwise post-ops;
+//   2. create one oneDNN primitive per step, activations in NHWC (channels-last: every oneDNN
+//      primitive runs it natively, so no layout reorders are needed between layers), weights
+//      reordered once into the layout each convolution asks for;
+//   3. give every activation a fixed offset in one arena (arena.h) and one shared scratchpad.
+// The few ops at the bottleneck that are not image-shaped (attention's reshapes, softmax and
+// matmuls; GroupNorm on pooled features) run on small host tensors with the reference code.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "arena.h"
+#include "graph_rewrite.h"
+#include "leanseg/error.h"
+#include "leanseg/runtime.h"
+#include "reference.h"
+
+namespace leanseg::runtime {
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32" || name == "f32") return Precision::F32;
+  if (name == "bf16") return Precision::BF16;
+  if (name == "int8" || name == "i8") return Precision::I8;
+  throw Error("unknown precision '" + name + "' (fp32, bf16, int8)");
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::F32: return "fp32";
+    case Precision::BF16: return "bf16";
+    case Precision::I8: return "int8";
+  }
+  return "?";
+}
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+// One graph value as the engine holds it: an arena tensor (NHWC, activation dtype) or a small
+// host tensor (float/int64 NCHW-ordered) for the ops that run on the host.
+struct Value {
+  std::string name;
+  memory::dims dims;
+  bool host = false;
+  memory::desc md;       // arena values
+  int storage = -1;      // arena values: index of the value whose bytes it uses (itself unless in place)
+  int first = 0, last = 0;
+  memory mem;            // arena values, bound after planning
+  PlainTensor tensor;    // host values (and host mirrors of arena values read by host ops)
+  bool mirrored = false; // arena value with an up-to-date copy in `tensor`
+};
+
+struct Step {
+  enum class Kind { Primitive, Host } kind = Kind::Primitive;
+  std::string name;  // node name (error messages, profiling)
+  dnnl::primitive primitive;
+  std::vector<std::pair<int, int>> value_args;     // DNNL_ARG_* → value index
+  std::unordered_map<int, memory> fixed_args;      // weights, bias, constants
+  memory::desc scratchpad;
+  std::unordered_map<int, memory> args;            // bound after planning
+  // Host steps
+  const GraphNode* node = nullptr;
+  std::vector<int> inputs;  // value indices (host tensors)
+  int output = -1;
+};
+
+memory::dims to_dims(const std::vector<int64_t>& shape) { return memory::dims(shape.begin(), shape.end()); }
+
+std::vector<int64_t> ints_attr(const GraphNode& n, const char* name, std::vector<int64_t> fallback) {
+  const auto* a = n.attribute(name);
+  return a ? a->ints : fallback;
+}
+int64_t int_attr(const GraphNode& n, const char* name, int64_t fallback) {
+  const auto* a = n.attribute(name);
+  return a ? a->i : fallback;
+}
+float float_attr(const GraphNode& n, const char* name, float fallback) {
+  const auto* a = n.attribute(name);
+  return a ? a->f : fallback;
+}
+
+// The activation a node applies, when oneDNN can fuse it as an eltwise post-op.
+struct Activation {
+  dnnl::algorithm algorithm;
+  float alpha = 0, beta = 0;
+};
+bool activation_of(const GraphNode& n, Activation* act) {
+  if (n.op == "Relu") return *act = {dnnl::algorithm::eltwise_relu, 0, 0}, true;
+  if (n.op == "Sigmoid") return *act = {dnnl::algorithm::eltwise_logistic, 0, 0}, true;
+  if (n.op == "Clip") return *act = {dnnl::algorithm::eltwise_clip, float_attr(n, "min", 0), float_attr(n, "max", 0)}, true;
+  return false;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  RuntimeModel model;
+  EngineOptions options;
+  dnnl::engine cpu{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{cpu};
+  dt act_dt = dt::f32;
+
+  std::vector<GraphNode> nodes;  // simplified graph
+  std::map<std::string, const GraphTensor*> constants;
+  std::map<std::string, int> readers;  // value → number of reading nodes/outputs
+
+  int height = 0, width = 0, channels = 0;
+  std::vector<Value> values;
+  std::map<std::string, int> value_of;  // graph value → index in `values`
+  std::vector<Step> steps;
+  std::vector<unsigned char, std::allocator<unsigned char>> arena;
+  std::vector<unsigned char> scratch;
+  size_t weights = 0;
+  memory input_user, input_mem;  // user's planar f32 buffer → arena image
+  int output_value = -1;
+  memory output_user;
+  std::vector<float> output;
+
+  void init(RuntimeModel m, const EngineOptions& o);
+  void plan(int h, int w);
+  void run(const float* input);
+
+ private:
+  int add_value(const std::string& name, memory::dims dims, bool host);
+  memory::desc act_md(const memory::dims& dims) const { return memory::desc(dims, act_dt, tag::nhwc); }
+  memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
+  int arena_input(const std::string& name);  // value index of an arena value (importing host values)
+  int host_input(const std::string& name);   // value index with a host tensor (mirroring arena values)
+  void use(int value) { values[value].last = static_cast<int>(steps.size()); }
+  int produce(Step step, int out);
+  int storage_root(int v) const {
+    while (values[v].storage != v) v = values[v].storage;
+    return v;
+  }
+
+  void lower_conv(size_t i, std::set<size_t>& fused);
+  void lower_binary(const GraphNode& n);
+  void lower_eltwise(const GraphNode& n);
+  void lower_pool(const GraphNode& n);
+  void lower_concat(const GraphNode& n);
+  void lower_host(const GraphNode& n);
+  void bind();
+  std::string where(const std::string& node) const { return "runtime model '" + model.graph.name + "', node '" + node + "'"; }
+};
+
+void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
+  model = std::move(m);
+  options = o;
+  require(options.threads >= 0, "threads must be >= 0, got " + std::to_string(options.threads));
+  if (options.precision == Precision::I8)
+    throw Error("int8 inference is not implemented in this runtime yet (use fp32 or bf16)");
+  act_dt = options.precision == Precision::BF16 ? dt::bf16 : dt::f32;
+  require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
+          "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");
+  require(model.graph.outputs.size() == 1, "runtime model '" + model.graph.name + "': expected one output");
+  nodes = simplify_for_engine(model.graph);
+  for (const auto& t : model.graph.initializers) constants[t.name] = &t;
+  for (const auto& n : nodes)
+    for (const auto& in : n.inputs) ++readers[in];
+  for (const auto& v : model.graph.outputs) ++readers[v.name];
+  const auto& shape = model.graph.inputs[0].shape;
+  channels = static_cast<int>(shape[1]);
+  plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
+}
+
+int Engine::Impl::add_value(const std::string& name, memory::dims dims, bool host) {
+  Value v;
+  v.name = name;
+  v.dims = std::move(dims);
+  v.host = host;
+  if (!host) v.md = act_md(v.dims);
+  v.storage = static_cast<int>(values.size());
+  v.first = v.last = static_cast<int>(steps.size());
+  values.push_back(std::move(v));
+  value_of[name] = static_cast<int>(values.size()) - 1;
+  return static_cast<int>(values.size()) - 1;
+}
+
+memory Engine::Impl::constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format) {
+  require(t.type == TensorType::F32, "runtime model: constant '" + t.name + "' is not float");
+  memory m({dims, dt::f32, format}, cpu);
+  std::memcpy(m.get_data_handle(), t.f32.data(), t.f32.size() * sizeof(float));
+  return m;
+}
+
+int Engine::Impl::produce(Step step, int out) {
+  steps.push_back(std::move(step));
+  values[out].first = static_cast<int>(steps.size()) - 1;
+  values[out].last = std::max(values[out].last, values[out].first);
+  return out;
+}
+
+int Engine::Impl::arena_input(const std::string& name) {
+  auto it = value_of.find(name);
+  require(it != value_of.end(), where(name) + ": value is not computed by the engine (a constant?)");
+  int v = it->second;
+  if (!values[v].host) {
+    use(v);
+    return v;
+  }
+  // A host tensor read by a oneDNN step: copy it into the arena once (NCHW float → NHWC act).
+  const std::string imported = name + "#arena";
+  auto found = value_of.find(imported);
+  if (found != value_of.end()) {
+    use(found->second);
+    return found->second;
+  }
+  memory::dims dims = values[v].dims;
+  require(dims.size() == 4, where(name) + ": a " + std::to_string(dims.size()) + "-D tensor cannot feed an image op");
+  const int a = add_value(imported, dims, false);
+  Step s;
+  s.name = imported;
+  s.kind = Step::Kind::Host;
+  s.inputs = {v};
+  s.output = a;  // host → arena copy (see run: Host step with arena output)
+  use(v);
+  produce(std::move(s), a);
+  use(a);
+  return a;
+}
+
+int Engine::Impl::host_input(const std::string& name) {
+  auto it = value_of.find(name);
+  if (it == value_of.end()) {
+    auto c = constants.find(name);
+    require(c != constants.end(), where(name) + ": unknown value");
+    // Constants read by host ops: wrap once as a host value.
+    const GraphTensor& t = *c->second;
+    const int v = add_value(name, to_dims(t.shape), true);
+    values[v].tensor = PlainTensor::of(t);
+    values[v].last = 1 << 30;  // not in the arena; lifetime irrelevant
+    return v;
+  }
+  const int v = it->second;
+  if (!values[v].host && !values[v].mirrored) {
+    values[v].mirrored = true;
+    values[v].tensor.shape = std::vector<int64_t>(values[v].dims.begin(), values[v].dims.end());
+    values[v].tensor.f32.assign(memory::desc(values[v].dims, dt::f32, tag::nchw).get_size() / sizeof(float), 0.f);
+    Step s;  // arena → host mirror
+    s.name = name + "#host";
+    s.kind = Step::Kind::Host;
+    s.inputs = {v};
+    s.output = v;
+    use(v);
+    steps.push_back(std::move(s));
+  }
+  use(v);
+  return v;
+}
+
+// Conv / ConvTranspose with its following residual Add and activation fused when nothing else
+// reads the intermediate values.
+void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
+  const GraphNode& n = nodes[i];
+  const bool transposed = n.op == "ConvTranspose";
+  const GraphTensor* w = constants.count(n.inputs[1]) ? constants[n.inputs[1]] : nullptr;
+  require(w && w->shape.size() == 4, where(n.name) + ": weights must be a constant 4-D tensor");
+  const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants[n.inputs[2]] : nullptr;
+  const int x = arena_input(n.inputs[0]);
+  const memory::dims xd = values[x].dims;
+  const int64_t groups = int_attr(n, "group", 1);
+  const auto k = ints_attr(n, "kernel_shape", {w->shape[2], w->shape[3]});
+  const auto st = ints_attr(n, "strides", {1, 1});
+  const auto pads = ints_attr(n, "pads", {0, 0, 0, 0});
+  const auto dil = ints_attr(n, "dilations", {1, 1});
+  const int64_t out_ch = transposed ? w->shape[1] * groups : w->shape[0];
+  const int64_t in_ch = transposed ? w->shape[0] : w->shape[1] * groups;
+  require(in_ch == xd[1], where(n.name) + ": weights expect " + std::to_string(in_ch) + " input channels, got " +
+                              std::to_string(xd[1]));
+  memory::dims od = {xd[0], out_ch, 0, 0};
+  for (int a = 0; a < 2; ++a) {
+    const int64_t ek = dil[a] * (k[a] - 1) + 1;
+    od[2 + a] = transposed ? (xd[2 + a] - 1) * st[a] - pads[a] - pads[a + 2] + ek
+                           : (xd[2 + a] + pads[a] + pads[a + 2] - ek) / st[a] + 1;
+  }
+
+  // What follows: [Add(this, other)] then [activation], each only if it is the sole reader.
+  std::string out_name = n.outputs[0];
+  int sum_other = -1;
+  dnnl::post_ops post;
+  auto sole_reader = [&](const std::string& value) -> size_t {
+    if (readers[value] != 1) return SIZE_MAX;
+    for (size_t j = i + 1; j < nodes.size(); ++j)
+      for (const auto& in : nodes[j].inputs)
+        if (in == value) return j;
+    return SIZE_MAX;
+  };
+  size_t j = sole_reader(out_name);
+  if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
+    const std::string& other = nodes[j].inputs[0] == out_name ? nodes[j].inputs[1] : nodes[j].inputs[0];
+    auto it = value_of.find(other);
+    if (it != value_of.end() && !values[it->second].host && values[it->second].dims == od) {
+      sum_other = it->second;
+      post.append_sum(1.f);
+      fused.insert(j);
+      out_name = nodes[j].outputs[0];
+      j = sole_reader(out_name);
+    }
+  }
+  Activation act;
+  if (j != SIZE_MAX && activation_of(nodes[j], &act)) {
+    post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+    fused.insert(j);
+    out_name = nodes[j].outputs[0];
+  }
+
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(post);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const memory::dims strides = {st[0], st[1]}, dilates = {dil[0] - 1, dil[1] - 1};
+  const memory::dims pad_l = {pads[0], pads[1]}, pad_r = {pads[2], pads[3]};
+  memory::dims wd = groups == 1 ? memory::dims{out_ch, in_ch, k[0], k[1]}
+                                : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
+  const memory::desc w_any(wd, act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
+  const memory::desc src_md = values[x].md, dst_md = act_md(od);
+  Step s;
+  s.name = n.name;
+  memory::desc packed_w;
+  try {
+    if (transposed) {
+      auto d = b ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                                     src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
+                 : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                                     src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
+      dnnl::deconvolution_forward::primitive_desc pd(d, attr, cpu);
+      s.primitive = dnnl::deconvolution_forward(pd);
+      packed_w = pd.weights_desc();
+      s.scratchpad = pd.scratchpad_desc();
+    } else {
+      auto d = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                   src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
+                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                   src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
+      dnnl::convolution_forward::primitive_desc pd(d, attr, cpu);
+      s.primitive = dnnl::convolution_forward(pd);
+      packed_w = pd.weights_desc();
+      s.scratchpad = pd.scratchpad_desc();
+    }
+  } catch (const dnnl::error& e) {
+    throw Error(where(n.name) + ": oneDNN has no " + precision_name(options.precision) + " implementation (" + e.what() + ")");
+  }
+  // Weights: ONNX [O, I/g, kh, kw] (conv) or [I, O/g, kh, kw] (transposed) → the packed layout.
+  const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
+  memory user_w = constant_memory(*w, wd, user_tag), packed(packed_w, cpu);
+  dnnl::reorder(user_w, packed).execute(stream, user_w, packed);
+  s.fixed_args[DNNL_ARG_WEIGHTS] = packed;
+  weights += packed_w.get_size();
+  if (b) {
+    s.fixed_args[DNNL_ARG_BIAS] = constant_memory(*b, {out_ch}, tag::a);
+    weights += b->f32.size() * sizeof(float);
+  }
+  s.value_args.push_back({DNNL_ARG_SRC, x});
+
+  const int out = add_value(out_name, od, false);
+  if (sum_other >= 0) {
+    if (values[sum_other].last <= static_cast<int>(steps.size()) && readers[values[sum_other].name] == 1 &&
+        sum_other != value_of[model.graph.inputs[0].name]) {
+      values[out].storage = sum_other;  // in place: the addend dies here
+    } else {
+      Step copy;  // the addend lives on: copy it into the output first
+      copy.name = n.name + "#addend";
+      copy.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[sum_other].md, cpu, dst_md));
+      copy.value_args = {{DNNL_ARG_FROM, sum_other}, {DNNL_ARG_TO, out}};
+      use(sum_other);
+      produce(std::move(copy), out);
+    }
+    use(sum_other);
+  }
+  s.value_args.push_back({DNNL_ARG_DST, out});
+  use(x);
+  const int first = values[out].first;
+  produce(std::move(s), out);
+  if (sum_other >= 0 && values[out].storage == out) values[out].first = first;  // written by the copy
+}
+
+void Engine::Impl::lower_binary(const GraphNode& n) {
+  require(n.inputs.size() == 2, where(n.name) + ": expected two inputs");
+  const bool c0 = constants.count(n.inputs[0]), c1 = constants.count(n.inputs[1]);
+  auto is_host = [&](const std::string& v) { return value_of.count(v) && values[value_of[v]].host; };
+  if ((c0 || is_host(n.inputs[0])) && (c1 || is_host(n.inputs[1]))) return lower_host(n);
+  const auto alg = n.op == "Add" ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+  Step s;
+  s.name = n.name;
+  memory::desc src1_md;
+  int a = -1, b = -1;
+  if (c0 || c1) {
+    a = arena_input(n.inputs[c0 ? 1 : 0]);
+    const GraphTensor& t = *constants[n.inputs[c0 ? 0 : 1]];
+    memory::dims d(4, 1);  // numpy broadcasting: align trailing axes
+    for (size_t k = 0; k < t.shape.size(); ++k) d[4 - t.shape.size() + k] = t.shape[k];
+    require(t.shape.size() <= 4, where(n.name) + ": constant has more than 4 axes");
+    s.fixed_args[DNNL_ARG_SRC_1] = constant_memory(t, d, tag::abcd);
+    src1_md = s.fixed_args[DNNL_ARG_SRC_1].get_desc();
+  } else {
+    a = arena_input(n.inputs[0]);
+    b = arena_input(n.inputs[1]);
+    if (values[a].dims != values[b].dims) {
+      // src0 must have the full shape; the other broadcasts.
+      memory::dims full = values[a].dims;
+      for (size_t k = 0; k < full.size(); ++k) full[k] = std::max(full[k], values[b].dims[k]);
+      if (values[a].dims != full) std::swap(a, b);
+      require(values[a].dims == full, where(n.name) + ": neither operand has the broadcast shape");
+    }
+    src1_md = values[b].md;
+    s.value_args.push_back({DNNL_ARG_SRC_1, b});
+    use(b);
+  }
+  const memory::desc dst_md = act_md(values[a].dims);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::binary::primitive_desc pd(dnnl::binary::desc(alg, values[a].md, src1_md, dst_md), attr, cpu);
+  s.primitive = dnnl::binary(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  s.value_args.push_back({DNNL_ARG_SRC_0, a});
+  use(a);
+  const int out = add_value(n.outputs[0], values[a].dims, false);
+  s.value_args.push_back({DNNL_ARG_DST, out});
+  produce(std::move(s), out);
+}
+
+void Engine::Impl::lower_eltwise(const GraphNode& n) {
+  if (value_of.count(n.inputs[0]) && values[value_of[n.inputs[0]]].host) return lower_host(n);
+  const int x = arena_input(n.inputs[0]);
+  std::vector<Activation> chain;
+  Activation act;
+  if (activation_of(n, &act)) {
+    chain.push_back(act);
+  } else {  // HardSigmoid = clip(αx + β, 0, 1)
+    chain.push_back({dnnl::algorithm::eltwise_linear, float_attr(n, "alpha", 0.2f), float_attr(n, "beta", 0.5f)});
+    chain.push_back({dnnl::algorithm::eltwise_clip, 0.f, 1.f});
+  }
+  const int out = add_value(n.outputs[0], values[x].dims, false);
+  for (size_t c = 0; c < chain.size(); ++c) {
+    Step s;
+    s.name = n.name;
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::eltwise_forward::primitive_desc pd(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, chain[c].algorithm, values[x].md, chain[c].alpha,
+                                    chain[c].beta),
+        attr, cpu);
+    s.primitive = dnnl::eltwise_forward(pd);
+    s.scratchpad = pd.scratchpad_desc();
+    s.value_args = {{DNNL_ARG_SRC, c == 0 ? x : out}, {DNNL_ARG_DST, out}};
+    use(x);
+    const int first = values[out].first;
+    produce(std::move(s), out);
+    if (c > 0) values[out].first = first;
+  }
+}
+
+void Engine::Impl::lower_pool(const GraphNode& n) {
+  const int x = arena_input(n.inputs[0]);
+  const memory::dims xd = values[x].dims;
+  const bool global = n.op == "GlobalAveragePool";
+  const auto k = global ? std::vector<int64_t>{xd[2], xd[3]} : ints_attr(n, "kernel_shape", {});
+  require(k.size() == 2, where(n.name) + ": MaxPool needs a 2-D kernel_shape");
+  const auto st = global ? std::vector<int64_t>{1, 1} : ints_attr(n, "strides", {1, 1});
+  const auto pads = global ? std::vector<int64_t>{0, 0, 0, 0} : ints_attr(n, "pads", {0, 0, 0, 0});
+  const memory::dims od = {xd[0], xd[1], (xd[2] + pads[0] + pads[2] - k[0]) / st[0] + 1,
+                           (xd[3] + pads[1] + pads[3] - k[1]) / st[1] + 1};
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::pooling_forward::primitive_desc pd(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
+                                  global ? dnnl::algorithm::pooling_avg_exclude_padding : dnnl::algorithm::pooling_max,
+                                  values[x].md, act_md(od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
+                                  {pads[2], pads[3]}),
+      attr, cpu);
+  Step s;
+  s.name = n.name;
+  s.primitive = dnnl::pooling_forward(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  const int out = add_value(n.outputs[0], od, false);
+  s.value_args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}};
+  use(x);
+  produce(std::move(s), out);
+}
+
+void Engine::Impl::lower_concat(const GraphNode& n) {
+  int64_t axis = int_attr(n, "axis", 1);
+  Step s;
+  s.name = n.name;
+  std::vector<memory::desc> srcs;
+  memory::dims od;
+  for (size_t k = 0; k < n.inputs.size(); ++k) {
+    const int v = arena_input(n.inputs[k]);
+    if (axis < 0) axis += static_cast<int64_t>(values[v].dims.size());
+    if (k == 0) od = values[v].dims;
+    else od[axis] += values[v].dims[axis];
+    srcs.push_back(values[v].md);
+    s.value_args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(k), v});
+    use(v);
+  }
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::concat::primitive_desc pd(act_md(od), static_cast<int>(axis), srcs, cpu, attr);
+  s.primitive = dnnl::concat(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  const int out = add_value(n.outputs[0], od, false);
+  s.value_args.push_back({DNNL_ARG_DST, out});
+  produce(std::move(s), out);
+}
+
+// Small non-image ops on host tensors with the reference implementation. Output shapes are
+// found by running the op once on zeros now (Shape and Reshape depend only on shapes).
+void Engine::Impl::lower_host(const GraphNode& n) {
+  Step s;
+  s.name = n.name;
+  s.kind = Step::Kind::Host;
+  s.node = &n;
+  for (const auto& in : n.inputs) s.inputs.push_back(host_input(in));
+  std::vector<const PlainTensor*> ins;  // after every host_input: `values` may have grown
+  for (int v : s.inputs) ins.push_back(&values[v].tensor);
+  std::vector<PlainTensor> probe = reference_op(n, ins);
+  require(probe.size() == 1, where(n.name) + ": host ops must have one output");
+  const int out = add_value(n.outputs[0], to_dims(probe[0].shape), true);
+  values[out].tensor = std::move(probe[0]);
+  s.output = out;
+  produce(std::move(s), out);
+}
+
+void Engine::Impl::plan(int h, int w) {
+  const int d = model.size_divisor;
+  require(h > 0 && w > 0 && h % d == 0 && w % d == 0,
+          "runtime model '" + model.graph.name + "': input size " + std::to_string(h) + "x" + std::to_string(w) +
+              " (HxW) is not a positive multiple of " + std::to_string(d));
+  height = h, width = w;
+  values.clear(), value_of.clear(), steps.clear();
+  weights = 0;
+  omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
+
+  const memory::dims image_dims = {1, channels, h, w};
+  const int image = add_value(model.graph.inputs[0].name, image_dims, false);
+  input_user = memory({image_dims, dt::f32, tag::nchw}, cpu, DNNL_MEMORY_NONE);
+  Step in;
+  in.name = "input";
+  in.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, input_user.get_desc(), cpu, values[image].md));
+  in.value_args = {{DNNL_ARG_TO, image}};
+  produce(std::move(in), image);
+
+  std::set<size_t> fused;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (fused.count(i)) continue;
+    const GraphNode& n = nodes[i];
+    try {
+      if (n.op == "Conv" || n.op == "ConvTranspose") lower_conv(i, fused);
+      else if (n.op == "Add" || n.op == "Mul") lower_binary(n);
+      else if (n.op == "Relu" || n.op == "Sigmoid" || n.op == "Clip" || n.op == "HardSigmoid") lower_eltwise(n);
+      else if (n.op == "MaxPool" || n.op == "GlobalAveragePool") lower_pool(n);
+      else if (n.op == "Concat") lower_concat(n);
+      else lower_host(n);
+    } catch (const dnnl::error& e) {
+      throw Error(where(n.name) + " (" + n.op + "): oneDNN refused it: " + e.what());
+    }
+  }
+  const std::string& out_name = model.graph.outputs[0].name;
+  require(value_of.count(out_name), "runtime model '" + model.graph.name + "': output '" + out_name + "' never computed");
+  output_value = value_of[out_name];
+  values[output_value].last = static_cast<int>(steps.size());
+  output.assign(static_cast<size_t>(h) * w, 0.f);
+  bind();
+}
+
+// Arena offsets for every arena value, then the memory objects and argument maps.
+void Engine::Impl::bind() {
+  std::vector<int> roots;
+  std::map<int, size_t> request_of;
+  std::vector<ArenaRequest> requests;
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (values[v].host) continue;
+    const int r = storage_root(static_cast<int>(v));
+    auto it = request_of.find(r);
+    if (it == request_of.end()) {
+      request_of[r] = requests.size();
+      requests.push_back({values[r].md.get_size(), values[v].first, values[v].last});
+    } else {
+      auto& q = requests[it->second];
+      q.first_step = std::min(q.first_step, values[v].first);
+      q.last_step = std::max(q.last_step, values[v].last);
+      q.bytes = std::max(q.bytes, values[v].md.get_size());
+    }
+  }
+  const ArenaPlan plan = plan_arena(requests);
+  arena.assign(plan.total_bytes + 64, 0);
+  unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
+  for (size_t v = 0; v < values.size(); ++v)
+    if (!values[v].host)
+      values[v].mem = memory(values[v].md, cpu, base + plan.offsets[request_of[storage_root(static_cast<int>(v))]]);
+
+  size_t scratch_bytes = 0;
+  for (const auto& s : steps)
+    if (s.kind == Step::Kind::Primitive) scratch_bytes = std::max(scratch_bytes, s.scratchpad.get_size());
+  scratch.assign(scratch_bytes + 64, 0);
+  unsigned char* scratch_base = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  for (auto& s : steps) {
+    if (s.kind != Step::Kind::Primitive) continue;
+    s.args = s.fixed_args;
+    for (const auto& [arg, v] : s.value_args) s.args[arg] = values[v].mem;
+    if (s.scratchpad.get_size() > 0) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, scratch_base);
+  }
+  steps[0].args[DNNL_ARG_FROM] = input_user;
+  if (!values[output_value].host)
+    output_user = memory({values[output_value].dims, dt::f32, tag::nchw}, cpu, output.data());
+}
+
+void Engine::Impl::run(const float* input) {
+  omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
+  input_user.set_data_handle(const_cast<float*>(input));
+  for (auto& s : steps) {
+    if (s.kind == Step::Kind::Primitive) {
+      s.primitive.execute(stream, s.args);
+      continue;
+    }
+    Value& out = values[s.output];
+    if (s.node == nullptr) {  // a copy between the arena and a host tensor
+      Value& in = values[s.inputs[0]];
+      if (!in.host) {  // arena → host mirror
+        memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
+        dnnl::reorder(in.mem, host).execute(stream, in.mem, host);
+      } else {  // host → arena
+        memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
+        dnnl::reorder(host, out.mem).execute(stream, host, out.mem);
+      }
+      continue;
+    }
+    std::vector<const PlainTensor*> ins;
+    for (int v : s.inputs) ins.push_back(&values[v].tensor);
+    out.tensor = std::move(reference_op(*s.node, ins)[0]);
+  }
+  if (values[output_value].host) {
+    std::copy(values[output_value].tensor.f32.begin(), values[output_value].tensor.f32.end(), output.begin());
+  } else {
+    dnnl::reorder(values[output_value].mem, output_user).execute(stream, values[output_value].mem, output_user);
+  }
+  stream.wait();
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+Engine::~Engine() = default;
+
+Engine Engine::load(const std::string& path, const EngineOptions& options) {
+  return from_model(read_runtime_model(path), options);
+}
+
+Engine Engine::from_model(RuntimeModel model, const EngineOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->init(std::move(model), options);
+  return Engine(std::move(impl));
+}
+
+void Engine::set_input_size(int height, int width) {
+  if (height != impl_->height || width != impl_->width) impl_->plan(height, width);
+}
+int Engine::input_channels() const { return impl_->channels; }
+int Engine::input_height() const { return impl_->height; }
+int Engine::input_width() const { return impl_->width; }
+const std::vector<float>& Engine::run(const float* input) {
+  impl_->run(input);
+  return impl_->output;
+}
+const RuntimeModel& Engine::model() const { return impl_->model; }
+const EngineOptions& Engine::options() const { return impl_->options; }
+size_t Engine::arena_bytes() const { return impl_->arena.size(); }
+size_t Engine::weight_bytes() const { return impl_->weights; }
+
+}  // namespace leanseg::runtime

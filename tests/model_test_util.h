@@ -1,0 +1,72 @@
+// Helpers shared by the LibTorch tests that compare an exported model with LibTorch (ONNX export,
+// the runtime's reference interpreter and engine) and run the `leanseg` binary.
+#pragma once
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+
+#include "leanseg/model.h"
+#include "test_util.h"
+
+namespace leanseg::test {
+
+// Weights that keep the signal's scale through depth (He-normal), so the deep parts (ASPP,
+// attention, bottleneck) visibly shape the logits instead of fading under the shallow skips;
+// and non-trivial BatchNorm statistics and affine parameters (and GroupNorm affine) so that BN
+// folding is really exercised: fresh modules have mean 0, var 1, γ 1, β 0.
+inline void randomize_weights(torch::nn::Module& model, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  for (const auto& m : model.modules()) {
+    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->running_mean.uniform_(-0.3, 0.3);
+      bn->running_var.uniform_(0.5, 2.0);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.uniform_(-0.3, 0.3);
+    } else if (auto* gn = m->as<torch::nn::GroupNormImpl>()) {
+      gn->weight.uniform_(0.5, 1.5);
+      gn->bias.uniform_(-0.3, 0.3);
+    }
+    for (auto& p : m->named_parameters(/*recurse=*/false)) {
+      if (p.value().dim() >= 2) torch::nn::init::kaiming_normal_(p.value(), 0.0, torch::kFanIn, torch::kReLU);
+      else if (p.key() == "bias" && !m->as<torch::nn::BatchNorm2dImpl>() && !m->as<torch::nn::GroupNormImpl>())
+        p.value().uniform_(-0.1, 0.1);
+    }
+  }
+}
+
+// A zoo model by name with randomize_weights(seed 7), in eval mode.
+inline SegmentationModel random_model(const std::string& name, int in_channels = 1) {
+  auto model = create_model(name, in_channels);
+  randomize_weights(*model, 7);
+  model->eval();
+  return model;
+}
+
+// max |Δlogit| relative to the range of the reference (LibTorch's) logits.
+inline double relative_difference(const torch::Tensor& ours, const torch::Tensor& reference) {
+  const double range = (reference.max() - reference.min()).item<double>();
+  EXPECT_GT(range, 1e-3) << "degenerate logits: the comparison would mean nothing";
+  return (ours - reference).abs().max().item<double>() / range;
+}
+
+struct CliRun {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+// Runs the built `leanseg` binary with `args`; returns its exit code and output.
+inline CliRun run_cli(const std::string& args, int threads = 1) {
+  const std::string cmd = std::string(LEANSEG_CLI_PATH) + " --threads " + std::to_string(threads) + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int status = p ? pclose(p) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace leanseg::test

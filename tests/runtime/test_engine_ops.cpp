@@ -1,0 +1,210 @@
+// Every op of the oneDNN engine against the naive reference interpreter (src/runtime/
+// reference.h), on small hand-built graphs; plus the arena planner and the graph rewrites.
+#include <cmath>
+#include <random>
+
+#include "leanseg/error.h"
+#include "leanseg/runtime.h"
+#include "runtime/arena.h"
+#include "runtime/graph_rewrite.h"
+#include "runtime/reference.h"
+#include "test_util.h"
+
+namespace leanseg::runtime {
+namespace {
+
+using Attr = GraphAttribute;
+using Ints = std::vector<int64_t>;
+
+// A graph under construction: input "image" [1, C, H, W], output named by finish().
+struct TestGraph {
+  Graph g;
+  std::mt19937 rng{42};
+
+  TestGraph(int64_t c, int64_t h, int64_t w) {
+    g.name = "test";
+    g.inputs.push_back({"image", {1, c, h, w}, {"", "", "", ""}});
+  }
+  std::string constant(const std::string& name, Ints shape, float lo = -1, float hi = 1) {
+    GraphTensor t;
+    t.name = name;
+    t.shape = shape;
+    std::uniform_real_distribution<float> u(lo, hi);
+    t.f32.resize(t.numel());
+    for (auto& v : t.f32) v = u(rng);
+    g.initializers.push_back(t);
+    return name;
+  }
+  std::string scalar(const std::string& name, float v) {
+    GraphTensor t;
+    t.name = name;
+    t.f32 = {v};
+    g.initializers.push_back(t);
+    return name;
+  }
+  std::string ints(const std::string& name, Ints v) {
+    GraphTensor t;
+    t.name = name;
+    t.type = TensorType::I64;
+    t.shape = {static_cast<int64_t>(v.size())};
+    t.i64 = v;
+    g.initializers.push_back(t);
+    return name;
+  }
+  std::string node(const std::string& op, const std::string& name, std::vector<std::string> in,
+                   std::vector<Attr> attrs = {}) {
+    g.nodes.push_back({op, name, std::move(in), {name}, std::move(attrs)});
+    return name;
+  }
+  std::string conv(const std::string& name, const std::string& x, int64_t cin, int64_t cout, int64_t k,
+                   int64_t stride = 1, int64_t group = 1, int64_t dilation = 1, bool bias = true) {
+    std::vector<std::string> in{x, constant(name + ".weight", {cout, cin / group, k, k}, -0.5f, 0.5f)};
+    if (bias) in.push_back(constant(name + ".bias", {cout}));
+    const int64_t pad = dilation * (k - 1) / 2;
+    return node("Conv", name, in,
+                {Attr::of("kernel_shape", Ints{k, k}), Attr::of("strides", Ints{stride, stride}),
+                 Attr::of("pads", Ints{pad, pad, pad, pad}), Attr::of("dilations", Ints{dilation, dilation}),
+                 Attr::of("group", group)});
+  }
+  RuntimeModel finish(const std::string& out, int64_t out_channels = 1) {
+    g.nodes.back().outputs = {"logits"};
+    // Renaming the last node's output: rewrite readers too (there are none: it is the output).
+    (void)out;
+    const auto& in = g.inputs[0].shape;
+    g.outputs.push_back({"logits", {1, out_channels, in[2], in[3]}, {"", "", "", ""}});
+    g.validate();
+    RuntimeModel m;
+    m.graph = g;
+    m.size_divisor = 4;  // small test images
+    return m;
+  }
+};
+
+std::vector<float> random_input(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// Engine output vs the reference interpreter on the same input; returns max |Δ|.
+double engine_vs_reference(const RuntimeModel& m, Precision precision = Precision::F32) {
+  const auto& s = m.graph.inputs[0].shape;
+  const auto input = random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3);
+  const auto ref = run_reference(m.graph, {{"image", PlainTensor::floats(s, input)}}).at("logits");
+  Engine e = Engine::from_model(m, {precision, 1});
+  const auto& out = e.run(input.data());
+  EXPECT_EQ(static_cast<int64_t>(out.size()), ref.numel());
+  double worst = 0;
+  for (size_t i = 0; i < out.size() && i < ref.f32.size(); ++i) worst = std::max(worst, std::abs(double(out[i]) - ref.f32[i]));
+  return worst;
+}
+
+TEST(EngineOps, ConvWithGroupsDilationStrideAndFusedReluSixAndResidual) {
+  TestGraph t(4, 16, 16);
+  auto y = t.conv("c1", "image", 4, 8, 3, 1, 2, 2);             // grouped, dilated
+  auto hs = t.node("HardSigmoid", "r6/hs", {y}, {Attr::of("alpha", 1.0f / 6.0f), Attr::of("beta", 0.0f)});
+  y = t.node("Mul", "r6", {hs, t.scalar("six", 6.0f)});            // ReLU6 → fused clip
+  auto dw = t.conv("dw", y, 8, 8, 3, 1, 8);                       // depthwise
+  auto pw = t.conv("pw", dw, 8, 8, 1, 1, 1, 1, false);            // no bias
+  y = t.node("Add", "res", {y, pw});                               // residual → sum post-op
+  y = t.node("Relu", "res_relu", {y});
+  y = t.conv("down", y, 8, 4, 3, 2);                               // strided
+  y = t.node("ConvTranspose", "up", {y, t.constant("up.weight", {4, 1, 2, 2}), t.constant("up.bias", {1})},
+             {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2}), Attr::of("pads", Ints{0, 0, 0, 0})});
+  EXPECT_LT(engine_vs_reference(t.finish(y)), 1e-4);
+}
+
+TEST(EngineOps, GroupedTransposedConvPoolsConcatAndBroadcasts) {
+  TestGraph t(4, 16, 16);
+  auto up = t.node("ConvTranspose", "up", {"image", t.constant("up.weight", {4, 1, 2, 2})},
+                   {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2}), Attr::of("group", int64_t{4})});
+  auto down = t.node("MaxPool", "pool", {up}, {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2})});
+  auto cat = t.node("Concat", "cat", {down, "image"}, {Attr::of("axis", int64_t{1})});  // 8 channels
+  auto g = t.node("GlobalAveragePool", "gap", {cat});
+  auto s = t.node("Sigmoid", "gate", {t.conv("fc", g, 8, 8, 1)});
+  auto y = t.node("Mul", "scale", {cat, s});                                             // SE-style broadcast
+  y = t.node("Add", "shift", {y, t.constant("beta", {8, 1, 1})});                        // constant broadcast
+  auto ones = t.node("HardSigmoid", "ones", {y}, {Attr::of("alpha", 0.0f), Attr::of("beta", 1.0f)});
+  auto b = t.node("Mul", "bcast", {ones, t.conv("p", g, 8, 8, 1)});
+  y = t.node("Add", "add_pooled", {y, b});                                               // exporter's broadcast form
+  y = t.conv("head", y, 8, 1, 1);
+  EXPECT_LT(engine_vs_reference(t.finish(y)), 1e-4);
+}
+
+TEST(EngineOps, HostOpsAttentionAndGroupNormRunOnSmallTensors) {
+  TestGraph t(8, 4, 4);
+  // Linear attention as the exporter writes it, heads 2, d 4.
+  auto q = t.node("Reshape", "qh", {t.conv("q", "image", 8, 8, 1), t.ints("qs", {0, 2, 4, -1})});
+  auto k = t.node("Reshape", "kh", {t.conv("k", "image", 8, 8, 1), t.ints("ks", {0, 2, 4, -1})});
+  auto v = t.node("Reshape", "vh", {t.conv("v", "image", 8, 8, 1), t.ints("vs", {0, 2, 4, -1})});
+  const Attr swap = Attr::of("perm", Ints{0, 1, 3, 2}), last = Attr::of("axis", int64_t{-1});
+  q = t.node("Softmax", "qsm", {t.node("Transpose", "qt", {q}, {swap})}, {last});
+  k = t.node("Softmax", "ksm", {k}, {last});
+  auto ctx = t.node("MatMul", "ctx", {k, t.node("Transpose", "vt", {v}, {swap})});
+  auto o = t.node("Transpose", "ot", {t.node("MatMul", "att", {q, ctx})}, {swap});
+  o = t.node("Reshape", "oimg", {o, t.node("Shape", "shape", {"image"})});
+  auto y = t.node("Add", "res", {"image", t.conv("out", o, 8, 8, 1)});
+  // GroupNorm on pooled features (2 groups), as the exporter writes it.
+  auto p = t.node("GlobalAveragePool", "gap", {y});
+  auto gn = t.node("Reshape", "tog", {p, t.ints("gs", {0, 2, 4, 1})});
+  gn = t.node("InstanceNormalization", "in", {gn, t.constant("one", {2}, 1, 1), t.constant("zero", {2}, 0, 0)},
+              {Attr::of("epsilon", 1e-5f)});
+  gn = t.node("Reshape", "toc", {gn, t.ints("cs", {0, 8, 1, 1})});
+  gn = t.node("Relu", "gnr", {gn});
+  y = t.node("Mul", "m", {y, gn});
+  y = t.conv("head", y, 8, 1, 1);
+  EXPECT_LT(engine_vs_reference(t.finish(y)), 1e-4);
+}
+
+TEST(EngineOps, Bf16StaysCloseToFp32) {
+  TestGraph t(4, 32, 32);
+  auto y = t.node("Relu", "r1", {t.conv("c1", "image", 4, 16, 3)});
+  y = t.node("Relu", "r2", {t.conv("c2", y, 16, 16, 3)});
+  y = t.conv("head", y, 16, 1, 1);
+  const RuntimeModel m = t.finish(y);
+  // bf16 keeps 8 bits of mantissa: relative error ~1e-2 of the signal.
+  EXPECT_LT(engine_vs_reference(m, Precision::BF16), 0.1);
+}
+
+TEST(EngineOps, InputSizeCanChangeAndBadSizesAreRefused) {
+  TestGraph t(1, 32, 32);
+  const RuntimeModel m = t.finish(t.conv("c", "image", 1, 1, 3));
+  Engine e = Engine::from_model(m, {});
+  e.set_input_size(64, 96);
+  EXPECT_EQ(e.input_height(), 64);
+  EXPECT_EQ(e.input_width(), 96);
+  const auto input = random_input(64 * 96, 1);
+  EXPECT_EQ(e.run(input.data()).size(), 64u * 96u);
+  EXPECT_ERROR_CONTAINS(e.set_input_size(50, 64), "not a positive multiple of 4");
+  EXPECT_ERROR_CONTAINS(precision_from_name("fp8"), "unknown precision 'fp8'");
+}
+
+TEST(EngineOps, RewriteTurnsTheExportersReluSixIntoClip) {
+  TestGraph t(1, 32, 32);
+  auto hs = t.node("HardSigmoid", "hs", {"image"}, {Attr::of("alpha", 1.0f / 6.0f), Attr::of("beta", 0.0f)});
+  t.node("Mul", "r6", {hs, t.scalar("six", 6.0f)});
+  const RuntimeModel m = t.finish("r6");
+  const auto nodes = simplify_for_engine(m.graph);
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].op, "Clip");
+  EXPECT_EQ(nodes[0].inputs, std::vector<std::string>{"image"});
+}
+
+TEST(Arena, BuffersShareBytesOnlyWhenTheirLifetimesDoNotOverlap) {
+  // a: steps 0-1, b: 1-2 (overlaps a), c: 2-3 (overlaps b, not a) → c reuses a's bytes.
+  const std::vector<ArenaRequest> r = {{1000, 0, 1}, {500, 1, 2}, {1000, 2, 3}};
+  const ArenaPlan p = plan_arena(r, 64);
+  auto disjoint = [&](size_t i, size_t j) {
+    return p.offsets[i] + r[i].bytes <= p.offsets[j] || p.offsets[j] + r[j].bytes <= p.offsets[i];
+  };
+  EXPECT_TRUE(disjoint(0, 1));
+  EXPECT_TRUE(disjoint(1, 2));
+  EXPECT_EQ(p.offsets[0], p.offsets[2]);
+  EXPECT_EQ(p.total_bytes, 1024u + 512u);
+  for (size_t o : p.offsets) EXPECT_EQ(o % 64, 0u);
+}
+
+}  // namespace
+}  // namespace leanseg::runtime

@@ -1,0 +1,400 @@
+// The `.lsr` runtime model file: exact round trips of exported zoo models, refusal of malformed
+// files with messages that name the file and the problem, and `leanseg export --format runtime`.
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+#include "leanseg/graph_export.h"
+#include "leanseg/model_file.h"
+#include "leanseg/runtime_file.h"
+#include "leanseg/safetensors.h"
+#include "model_test_util.h"
+#include "runtime/reference.h"
+#include "test_util.h"
+
+namespace leanseg {
+namespace {
+
+using Attr = GraphAttribute;
+using json = nlohmann::json;
+
+// --- comparing models --------------------------------------------------------------------------
+
+void expect_same_values(const std::vector<GraphValue>& a, const std::vector<GraphValue>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].shape, b[i].shape);
+    EXPECT_EQ(a[i].dim_names, b[i].dim_names);
+  }
+}
+
+void expect_same_graph(const Graph& a, const Graph& b) {
+  EXPECT_EQ(a.name, b.name);
+  expect_same_values(a.inputs, b.inputs);
+  expect_same_values(a.outputs, b.outputs);
+  ASSERT_EQ(a.nodes.size(), b.nodes.size());
+  for (size_t i = 0; i < a.nodes.size(); ++i) {
+    const GraphNode &x = a.nodes[i], &y = b.nodes[i];
+    EXPECT_EQ(x.op, y.op);
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.inputs, y.inputs);
+    EXPECT_EQ(x.outputs, y.outputs);
+    ASSERT_EQ(x.attributes.size(), y.attributes.size()) << x.name;
+    for (size_t j = 0; j < x.attributes.size(); ++j) {
+      const Attr &p = x.attributes[j], &q = y.attributes[j];
+      EXPECT_EQ(p.name, q.name);
+      EXPECT_EQ(p.kind, q.kind) << x.name << " " << p.name;
+      EXPECT_EQ(p.i, q.i);
+      EXPECT_EQ(std::memcmp(&p.f, &q.f, sizeof(float)), 0) << x.name << " " << p.name << ": " << p.f << " vs " << q.f;
+      EXPECT_EQ(p.ints, q.ints);
+    }
+  }
+  ASSERT_EQ(a.initializers.size(), b.initializers.size());
+  for (size_t i = 0; i < a.initializers.size(); ++i) {
+    const GraphTensor &x = a.initializers[i], &y = b.initializers[i];
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.type, y.type) << x.name;
+    EXPECT_EQ(x.shape, y.shape) << x.name;
+    EXPECT_EQ(x.i64, y.i64) << x.name;
+    ASSERT_EQ(x.f32.size(), y.f32.size()) << x.name;
+    EXPECT_EQ(std::memcmp(x.f32.data(), y.f32.data(), x.f32.size() * sizeof(float)), 0) << x.name;
+  }
+}
+
+// --- a small hand-built model ------------------------------------------------------------------
+
+// Conv (bias, pads) → HardSigmoid → Mul by a scalar → Reshape by an I64 initializer → 1×1 Conv.
+RuntimeModel tiny_model() {
+  RuntimeModel m;
+  Graph& g = m.graph;
+  g.name = "tiny";
+  g.inputs.push_back({"image", {1, 1, 32, 32}, {"", "", "", ""}});
+  g.outputs.push_back({"logits", {1, 1, 32, 32}, {"", "", "", ""}});
+  std::vector<float> w(18);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.1f * static_cast<float>(i) - 0.7f;
+  g.initializers.push_back({"conv.weight", TensorType::F32, {2, 1, 3, 3}, w, {}});
+  g.initializers.push_back({"conv.bias", TensorType::F32, {2}, {0.5f, -0.25f}, {}});
+  g.initializers.push_back({"six", TensorType::F32, {}, {6.0f}, {}});
+  g.initializers.push_back({"shape", TensorType::I64, {4}, {}, {0, 2, 32, -1}});
+  g.initializers.push_back({"logits.weight", TensorType::F32, {1, 2, 1, 1}, {1.0f / 3, -2.0f}, {}});
+  g.nodes.push_back({"Conv", "conv", {"image", "conv.weight", "conv.bias"}, {"conv"},
+                     {Attr::of("kernel_shape", std::vector<int64_t>{3, 3}), Attr::of("pads", std::vector<int64_t>{1, 1, 1, 1}),
+                      Attr::of("group", int64_t{1})}});
+  g.nodes.push_back({"HardSigmoid", "act", {"conv"}, {"act"}, {Attr::of("alpha", 1.0f / 6), Attr::of("beta", 0.0f)}});
+  g.nodes.push_back({"Mul", "scaled", {"act", "six"}, {"scaled"}, {}});
+  g.nodes.push_back({"Reshape", "reshaped", {"scaled", "shape"}, {"reshaped"}, {}});
+  g.nodes.push_back({"Conv", "logits", {"reshaped", "logits.weight"}, {"logits"}, {}});
+  m.preprocessing = {{"input_height", 32}, {"mean", 0.5}, {"channels", {"gray"}}};
+  m.config = {{"arch", "tiny"}, {"in_channels", 1}};
+  m.size_divisor = 32;
+  m.activation_absmax = {{"image", 1.0f}, {"conv", 1.0f / 3}, {"scaled", 6.0f}};
+  return m;
+}
+
+// A file's pieces, to be edited and reassembled into a malformed file.
+struct Parts {
+  json meta;
+  std::vector<TensorToWrite> tensors;
+  bool with_metadata = true;
+};
+
+// The tensors point into `m`, which must outlive the Parts.
+Parts parts_of(const RuntimeModel& m) {
+  const auto file = SafeTensorsFile::parse(serialize_runtime_model(m), "tiny.lsr");
+  Parts p;
+  p.meta = json::parse(file.metadata().at(kRuntimeMetadataKey));
+  for (const auto& t : m.graph.initializers) {
+    const bool f32 = t.type == TensorType::F32;
+    p.tensors.push_back({t.name, f32 ? DType::F32 : DType::I64, t.shape,
+                         f32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data()),
+                         f32 ? t.f32.size() * 4 : t.i64.size() * 8});
+  }
+  return p;
+}
+
+std::vector<unsigned char> assemble(const Parts& p) {
+  std::map<std::string, std::string> metadata;
+  if (p.with_metadata) metadata[kRuntimeMetadataKey] = p.meta.dump();
+  return serialize_safetensors(p.tensors, metadata);
+}
+
+void expect_refused(const std::vector<unsigned char>& bytes, const std::string& needle) {
+  try {
+    parse_runtime_model(bytes, "bad.lsr");
+    ADD_FAILURE() << "accepted a file that should fail with: " << needle;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'bad.lsr'"), std::string::npos) << "the message does not name the file: " << what;
+    EXPECT_NE(what.find(needle), std::string::npos) << "message: " << what;
+  }
+}
+
+template <class Edit>
+void expect_refused_after(const Edit& edit, const std::string& needle) {
+  const RuntimeModel m = tiny_model();
+  Parts p = parts_of(m);
+  edit(p);
+  expect_refused(assemble(p), needle);
+}
+
+// --- round trips -------------------------------------------------------------------------------
+
+TEST(RuntimeFile, TinyModelRoundTripsBitExactly) {
+  const RuntimeModel m = tiny_model();
+  const auto bytes = serialize_runtime_model(m);
+  const RuntimeModel back = parse_runtime_model(bytes, "tiny.lsr");
+  expect_same_graph(m.graph, back.graph);
+  EXPECT_EQ(back.preprocessing, m.preprocessing);
+  EXPECT_EQ(back.config, m.config);
+  EXPECT_EQ(back.size_divisor, 32);
+  EXPECT_EQ(back.activation_absmax, m.activation_absmax);  // exact float equality
+  EXPECT_EQ(serialize_runtime_model(back), bytes);
+  EXPECT_EQ(back.graph.initializer("shape")->type, TensorType::I64);
+  EXPECT_TRUE(back.graph.initializer("six")->shape.empty());  // a scalar stays a scalar
+}
+
+class RuntimeFileZoo : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RuntimeFileZoo, ExportedGraphRoundTripsBitExactlyThroughAFile) {
+  auto model = test::random_model(GetParam());
+  GraphInputShape shape;
+  shape.height = shape.width = 64;
+  RuntimeModel m;
+  m.graph = model_graph(*model, shape);
+  m.preprocessing = Preprocessing{}.to_json();
+  m.config = model->config().to_json();
+  m.size_divisor = model->size_divisor();
+  // Calibration values that are not short decimals, to catch float → JSON → float rounding.
+  for (size_t i = 0; i < m.graph.nodes.size(); i += 7)
+    m.activation_absmax[m.graph.nodes[i].outputs[0]] = std::nextafter(static_cast<float>(i) / 3.0f + 0.1f, 100.0f);
+
+  test::TempDir dir;
+  const std::string path = dir.file("m.lsr");
+  write_runtime_model(m, path);
+  const RuntimeModel back = read_runtime_model(path);
+  expect_same_graph(m.graph, back.graph);
+  EXPECT_EQ(back.preprocessing, m.preprocessing);
+  EXPECT_EQ(back.config, m.config);
+  EXPECT_EQ(back.size_divisor, m.size_divisor);
+  EXPECT_EQ(back.activation_absmax, m.activation_absmax);
+  EXPECT_EQ(serialize_runtime_model(back), read_file_bytes(path));
+  EXPECT_EQ(back.graph.parameter_count(), m.graph.parameter_count());
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtime, RuntimeFileZoo, ::testing::Values("unet-32", "efficient-unet", "mobilenet-aspp-se-unet-lite"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name)
+                             if (c == '-') c = '_';
+                           return name;
+                         });
+
+// --- malformed files ---------------------------------------------------------------------------
+
+TEST(RuntimeFile, TruncatedAndCorruptedFilesAreRefused) {
+  const auto good = serialize_runtime_model(tiny_model());
+  auto cut = good;
+  cut.resize(good.size() - 4);
+  expect_refused(cut, "truncated file?");
+  cut.resize(200);  // inside the header
+  expect_refused(cut, "truncated or not a safetensors file");
+  expect_refused({'l', 's', 'r'}, "not a safetensors file");
+  auto corrupt = good;
+  corrupt[8] = '#';  // the header's opening brace
+  expect_refused(corrupt, "header is not valid JSON");
+}
+
+TEST(RuntimeFile, MetadataProblemsAreRefused) {
+  expect_refused_after([](Parts& p) { p.with_metadata = false; },
+                       "no 'leanseg.runtime' metadata entry: not a leanseg runtime file");
+  {
+    const RuntimeModel m = tiny_model();
+    Parts p = parts_of(m);
+    auto bytes = serialize_safetensors(p.tensors, {{kRuntimeMetadataKey, "{\"format\": "}});
+    expect_refused(bytes, "metadata 'leanseg.runtime' is not valid JSON");
+  }
+  expect_refused_after([](Parts& p) { p.meta["format"] = "leanseg-model"; },
+                       "format is 'leanseg-model', expected 'leanseg-runtime'");
+  expect_refused_after([](Parts& p) { p.meta.erase("format"); }, "missing key 'format'");
+  expect_refused_after([](Parts& p) { p.meta["version"] = 7; },
+                       "'bad.lsr' was written by a newer leanseg (runtime format version 7; this build reads up to 1)");
+  expect_refused_after([](Parts& p) { p.meta["version"] = 0; }, "runtime format version 0 is invalid");
+  expect_refused_after([](Parts& p) { p.meta["version"] = "1"; }, "'version' should be an integer");
+  expect_refused_after([](Parts& p) { p.meta["size_divisor"] = 0; }, "size_divisor 0 is not positive");
+  expect_refused_after([](Parts& p) { p.meta["size_divisor"] = 64; },
+                       "input size 32x32 (HxW) is not a multiple of the size divisor 64");
+  expect_refused_after([](Parts& p) { p.meta["preprocessing"] = "resize"; }, "'preprocessing' should be an object");
+}
+
+TEST(RuntimeFile, MalformedGraphJsonIsRefused) {
+  expect_refused_after([](Parts& p) { p.meta["graph"]["nodes"][1].erase("op"); },
+                       "graph node 1: missing key 'op'");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["nodes"][2]["inputs"] = "act"; },
+                       "graph node 2 (Mul 'scaled'): 'inputs' should be an array");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["nodes"][0]["attributes"][0]["kind"] = "string"; },
+                       "attribute 'kernel_shape': unknown attribute kind 'string' (int, float or ints)");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["nodes"][0]["attributes"][2]["value"] = 1.5; },
+                       "attribute 'group': value should be an integer");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["nodes"][1]["attributes"][0]["value"] = 1e300; },
+                       "attribute 'alpha': value 1e+300 is not a finite float");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["inputs"][0]["dim_names"] = {""}; },
+                       "graph input 0 'image': 4 axes but 1 axis names");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["inputs"][0]["shape"] = {1, 1, -1, 32}; },
+                       "should have a fixed shape [1, C, H, W], got [1, 1, -1, 32]");
+}
+
+TEST(RuntimeFile, TensorsThatDisagreeWithTheGraphAreRefused) {
+  expect_refused_after([](Parts& p) { p.tensors.erase(p.tensors.begin()); },
+                       "Conv node 'conv' reads 'conv.weight', which is no graph input, node output or tensor of the "
+                       "file (missing initializer)");
+  static const float extra[2] = {1, 2};
+  expect_refused_after([](Parts& p) { p.tensors.push_back({"stray", DType::F32, {2}, extra, sizeof extra}); },
+                       "tensor 'stray' is not used by the graph");
+  static const int32_t shape32[4] = {0, 2, 32, -1};
+  expect_refused_after(
+      [](Parts& p) {
+        for (auto& t : p.tensors)
+          if (t.name == "shape") t = {"shape", DType::I32, {4}, shape32, sizeof shape32};
+      },
+      "tensor 'shape' has dtype I32; runtime files hold F32 and I64 tensors only");
+  static const float bias3[3] = {1, 2, 3};
+  expect_refused_after(
+      [](Parts& p) {
+        for (auto& t : p.tensors)
+          if (t.name == "conv.bias") t = {"conv.bias", DType::F32, {3}, bias3, sizeof bias3};
+      },
+      "Conv node 'conv': bias 'conv.bias' should be F32 of shape [2], got [3]");
+  expect_refused_after(
+      [](Parts& p) {
+        for (auto& t : p.tensors)
+          if (t.name == "conv.weight") t.shape = {2, 9};
+      },
+      "weight 'conv.weight' should be a 4-D F32 tensor, got shape [2, 9]");
+}
+
+TEST(RuntimeFile, UndefinedValuesAndBadCalibrationAreRefused) {
+  // The HardSigmoid moved after the Mul that reads its output.
+  expect_refused_after([](Parts& p) { std::swap(p.meta["graph"]["nodes"][1], p.meta["graph"]["nodes"][2]); },
+                       "Mul node 'scaled' reads 'act' before anything defines it");
+  expect_refused_after([](Parts& p) { p.meta["graph"]["outputs"][0]["name"] = "nowhere"; },
+                       "output 'nowhere' is never produced");
+  // JSON has no NaN: nlohmann writes null for it.
+  expect_refused_after([](Parts& p) { p.meta["activation_absmax"]["conv"] = nullptr; },
+                       "activation_absmax of 'conv' is null, not a finite non-negative number");
+  expect_refused_after([](Parts& p) { p.meta["activation_absmax"]["conv"] = -1.0; },
+                       "activation_absmax of 'conv' is -1.0, not a finite non-negative number");
+  expect_refused_after([](Parts& p) { p.meta["activation_absmax"]["conv"] = 1e39; },
+                       "activation_absmax of 'conv' is 1e+39, not a finite non-negative number");
+  expect_refused_after([](Parts& p) { p.meta["activation_absmax"]["ghost"] = 1.0; },
+                       "activation_absmax names 'ghost', which is no graph input or node output");
+}
+
+TEST(RuntimeFile, WriterRefusesModelsTheReaderWouldRefuse) {
+  test::TempDir dir;
+  RuntimeModel m = tiny_model();
+  m.activation_absmax["conv"] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_ERROR_CONTAINS(write_runtime_model(m, dir.file("nan.lsr")),
+                        "runtime model 'tiny': activation_absmax of 'conv' is nan");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("nan.lsr")));
+  m = tiny_model();
+  m.graph.nodes[1].attributes[0].f = std::numeric_limits<float>::infinity();
+  EXPECT_ERROR_CONTAINS(serialize_runtime_model(m), "graph 'tiny': HardSigmoid node 'act': float attribute 'alpha' is not finite");
+  m = tiny_model();
+  m.size_divisor = 0;
+  EXPECT_ERROR_CONTAINS(serialize_runtime_model(m), "size_divisor 0 is not positive");
+  EXPECT_ERROR_CONTAINS(read_runtime_model(dir.file("missing.lsr")), dir.file("missing.lsr"));
+}
+
+TEST(RuntimeFile, ErrorsFromAFileNameThePath) {
+  test::TempDir dir;
+  const std::string path = dir.file("model.lsr");
+  auto bytes = serialize_runtime_model(tiny_model());
+  bytes.resize(bytes.size() / 2);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  EXPECT_ERROR_CONTAINS(read_runtime_model(path), "'" + path + "'");
+}
+
+// --- `leanseg export --format runtime` ------------------------------------------------------------
+
+TEST(RuntimeCli, ExportsARegistryModelByName) {
+  test::TempDir dir;
+  const std::string path = dir.file("u.lsr");
+  const auto r = test::run_cli("export --model unet-32 --format runtime --input-size 64 --out " + path);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("wrote " + path + ": leanseg runtime v1, "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("input [1, 1, 64, 64]"), std::string::npos) << r.out;
+  const RuntimeModel m = read_runtime_model(path);
+  EXPECT_EQ(m.graph.inputs[0].shape, (std::vector<int64_t>{1, 1, 64, 64}));
+  EXPECT_EQ(m.graph.outputs[0].name, "logits");
+  EXPECT_EQ(m.config["arch"], "unet-32");
+  EXPECT_EQ(m.preprocessing["input_height"], 256);  // the model's, not the export size
+  EXPECT_EQ(m.size_divisor, 32);
+  EXPECT_TRUE(m.activation_absmax.empty());
+  auto model = test::random_model("unet-32");
+  GraphInputShape shape;
+  shape.height = shape.width = 64;
+  const Graph expected = model_graph(*model, shape);
+  EXPECT_EQ(m.graph.op_counts(), expected.op_counts());
+  EXPECT_EQ(m.graph.parameter_count(), expected.parameter_count());
+  EXPECT_NE(r.out.find(std::to_string(expected.parameter_count()) + " parameters"), std::string::npos) << r.out;
+}
+
+// A trained model file → .lsr → the reference interpreter gives LibTorch's logits.
+TEST(RuntimeCli, ExportedModelFileRunsLikeLibTorch) {
+  test::TempDir dir;
+  auto model = test::random_model("mobilenet-aspp-se-unet-lite");
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  save_model(dir.file("m.safetensors"), model, pre);
+  const auto r = test::run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const RuntimeModel m = read_runtime_model(dir.file("m.lsr"));
+  EXPECT_EQ(m.preprocessing, pre.to_json());
+  EXPECT_EQ(m.config, model->config().to_json());
+
+  torch::manual_seed(11);
+  const torch::Tensor x = torch::randn({1, 1, 64, 64});
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->forward(x);
+  }
+  auto input = runtime::PlainTensor::floats({1, 1, 64, 64}, std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + x.numel()));
+  auto values = runtime::run_reference(m.graph, {{"image", input}});
+  const auto& logits = values.at("logits");
+  ASSERT_EQ(logits.shape, (std::vector<int64_t>{1, 1, 64, 64}));
+  const torch::Tensor ours = torch::from_blob(const_cast<float*>(logits.f32.data()), {1, 1, 64, 64}).clone();
+  EXPECT_LE(test::relative_difference(ours, expected), 1e-4);
+}
+
+TEST(RuntimeCli, OnnxOnlyOptionsAndBadRequestsFailClearly) {
+  test::TempDir dir;
+  const std::string out = " --out " + dir.file("x.lsr");
+  auto r = test::run_cli("export --model unet-32 --format runtime --dynamic-size" + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--dynamic-size/--dynamic-batch apply to --format onnx only"), std::string::npos) << r.out;
+  r = test::run_cli("export --model unet-32 --format runtime --dynamic-batch" + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--dynamic-size/--dynamic-batch apply to --format onnx only"), std::string::npos) << r.out;
+  r = test::run_cli("export --model unet-32 --format runtime --opset 13" + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--opset applies to --format onnx only"), std::string::npos) << r.out;
+  r = test::run_cli("export --model unet-32 --format lsr" + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("unknown format 'lsr' (onnx, runtime)"), std::string::npos) << r.out;
+  r = test::run_cli("export --model unet-32 --format runtime --input-size 100" + out);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
+}
+
+}  // namespace
+}  // namespace leanseg
