@@ -10,6 +10,11 @@
 #include "leanseg/model_file.h"
 #include "leanseg/onnx_export.h"
 #include "leanseg/runtime_file.h"
+#include "leanseg/data.h"
+#include "runtime/calibrate.h"
+
+#include <opencv2/core.hpp>
+#include <random>
 
 namespace leanseg::cli {
 namespace {
@@ -21,6 +26,9 @@ struct ExportArgs {
   int in_channels = 1;
   bool dynamic_size = false, dynamic_batch = false;
   bool opset_given = false;  // --opset on the command line (it has a default)
+  std::string calibrate;     // runtime int8 calibration: a dataset folder, "random", or "" (none)
+  int calibration_images = 16;
+  double calibration_percentile = 100;
 };
 
 std::string shape_text(const GraphValue& v) {
@@ -65,9 +73,70 @@ void check_runtime_options(const ExportArgs& a) {
   require(!a.opset_given, "--opset applies to --format onnx only");
 }
 
+void check_onnx_options(const ExportArgs& a) {
+  require(a.calibrate.empty(), "--calibrate applies to --format runtime only (int8 calibration of .lsr files)");
+}
+
+// One calibration input: the image brought to the export size the way inference does it
+// (resize mode: resized; pad/tile modes: a centred crop, zero-padded if smaller), normalised.
+runtime::PlainTensor calibration_tensor(cv::Mat image, const Preprocessing& pre, int64_t h, int64_t w) {
+  if (pre.intensity == "minmax") cv::normalize(image, image, 0, 1, cv::NORM_MINMAX);
+  if (pre.mode == "resize") {
+    image = resize_image(image, static_cast<int>(h), static_cast<int>(w));
+  } else {
+    cv::Mat canvas = cv::Mat::zeros(static_cast<int>(h), static_cast<int>(w), image.type());
+    const int ch = std::min<int>(h, image.rows), cw = std::min<int>(w, image.cols);
+    image(cv::Rect((image.cols - cw) / 2, (image.rows - ch) / 2, cw, ch)).copyTo(canvas(cv::Rect(0, 0, cw, ch)));
+    image = canvas;
+  }
+  const int c = image.channels();
+  std::vector<float> chw(static_cast<size_t>(c * h * w));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int k = 0; k < c; ++k)
+        chw[(k * h + y) * w + x] = static_cast<float>((image.ptr<float>(y)[x * c + k] - pre.mean) / pre.std);
+  return runtime::PlainTensor::floats({1, c, h, w}, std::move(chw));
+}
+
+// `random`: standard-normal inputs, for benchmarking untrained models only (say so).
+std::vector<runtime::PlainTensor> calibration_inputs(const ExportArgs& a, const LoadedModel& m, const Graph& g) {
+  const auto& shape = g.inputs[0].shape;
+  std::vector<runtime::PlainTensor> inputs;
+  require(a.calibration_images >= 1, "--calibration-images must be at least 1");
+  if (a.calibrate == "random") {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal;
+    for (int i = 0; i < a.calibration_images; ++i) {
+      std::vector<float> v(static_cast<size_t>(shape[1] * shape[2] * shape[3]));
+      for (auto& x : v) x = normal(rng);
+      inputs.push_back(runtime::PlainTensor::floats(shape, std::move(v)));
+    }
+    return inputs;
+  }
+  const bool bbbc = detect_dataset_kind(a.calibrate) == "bbbc010";
+  const Dataset d = read_dataset(a.calibrate, "auto", bbbc ? m.preprocessing.channels : std::vector<std::string>{});
+  require(!d.samples.empty(), "--calibrate " + a.calibrate + ": the dataset has no images");
+  const size_t n = std::min<size_t>(d.samples.size(), static_cast<size_t>(a.calibration_images));
+  for (size_t i = 0; i < n; ++i) {  // spread over the dataset, deterministic
+    const Sample& s = d.samples[i * d.samples.size() / n];
+    require(s.image.channels() == shape[1], "--calibrate: " + s.image_path + " has " +
+                                                std::to_string(s.image.channels()) + " channels, the model takes " +
+                                                std::to_string(shape[1]));
+    inputs.push_back(calibration_tensor(s.image, m.preprocessing, shape[2], shape[3]));
+  }
+  return inputs;
+}
+
 void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputShape& shape) {
   RuntimeModel rt;
   rt.graph = model_graph(*m.model, shape);
+  if (!a.calibrate.empty()) {
+    rt.activation_absmax = runtime::calibrate_activations(rt.graph, calibration_inputs(a, m, rt.graph),
+                                                          a.calibration_percentile);
+    std::printf("calibrated %zu activations for int8 on %s (%s)\n", rt.activation_absmax.size(), a.calibrate.c_str(),
+                a.calibration_percentile < 100 ? ("percentile " + std::to_string(a.calibration_percentile)).c_str()
+                                               : "max |x|");
+  }
   rt.preprocessing = m.preprocessing.to_json();
   rt.config = m.model->config().to_json();
   rt.size_divisor = m.model->size_divisor();
@@ -81,6 +150,7 @@ void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputS
 void run_export(const ExportArgs& a) {
   require(a.format == "onnx" || a.format == "runtime", "--format: unknown format '" + a.format + "' (onnx, runtime)");
   if (a.format == "runtime") check_runtime_options(a);
+  else check_onnx_options(a);
   require(a.input_size >= 0, "--input-size must be positive, got " + std::to_string(a.input_size));
   const LoadedModel m = open_model(a.model, a.in_channels);
   GraphInputShape shape;
@@ -110,6 +180,14 @@ void add_export(CLI::App& app) {
   cmd->add_option("--in-channels", args->in_channels, "Input channels when --model is a name")->capture_default_str();
   cmd->add_flag("--dynamic-size", args->dynamic_size,
                 "Height and width as dynamic axes (multiples of 32 at run time; onnx only)");
+  cmd->add_option("--calibrate", args->calibrate,
+                  "runtime: record activation ranges for int8 on images of this dataset folder (or 'random': "
+                  "normal noise, for benchmarking untrained models only)");
+  cmd->add_option("--calibration-images", args->calibration_images, "runtime: images used to calibrate")
+      ->capture_default_str();
+  cmd->add_option("--calibration-percentile", args->calibration_percentile,
+                  "runtime: percentile of |x| the int8 range covers (100 = max)")
+      ->capture_default_str();
   cmd->add_flag("--dynamic-batch", args->dynamic_batch, "Batch as a dynamic axis (default: batch 1; onnx only)");
   cmd->callback([args, opset] {
     args->opset_given = opset->count() > 0;

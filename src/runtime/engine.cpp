@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
@@ -59,6 +60,7 @@ struct Value {
   memory mem;            // arena values, bound after planning
   PlainTensor tensor;    // host values (and host mirrors of arena values read by host ops)
   bool mirrored = false; // arena value with an up-to-date copy in `tensor`
+  bool nonnegative = false;  // produced by ReLU/ReLU6/sigmoid (or ops keeping that): u8 in int8 mode
 };
 
 struct Step {
@@ -102,6 +104,22 @@ bool activation_of(const GraphNode& n, Activation* act) {
   return false;
 }
 
+// 127 / max |w| per output channel, in oneDNN's output-channel order (g-major when grouped).
+// ONNX layouts: conv [O, I/g, kh, kw]; transposed conv [I, O/g, kh, kw].
+std::vector<float> per_channel_weight_scales(const GraphTensor& w, bool transposed, int64_t groups) {
+  const int64_t a = w.shape[0], b = w.shape[1], k = w.shape[2] * w.shape[3];
+  const int64_t out = transposed ? b * groups : a;
+  std::vector<float> absmax(out, 0.f);
+  for (int64_t i = 0; i < a; ++i)
+    for (int64_t j = 0; j < b; ++j) {
+      const int64_t oc = transposed ? (i / (a / groups)) * b + j : i;
+      for (int64_t t = 0; t < k; ++t) absmax[oc] = std::max(absmax[oc], std::abs(w.f32[(i * b + j) * k + t]));
+    }
+  std::vector<float> scales(out);
+  for (int64_t c = 0; c < out; ++c) scales[c] = absmax[c] > 0 ? 127.f / absmax[c] : 1.f;
+  return scales;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -136,6 +154,7 @@ struct Engine::Impl {
   memory::desc act_md(const memory::dims& dims) const { return memory::desc(dims, act_dt, tag::nhwc); }
   memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
+  int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
   int host_input(const std::string& name);   // value index with a host tensor (mirroring arena values)
   void use(int value) { values[value].last = static_cast<int>(steps.size()); }
   int produce(Step step, int out);
@@ -158,8 +177,11 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   model = std::move(m);
   options = o;
   require(options.threads >= 0, "threads must be >= 0, got " + std::to_string(options.threads));
-  if (options.precision == Precision::I8)
-    throw Error("int8 inference is not implemented in this runtime yet (use fp32 or bf16)");
+  // int8: convolutions run on u8/s8 activations and s8 weights; between them activations stay
+  // f32 so that adds, pools, SE scales and the host ops keep full precision.
+  require(options.precision != Precision::I8 || !model.activation_absmax.empty(),
+          "runtime model '" + model.graph.name + "' has no activation calibration, so it cannot run in int8: "
+          "export it with `leanseg export --format runtime --calibrate DIR`");
   act_dt = options.precision == Precision::BF16 ? dt::bf16 : dt::f32;
   require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
           "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");
@@ -228,6 +250,39 @@ int Engine::Impl::arena_input(const std::string& name) {
   produce(std::move(s), a);
   use(a);
   return a;
+}
+
+// The calibrated absmax gives the scale: q = round(x · 255/absmax) in u8 for non-negative values,
+// round(x · 127/absmax) in s8 otherwise. One copy per value, shared by every conv reading it.
+int Engine::Impl::quantized_input(int v, float* scale) {
+  const std::string& name = values[v].name;
+  // A host tensor copied into the arena ("x#arena") has the calibration of x.
+  auto a = model.activation_absmax.find(name.substr(0, name.rfind("#arena")));
+  require(a != model.activation_absmax.end(),
+          where(name) + ": no int8 calibration for this value (re-export with --calibrate)");
+  const bool u8 = values[v].nonnegative;
+  *scale = (u8 ? 255.f : 127.f) / std::max(a->second, 1e-8f);
+  const std::string qname = name + "#q8";
+  auto found = value_of.find(qname);
+  if (found != value_of.end()) {
+    use(found->second);
+    return found->second;
+  }
+  const int q = add_value(qname, values[v].dims, false);
+  values[q].md = memory::desc(values[v].dims, u8 ? dt::u8 : dt::s8, tag::nhwc);
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {*scale});
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, values[q].md, attr);
+  Step s;
+  s.name = qname;
+  s.primitive = dnnl::reorder(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, q}};
+  use(v);
+  produce(std::move(s), q);
+  use(q);
+  return q;
 }
 
 int Engine::Impl::host_input(const std::string& name) {
@@ -309,21 +364,34 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     }
   }
   Activation act;
+  bool nonnegative_out = false;
   if (j != SIZE_MAX && activation_of(nodes[j], &act)) {
     post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
     fused.insert(j);
     out_name = nodes[j].outputs[0];
+    nonnegative_out = act.algorithm != dnnl::algorithm::eltwise_clip || act.alpha >= 0;
   }
 
   dnnl::primitive_attr attr;
   attr.set_post_ops(post);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const bool int8 = options.precision == Precision::I8;
+  float src_scale = 1.f;
+  std::vector<float> weight_scales;  // per output channel: 127 / max |w|
+  int src = x;
+  if (int8) {
+    src = quantized_input(x, &src_scale);
+    weight_scales = per_channel_weight_scales(*w, transposed, groups);
+    std::vector<float> out_scales(weight_scales.size());
+    for (size_t c = 0; c < out_scales.size(); ++c) out_scales[c] = 1.f / (src_scale * weight_scales[c]);
+    attr.set_output_scales(1 << 1, out_scales);  // dst axis 1 = output channels
+  }
   const memory::dims strides = {st[0], st[1]}, dilates = {dil[0] - 1, dil[1] - 1};
   const memory::dims pad_l = {pads[0], pads[1]}, pad_r = {pads[2], pads[3]};
   memory::dims wd = groups == 1 ? memory::dims{out_ch, in_ch, k[0], k[1]}
                                 : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
-  const memory::desc w_any(wd, act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
-  const memory::desc src_md = values[x].md, dst_md = act_md(od);
+  const memory::desc w_any(wd, int8 ? dt::s8 : act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
+  const memory::desc src_md = values[src].md, dst_md = act_md(od);
   Step s;
   s.name = n.name;
   memory::desc packed_w;
@@ -353,16 +421,28 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   // Weights: ONNX [O, I/g, kh, kw] (conv) or [I, O/g, kh, kw] (transposed) → the packed layout.
   const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
   memory user_w = constant_memory(*w, wd, user_tag), packed(packed_w, cpu);
-  dnnl::reorder(user_w, packed).execute(stream, user_w, packed);
+  if (int8) {  // s8 weights: scale each output channel (mask over the output-channel axes)
+    dnnl::primitive_attr wattr;
+    wattr.set_output_scales(groups == 1 ? 1 : 3, weight_scales);
+    dnnl::reorder(dnnl::reorder::primitive_desc(cpu, user_w.get_desc(), cpu, packed_w, wattr))
+        .execute(stream, user_w, packed);
+  } else {
+    dnnl::reorder(user_w, packed).execute(stream, user_w, packed);
+  }
   s.fixed_args[DNNL_ARG_WEIGHTS] = packed;
   weights += packed_w.get_size();
   if (b) {
     s.fixed_args[DNNL_ARG_BIAS] = constant_memory(*b, {out_ch}, tag::a);
+    if (int8) {  // oneDNN 2.x adds the bias to the accumulator before the output scale
+      float* bias = static_cast<float*>(s.fixed_args[DNNL_ARG_BIAS].get_data_handle());
+      for (int64_t c = 0; c < out_ch; ++c) bias[c] *= src_scale * weight_scales[c];
+    }
     weights += b->f32.size() * sizeof(float);
   }
-  s.value_args.push_back({DNNL_ARG_SRC, x});
+  s.value_args.push_back({DNNL_ARG_SRC, src});
 
   const int out = add_value(out_name, od, false);
+  values[out].nonnegative = nonnegative_out;
   if (sum_other >= 0) {
     if (values[sum_other].last <= static_cast<int>(steps.size()) && readers[values[sum_other].name] == 1 &&
         sum_other != value_of[model.graph.inputs[0].name]) {
@@ -378,7 +458,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     use(sum_other);
   }
   s.value_args.push_back({DNNL_ARG_DST, out});
-  use(x);
+  use(src);
   const int first = values[out].first;
   produce(std::move(s), out);
   if (sum_other >= 0 && values[out].storage == out) values[out].first = first;  // written by the copy
@@ -425,6 +505,8 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
   s.value_args.push_back({DNNL_ARG_SRC_0, a});
   use(a);
   const int out = add_value(n.outputs[0], values[a].dims, false);
+  // SE gates (sigmoid) times non-negative features stay non-negative.
+  values[out].nonnegative = alg == dnnl::algorithm::binary_mul && b >= 0 && values[a].nonnegative && values[b].nonnegative;
   s.value_args.push_back({DNNL_ARG_DST, out});
   produce(std::move(s), out);
 }
@@ -441,6 +523,7 @@ void Engine::Impl::lower_eltwise(const GraphNode& n) {
     chain.push_back({dnnl::algorithm::eltwise_clip, 0.f, 1.f});
   }
   const int out = add_value(n.outputs[0], values[x].dims, false);
+  values[out].nonnegative = n.op != "Clip" || float_attr(n, "min", 0) >= 0;
   for (size_t c = 0; c < chain.size(); ++c) {
     Step s;
     s.name = n.name;
@@ -483,6 +566,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   s.primitive = dnnl::pooling_forward(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], od, false);
+  values[out].nonnegative = values[x].nonnegative;
   s.value_args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}};
   use(x);
   produce(std::move(s), out);
@@ -509,6 +593,8 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   s.primitive = dnnl::concat(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], od, false);
+  values[out].nonnegative = true;
+  for (const auto& [arg, v] : s.value_args) values[out].nonnegative = values[out].nonnegative && values[v].nonnegative;
   s.value_args.push_back({DNNL_ARG_DST, out});
   produce(std::move(s), out);
 }
