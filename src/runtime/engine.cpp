@@ -61,6 +61,7 @@ struct Value {
   PlainTensor tensor;    // host values (and host mirrors of arena values read by host ops)
   bool mirrored = false; // arena value with an up-to-date copy in `tensor`
   bool nonnegative = false;  // produced by ReLU/ReLU6/sigmoid (or ops keeping that): u8 in int8 mode
+  float qscale = 1.f;        // int8 values (md u8/s8): x ≈ q / qscale
 };
 
 struct Step {
@@ -68,6 +69,7 @@ struct Step {
   std::string name;  // node name (error messages, profiling)
   dnnl::primitive primitive;
   std::vector<std::pair<int, int>> value_args;     // DNNL_ARG_* → value index
+  std::map<int, memory::desc> views;               // DNNL_ARG_* → another view of that value's bytes
   std::unordered_map<int, memory> fixed_args;      // weights, bias, constants
   memory::desc scratchpad;
   std::unordered_map<int, memory> args;            // bound after planning
@@ -130,6 +132,7 @@ struct Engine::Impl {
   dt act_dt = dt::f32;
 
   std::vector<GraphNode> nodes;  // simplified graph
+  std::vector<GraphTensor> rewritten_constants;  // weights the simplification rearranged
   std::map<std::string, const GraphTensor*> constants;
   std::map<std::string, int> readers;  // value → number of reading nodes/outputs
 
@@ -155,6 +158,17 @@ struct Engine::Impl {
   memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
   int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
+  // True when every reader of `value` is a Conv/ConvTranspose reading it as its input.
+  bool only_convs_read(const std::string& value) const {
+    int conv_reads = 0;
+    for (const auto& n : nodes)
+      for (size_t k = 0; k < n.inputs.size(); ++k)
+        if (n.inputs[k] == value) {
+          if (k != 0 || (n.op != "Conv" && n.op != "ConvTranspose")) return false;
+          ++conv_reads;
+        }
+    return conv_reads > 0 && conv_reads == readers.at(value);
+  }
   int host_input(const std::string& name);   // value index with a host tensor (mirroring arena values)
   void use(int value) { values[value].last = static_cast<int>(steps.size()); }
   int produce(Step step, int out);
@@ -168,6 +182,7 @@ struct Engine::Impl {
   void lower_eltwise(const GraphNode& n);
   void lower_pool(const GraphNode& n);
   void lower_concat(const GraphNode& n);
+  void lower_depth_to_space(const GraphNode& n);
   void lower_host(const GraphNode& n);
   void bind();
   std::string where(const std::string& node) const { return "runtime model '" + model.graph.name + "', node '" + node + "'"; }
@@ -186,8 +201,11 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
           "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");
   require(model.graph.outputs.size() == 1, "runtime model '" + model.graph.name + "': expected one output");
-  nodes = simplify_for_engine(model.graph);
+  SimplifiedGraph simplified = simplify_for_engine(model.graph);
+  nodes = std::move(simplified.nodes);
+  rewritten_constants = std::move(simplified.new_constants);
   for (const auto& t : model.graph.initializers) constants[t.name] = &t;
+  for (const auto& t : rewritten_constants) constants[t.name] = &t;
   for (const auto& n : nodes)
     for (const auto& in : n.inputs) ++readers[in];
   for (const auto& v : model.graph.outputs) ++readers[v.name];
@@ -255,6 +273,11 @@ int Engine::Impl::arena_input(const std::string& name) {
 // The calibrated absmax gives the scale: q = round(x · 255/absmax) in u8 for non-negative values,
 // round(x · 127/absmax) in s8 otherwise. One copy per value, shared by every conv reading it.
 int Engine::Impl::quantized_input(int v, float* scale) {
+  if (values[v].md.data_type() == dt::u8 || values[v].md.data_type() == dt::s8) {  // already quantized
+    *scale = values[v].qscale;
+    use(v);
+    return v;
+  }
   const std::string& name = values[v].name;
   // A host tensor copied into the arena ("x#arena") has the calibration of x.
   auto a = model.activation_absmax.find(name.substr(0, name.rfind("#arena")));
@@ -355,7 +378,8 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
     const std::string& other = nodes[j].inputs[0] == out_name ? nodes[j].inputs[1] : nodes[j].inputs[0];
     auto it = value_of.find(other);
-    if (it != value_of.end() && !values[it->second].host && values[it->second].dims == od) {
+    if (it != value_of.end() && !values[it->second].host && values[it->second].dims == od &&
+        values[it->second].md.data_type() == act_dt) {
       sum_other = it->second;
       post.append_sum(1.f);
       fused.insert(j);
@@ -364,26 +388,38 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     }
   }
   Activation act;
-  bool nonnegative_out = false;
+  bool has_act = false, nonnegative_out = false;
   if (j != SIZE_MAX && activation_of(nodes[j], &act)) {
-    post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+    has_act = true;
     fused.insert(j);
     out_name = nodes[j].outputs[0];
     nonnegative_out = act.algorithm != dnnl::algorithm::eltwise_clip || act.alpha >= 0;
   }
 
   dnnl::primitive_attr attr;
-  attr.set_post_ops(post);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const bool int8 = options.precision == Precision::I8;
   float src_scale = 1.f;
   std::vector<float> weight_scales;  // per output channel: 127 / max |w|
   int src = x;
+  // int8 output: when only convolutions read the result, write it quantized (scaled by its own
+  // calibration) so the next conv reads it directly: no f32 round trip through memory. oneDNN
+  // applies the output scale before the post-ops, so a clip's bounds scale with it.
+  dt out_dt = act_dt;
+  float dst_scale = 1.f;
+  if (int8 && sum_other < 0 && only_convs_read(out_name) &&
+      (!has_act || act.algorithm != dnnl::algorithm::eltwise_logistic) && model.activation_absmax.count(out_name)) {
+    out_dt = nonnegative_out ? dt::u8 : dt::s8;
+    dst_scale = (nonnegative_out ? 255.f : 127.f) / std::max(model.activation_absmax.at(out_name), 1e-8f);
+    if (has_act && act.algorithm == dnnl::algorithm::eltwise_clip) act.alpha *= dst_scale, act.beta *= dst_scale;
+  }
+  if (has_act) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+  attr.set_post_ops(post);
   if (int8) {
     src = quantized_input(x, &src_scale);
     weight_scales = per_channel_weight_scales(*w, transposed, groups);
     std::vector<float> out_scales(weight_scales.size());
-    for (size_t c = 0; c < out_scales.size(); ++c) out_scales[c] = 1.f / (src_scale * weight_scales[c]);
+    for (size_t c = 0; c < out_scales.size(); ++c) out_scales[c] = dst_scale / (src_scale * weight_scales[c]);
     attr.set_output_scales(1 << 1, out_scales);  // dst axis 1 = output channels
   }
   const memory::dims strides = {st[0], st[1]}, dilates = {dil[0] - 1, dil[1] - 1};
@@ -391,7 +427,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   memory::dims wd = groups == 1 ? memory::dims{out_ch, in_ch, k[0], k[1]}
                                 : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
   const memory::desc w_any(wd, int8 ? dt::s8 : act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
-  const memory::desc src_md = values[src].md, dst_md = act_md(od);
+  const memory::desc src_md = values[src].md, dst_md(od, out_dt, tag::nhwc);
   Step s;
   s.name = n.name;
   memory::desc packed_w;
@@ -443,6 +479,8 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
 
   const int out = add_value(out_name, od, false);
   values[out].nonnegative = nonnegative_out;
+  values[out].md = dst_md;
+  values[out].qscale = dst_scale;
   if (sum_other >= 0) {
     if (values[sum_other].last <= static_cast<int>(steps.size()) && readers[values[sum_other].name] == 1 &&
         sum_other != value_of[model.graph.inputs[0].name]) {
@@ -599,6 +637,34 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   produce(std::move(s), out);
 }
 
+// DepthToSpace(2, DCR) in NHWC is a pure permutation of bytes: [N, H, W, (dy, dx, C)] →
+// [N, H, dy, W, dx, C]. One oneDNN reorder between two strided 6-D views of the two buffers.
+void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
+  require(int_attr(n, "blocksize", 0) == 2, where(n.name) + ": only DepthToSpace with blocksize 2 is supported");
+  const int x = arena_input(n.inputs[0]);
+  const memory::dims xd = values[x].dims;
+  const int64_t N = xd[0], C = xd[1] / 4, H = xd[2], W = xd[3];
+  const dt type = values[x].md.data_type();
+  const memory::dims view = {N, H, W, 2, 2, C};
+  const memory::desc from(view, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 1});
+  const memory::desc to(view, type, memory::dims{4 * H * W * C, 4 * W * C, 2 * C, 2 * W * C, C, 1});
+  Step s;
+  s.name = n.name;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc pd(cpu, from, cpu, to, attr);
+  s.primitive = dnnl::reorder(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  const int out = add_value(n.outputs[0], {N, C, 2 * H, 2 * W}, false);
+  values[out].md = memory::desc({N, C, 2 * H, 2 * W}, type, tag::nhwc);
+  values[out].nonnegative = values[x].nonnegative;
+  values[out].qscale = values[x].qscale;
+  s.value_args = {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, out}};
+  s.views = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  use(x);
+  produce(std::move(s), out);
+}
+
 // Small non-image ops on host tensors with the reference implementation. Output shapes are
 // found by running the op once on zeros now (Shape and Reshape depend only on shapes).
 void Engine::Impl::lower_host(const GraphNode& n) {
@@ -646,6 +712,7 @@ void Engine::Impl::plan(int h, int w) {
       else if (n.op == "Relu" || n.op == "Sigmoid" || n.op == "Clip" || n.op == "HardSigmoid") lower_eltwise(n);
       else if (n.op == "MaxPool" || n.op == "GlobalAveragePool") lower_pool(n);
       else if (n.op == "Concat") lower_concat(n);
+      else if (n.op == "DepthToSpace") lower_depth_to_space(n);
       else lower_host(n);
     } catch (const dnnl::error& e) {
       throw Error(where(n.name) + " (" + n.op + "): oneDNN refused it: " + e.what());
@@ -693,7 +760,10 @@ void Engine::Impl::bind() {
   for (auto& s : steps) {
     if (s.kind != Step::Kind::Primitive) continue;
     s.args = s.fixed_args;
-    for (const auto& [arg, v] : s.value_args) s.args[arg] = values[v].mem;
+    for (const auto& [arg, v] : s.value_args) {
+      auto view = s.views.find(arg);
+      s.args[arg] = view == s.views.end() ? values[v].mem : memory(view->second, cpu, values[v].mem.get_data_handle());
+    }
     if (s.scratchpad.get_size() > 0) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, scratch_base);
   }
   steps[0].args[DNNL_ARG_FROM] = input_user;

@@ -20,9 +20,60 @@ bool is_scalar_constant(const Graph& g, const std::string& name, float value) {
   return t && t->type == TensorType::F32 && t->f32.size() == 1 && t->f32[0] == value;
 }
 
+std::vector<int64_t> ints_attr(const GraphNode& n, const char* name, std::vector<int64_t> fallback) {
+  const auto* a = n.attribute(name);
+  return a ? a->ints : fallback;
+}
+
+bool is_stride2_kernel2_transposed_conv(const GraphNode& n, const Graph& g) {
+  if (n.op != "ConvTranspose" || n.inputs.size() < 2) return false;
+  const GraphTensor* w = g.initializer(n.inputs[1]);
+  const auto* group = n.attribute("group");
+  return w && w->shape.size() == 4 && w->shape[2] == 2 && w->shape[3] == 2 && (!group || group->i == 1) &&
+         ints_attr(n, "strides", {1, 1}) == std::vector<int64_t>{2, 2} &&
+         ints_attr(n, "pads", {0, 0, 0, 0}) == std::vector<int64_t>{0, 0, 0, 0} &&
+         ints_attr(n, "dilations", {1, 1}) == std::vector<int64_t>{1, 1} &&
+         ints_attr(n, "output_padding", {0, 0}) == std::vector<int64_t>{0, 0};
+}
+
+// ConvTranspose weights [I, O, 2, 2] → 1×1 conv weights [4·O, I, 1, 1] with output channel
+// (dy·2 + dx)·O + o, the DCR order DepthToSpace expects; the bias is repeated 4 times.
+void rewrite_as_pixel_shuffle(GraphNode& n, const Graph& g, SimplifiedGraph& out) {
+  const GraphTensor& w = *g.initializer(n.inputs[1]);
+  const int64_t in = w.shape[0], oc = w.shape[1];
+  GraphTensor w1;
+  w1.name = n.inputs[1] + "#as_1x1";
+  w1.shape = {4 * oc, in, 1, 1};
+  w1.f32.resize(w.f32.size());
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t d = 0; d < 4; ++d) w1.f32[(d * oc + o) * in + i] = w.f32[(i * oc + o) * 4 + d];
+  std::vector<std::string> inputs{n.inputs[0], w1.name};
+  out.new_constants.push_back(std::move(w1));
+  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    const GraphTensor& b = *g.initializer(n.inputs[2]);
+    GraphTensor b1;
+    b1.name = n.inputs[2] + "#as_1x1";
+    b1.shape = {4 * oc};
+    for (int d = 0; d < 4; ++d) b1.f32.insert(b1.f32.end(), b.f32.begin(), b.f32.end());
+    inputs.push_back(b1.name);
+    out.new_constants.push_back(std::move(b1));
+  }
+  GraphNode conv;
+  conv.op = "Conv";
+  conv.name = n.name + "#as_1x1";
+  conv.inputs = std::move(inputs);
+  conv.outputs = {conv.name};
+  conv.attributes = {GraphAttribute::of("kernel_shape", std::vector<int64_t>{1, 1})};
+  out.nodes.push_back(std::move(conv));
+  n.op = "DepthToSpace";
+  n.inputs = {n.name + "#as_1x1"};
+  n.attributes = {GraphAttribute::of("blocksize", int64_t{2})};  // mode DCR (ONNX's default)
+}
+
 }  // namespace
 
-std::vector<GraphNode> simplify_for_engine(const Graph& graph) {
+SimplifiedGraph simplify_for_engine(const Graph& graph) {
   std::map<std::string, int> readers;  // value → how many nodes / graph outputs read it
   std::map<std::string, size_t> producer;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -35,7 +86,7 @@ std::vector<GraphNode> simplify_for_engine(const Graph& graph) {
     return it == producer.end() ? nullptr : &graph.nodes[it->second];
   };
 
-  std::vector<GraphNode> out;
+  SimplifiedGraph out;
   std::set<std::string> dropped;  // nodes folded into a later node
   std::vector<GraphNode> nodes = graph.nodes;
   for (auto& n : nodes) {
@@ -61,8 +112,11 @@ std::vector<GraphNode> simplify_for_engine(const Graph& graph) {
       }
     }
   }
-  for (auto& n : nodes)
-    if (!dropped.count(n.name)) out.push_back(std::move(n));
+  for (auto& n : nodes) {
+    if (dropped.count(n.name)) continue;
+    if (is_stride2_kernel2_transposed_conv(n, graph)) rewrite_as_pixel_shuffle(n, graph, out);
+    out.nodes.push_back(std::move(n));
+  }
   return out;
 }
 

@@ -186,7 +186,7 @@ TEST(EngineOps, RewriteTurnsTheExportersReluSixIntoClip) {
   auto hs = t.node("HardSigmoid", "hs", {"image"}, {Attr::of("alpha", 1.0f / 6.0f), Attr::of("beta", 0.0f)});
   t.node("Mul", "r6", {hs, t.scalar("six", 6.0f)});
   const RuntimeModel m = t.finish("r6");
-  const auto nodes = simplify_for_engine(m.graph);
+  const auto nodes = simplify_for_engine(m.graph).nodes;
   ASSERT_EQ(nodes.size(), 1u);
   EXPECT_EQ(nodes[0].op, "Clip");
   EXPECT_EQ(nodes[0].inputs, std::vector<std::string>{"image"});
