@@ -6,6 +6,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/model_file.h"
+#include "leanseg/stats.h"  // peak_rss_bytes
 
 namespace leanseg {
 
@@ -32,8 +33,5 @@ struct EvalReport {
 
 // Scores `model` on data.samples[indices] (all samples when indices is empty).
 EvalReport evaluate(const LoadedModel& model, const Dataset& data, const std::vector<size_t>& indices = {});
-
-// Peak resident set size of this process (VmHWM), bytes.
-int64_t peak_rss_bytes();
 
 }  // namespace leanseg

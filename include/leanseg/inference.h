@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "leanseg/model.h"
+#include "leanseg/prediction.h"  // threshold_mask, predict_probability_with
 #include "leanseg/preprocessing.h"
 
 namespace leanseg {
@@ -20,8 +21,5 @@ torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks);
 // Foreground probability (CV_32FC1) at the image's original size. The model is used in eval
 // mode under NoGradGuard.
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01);
-
-// prob > threshold → CV_8UC1 0/1.
-cv::Mat threshold_mask(const cv::Mat& prob, double threshold);
 
 }  // namespace leanseg

@@ -9,7 +9,6 @@
 namespace leanseg::cli {
 
 std::vector<std::string> split_channels(const std::string& csv);  // "w1,w2" → {"w1","w2"}
-std::vector<std::string> split_plus(const std::string& s);        // "a.tif+b.tif" → {"a.tif","b.tif"}
 double parse_positive(const std::string& text, const std::string& option);
 Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels);
 std::string format_seconds(double s);

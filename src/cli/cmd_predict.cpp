@@ -12,6 +12,7 @@
 #include "leanseg/inference.h"
 #include "leanseg/metrics.h"
 #include "leanseg/model_file.h"
+#include "leanseg/prediction.h"
 
 namespace leanseg::cli {
 namespace fs = std::filesystem;
@@ -24,57 +25,12 @@ struct PredictArgs {
   double pixel_size = 0;
 };
 
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".ppm";
-}
-
-// Each job is one image: a file, or "a.tif+b.tif" for multi-channel models; folders expand.
-std::vector<std::vector<std::string>> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::vector<std::string>> jobs;
-  for (const auto& in : inputs) {
-    if (fs::is_directory(in)) {
-      std::vector<std::string> files;
-      for (const auto& e : fs::directory_iterator(in))
-        if (e.is_regular_file() && is_image_file(e.path()) && e.path().string().find("_Annotation") == std::string::npos)
-          files.push_back(e.path().string());
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) jobs.push_back({f});
-    } else {
-      jobs.push_back(split_plus(in));
-    }
-  }
-  require(!jobs.empty(), "predict: no input images");
-  return jobs;
-}
-
-void write_png(const std::string& path, const cv::Mat& m) {
-  std::vector<unsigned char> buf;
-  require(cv::imencode(".png", m, buf), "cannot encode " + path);
-  atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), buf.size()); });
-}
-
-cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const EllipseFit* fit) {
-  cv::Mat grey, bgr;
-  cv::extractChannel(image01, grey, 0);
-  grey.convertTo(grey, CV_8U, 255.0);
-  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
-  std::vector<std::vector<cv::Point>> contours;
-  cv::findContours(mask.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
-  cv::drawContours(bgr, contours, -1, cv::Scalar(0, 255, 0), 2);
-  if (fit && fit->ok)
-    cv::ellipse(bgr, cv::RotatedRect(cv::Point2f(fit->cx, fit->cy), cv::Size2f(2 * fit->semi_a, 2 * fit->semi_b), fit->angle_deg),
-                cv::Scalar(0, 0, 255), 1);
-  return bgr;
-}
-
 void run_predict(const PredictArgs& a) {
   const LoadedModel m = load_model(a.model);
   const auto& pre = m.preprocessing;
   fs::create_directories(a.out);
   nlohmann::json results = nlohmann::json::array();
-  for (const auto& job : expand_inputs(a.inputs)) {
+  for (const auto& job : expand_image_inputs(a.inputs)) {
     require(job.size() == 1 || job.size() == pre.channels.size(),
             "predict: '" + job[0] + "...' gives " + std::to_string(job.size()) + " files, the model takes " +
                 std::to_string(pre.channels.size()) + " channels (join files with '+')");
@@ -105,14 +61,6 @@ void run_predict(const PredictArgs& a) {
 }
 
 }  // namespace
-
-std::vector<std::string> split_plus(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t pos; (pos = s.find('+', start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
-  out.push_back(s.substr(start));
-  return out;
-}
 
 void add_predict(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();

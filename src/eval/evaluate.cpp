@@ -8,18 +8,10 @@
 #include "leanseg/inference.h"
 #include "leanseg/info.h"
 #include "leanseg/metrics.h"
+#include "leanseg/stats.h"
 
 namespace leanseg {
 namespace {
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const double pos = p * (v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
 
 double mean(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
@@ -52,14 +44,6 @@ ImageScore score_image(const LoadedModel& m, const Sample& s, Overlap& total) {
 }
 
 }  // namespace
-
-int64_t peak_rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
 
 EvalReport evaluate(const LoadedModel& m, const Dataset& data, const std::vector<size_t>& indices) {
   std::vector<size_t> idx = indices;

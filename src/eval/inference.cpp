@@ -4,6 +4,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/error.h"
+#include "leanseg/prediction.h"
 
 namespace leanseg {
 
@@ -44,62 +45,13 @@ cv::Mat run_whole(SegmentationModel& model, const Preprocessing& pre, const cv::
   return tensor_to_mat(torch::sigmoid(model->forward(image_to_tensor(image01, pre)))[0][0]);
 }
 
-// Overlapping tiles of the model input size with a linear-ramp blend weight, so seams vanish.
-cv::Mat run_tiled(SegmentationModel& model, const Preprocessing& pre, const cv::Mat& padded, int divisor) {
-  const int th = std::min(pre.input_height, padded.rows), tw = std::min(pre.input_width, padded.cols);
-  const int sh = std::max(divisor, th - th / 4), sw = std::max(divisor, tw - tw / 4);
-  cv::Mat acc = cv::Mat::zeros(padded.size(), CV_32FC1), wsum = cv::Mat::zeros(padded.size(), CV_32FC1);
-  cv::Mat weight(th, tw, CV_32FC1);
-  for (int y = 0; y < th; ++y)
-    for (int x = 0; x < tw; ++x) {
-      const float wy = std::min(y + 1, th - y) / static_cast<float>(th / 2 + 1);
-      const float wx = std::min(x + 1, tw - x) / static_cast<float>(tw / 2 + 1);
-      weight.at<float>(y, x) = std::max(1e-3f, std::min(wy, 1.f) * std::min(wx, 1.f));
-    }
-  auto starts = [](int total, int tile, int step) {
-    std::vector<int> s;
-    for (int p = 0;; p += step) {
-      if (p + tile >= total) {
-        s.push_back(std::max(0, total - tile));
-        break;
-      }
-      s.push_back(p);
-    }
-    return s;
-  };
-  for (int y : starts(padded.rows, th, sh))
-    for (int x : starts(padded.cols, tw, sw)) {
-      const cv::Rect r(x, y, tw, th);
-      cv::Mat p = run_whole(model, pre, padded(r).clone());
-      acc(r) += p.mul(weight);
-      wsum(r) += weight;
-    }
-  return acc / wsum;
-}
-
 }  // namespace
 
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01) {
   torch::NoGradGuard no_grad;
   model->eval();
-  const int d = model->size_divisor();
-  if (pre.mode == "resize") {
-    cv::Mat small = resize_image(image01, pre.input_height, pre.input_width);
-    cv::Mat prob = run_whole(model, pre, small);
-    cv::Mat full;
-    cv::resize(prob, full, image01.size(), 0, 0, cv::INTER_LINEAR);
-    return full;
-  }
-  cv::Mat padded = pad_to_multiple(image01, d, /*reflect=*/true);
-  cv::Mat prob = pre.mode == "pad" ? run_whole(model, pre, padded) : run_tiled(model, pre, padded, d);
-  return prob(cv::Rect(0, 0, image01.cols, image01.rows)).clone();
-}
-
-cv::Mat threshold_mask(const cv::Mat& prob, double threshold) {
-  cv::Mat m;
-  cv::threshold(prob, m, threshold, 1.0, cv::THRESH_BINARY);
-  m.convertTo(m, CV_8UC1);
-  return m;
+  return predict_probability_with(pre, model->size_divisor(), image01,
+                                  [&](const cv::Mat& image) { return run_whole(model, pre, image); });
 }
 
 }  // namespace leanseg

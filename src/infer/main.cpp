@@ -1,2 +1,61 @@
-// placeholder until leanseg-infer lands (helper writes this file)
-int main() { return 1; }
+// leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
+// oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--overlay]
+//   leanseg-infer MODEL.lsr --bench [--precision P] [--threads N] [--runs N] [--warmup N] [--json]
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "infer.h"
+#include "leanseg/error.h"
+
+namespace {
+
+struct Given {
+  CLI::Option *out, *runs, *warmup;
+};
+
+Given add_options(CLI::App& app, leanseg::infer::Options& o) {
+  Given g{};
+  app.add_option("model", o.model, "Runtime model (.lsr, from `leanseg export --format runtime`)")->required();
+  app.add_option("images", o.images, "Images or folders (a.tif+b.tif for multi-channel models)");
+  g.out = app.add_option("--out,-o", o.out, "Output folder: <stem>_mask.png, <stem>_prob.png (and _overlay.png)");
+  app.add_option("--precision", o.precision, "fp32, bf16 or int8 (int8 needs a calibrated export)")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "Threads (0: every core)")->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
+  app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
+  g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
+  g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
+  app.add_flag("--json", o.json, "--bench: print JSON");
+  return g;
+}
+
+// Options of the other mode are refused rather than silently ignored.
+void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
+  if (o.bench) {
+    leanseg::require(!o.overlay && g.out->count() == 0, "--out and --overlay apply to segmentation, not --bench");
+  } else {
+    leanseg::require(!o.json && g.runs->count() == 0 && g.warmup->count() == 0,
+                     "--json, --runs and --warmup apply to --bench only");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"leanseg-infer: segment images with a leanseg runtime model (.lsr) on the CPU, without LibTorch"};
+  leanseg::infer::Options o;
+  const Given given = add_options(app, o);
+  try {
+    app.parse(argc, argv);
+    check_mode_options(o, given);
+    if (o.bench) leanseg::infer::run_bench(o);
+    else leanseg::infer::segment_images(o);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;  // --help is not an error; every usage error exits 1
+  } catch (const std::exception& e) {
+    std::cerr << "leanseg-infer: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

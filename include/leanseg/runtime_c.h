@@ -1,0 +1,49 @@
+/* leanseg's LibTorch-free inference engine (runtime.h) as a plain C API, for embedding from C
+ * and from other languages' foreign-function interfaces (Python ctypes, Rust, Go, Java...).
+ *
+ * - ls_engine is opaque; one engine must not be used from two threads at once (the C++ engine
+ *   reuses one activation arena), but different engines are independent.
+ * - Functions returning int return 0 on success and non-zero on failure. On failure the
+ *   message (which names the file or argument at fault) is copied into `err` (truncated to
+ *   err_len - 1 bytes, always NUL-terminated); `err` may be NULL when err_len is 0.
+ * - No C++ exception ever crosses this boundary.
+ * - Input: C x H x W floats, planar, batch 1, already normalised as the model's preprocessing
+ *   says ((x / max - mean) / std); H and W as last set (the file's input size after loading).
+ *   Output: H x W floats. Link with leanseg_runtime (C++: link with a C++ linker or libstdc++). */
+#ifndef LEANSEG_RUNTIME_C_H
+#define LEANSEG_RUNTIME_C_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ls_engine ls_engine;
+
+/* Loads and validates a .lsr file. precision: "fp32", "bf16", "int8" or NULL (fp32).
+ * threads: 0 for every core. Returns NULL on failure (message in err). */
+ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len);
+
+/* Re-plans for another input size (positive multiples of the model's size divisor). */
+int ls_engine_set_input_size(ls_engine* engine, int height, int width, char* err, size_t err_len);
+
+/* The current input shape; -1 when engine is NULL. */
+int ls_engine_input_channels(const ls_engine* engine);
+int ls_engine_input_height(const ls_engine* engine);
+int ls_engine_input_width(const ls_engine* engine);
+
+/* Runs the model on `input` and copies the H x W logits into logits_out. */
+int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char* err, size_t err_len);
+
+/* As ls_engine_run, with the foreground probability (sigmoid of the logits) in prob_out. */
+int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_out, char* err, size_t err_len);
+
+/* Frees the engine; NULL is allowed. */
+void ls_engine_free(ls_engine* engine);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LEANSEG_RUNTIME_C_H */

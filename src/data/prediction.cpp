@@ -1,0 +1,148 @@
+#include "leanseg/prediction.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "leanseg/data.h"
+#include "leanseg/error.h"
+#include "leanseg/fs.h"
+
+namespace leanseg {
+namespace fs = std::filesystem;
+namespace {
+
+// Overlapping tiles of the model input size with a linear-ramp blend weight, so seams vanish.
+cv::Mat run_tiled(const Preprocessing& pre, const cv::Mat& padded, int divisor, const ProbabilityFn& run) {
+  const int th = std::min(pre.input_height, padded.rows), tw = std::min(pre.input_width, padded.cols);
+  const int sh = std::max(divisor, th - th / 4), sw = std::max(divisor, tw - tw / 4);
+  cv::Mat acc = cv::Mat::zeros(padded.size(), CV_32FC1), wsum = cv::Mat::zeros(padded.size(), CV_32FC1);
+  cv::Mat weight(th, tw, CV_32FC1);
+  for (int y = 0; y < th; ++y)
+    for (int x = 0; x < tw; ++x) {
+      const float wy = std::min(y + 1, th - y) / static_cast<float>(th / 2 + 1);
+      const float wx = std::min(x + 1, tw - x) / static_cast<float>(tw / 2 + 1);
+      weight.at<float>(y, x) = std::max(1e-3f, std::min(wy, 1.f) * std::min(wx, 1.f));
+    }
+  auto starts = [](int total, int tile, int step) {
+    std::vector<int> s;
+    for (int p = 0;; p += step) {
+      if (p + tile >= total) {
+        s.push_back(std::max(0, total - tile));
+        break;
+      }
+      s.push_back(p);
+    }
+    return s;
+  };
+  for (int y : starts(padded.rows, th, sh))
+    for (int x : starts(padded.cols, tw, sw)) {
+      const cv::Rect r(x, y, tw, th);
+      cv::Mat p = run(padded(r).clone());
+      acc(r) += p.mul(weight);
+      wsum(r) += weight;
+    }
+  return acc / wsum;
+}
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" ||
+         ext == ".ppm";
+}
+
+}  // namespace
+
+cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, const cv::Mat& image01,
+                                 const ProbabilityFn& run) {
+  if (pre.mode == "resize") {
+    cv::Mat prob = run(resize_image(image01, pre.input_height, pre.input_width));
+    cv::Mat full;
+    cv::resize(prob, full, image01.size(), 0, 0, cv::INTER_LINEAR);
+    return full;
+  }
+  cv::Mat padded = pad_to_multiple(image01, size_divisor, /*reflect=*/true);
+  cv::Mat prob = pre.mode == "pad" ? run(padded) : run_tiled(pre, padded, size_divisor, run);
+  return prob(cv::Rect(0, 0, image01.cols, image01.rows)).clone();
+}
+
+std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& pre) {
+  require(image01.depth() == CV_32F, "image_to_planar: expected a float image");
+  const int c = image01.channels();
+  require(c == static_cast<int>(pre.channels.size()),
+          "image has " + std::to_string(c) + " channels, the model expects " + std::to_string(pre.channels.size()));
+  std::vector<float> out(static_cast<size_t>(c) * image01.rows * image01.cols);
+  const float mean = static_cast<float>(pre.mean), inv_std = static_cast<float>(1.0 / pre.std);
+  const size_t plane = static_cast<size_t>(image01.rows) * image01.cols;
+  for (int y = 0; y < image01.rows; ++y) {
+    const float* row = image01.ptr<float>(y);
+    for (int x = 0; x < image01.cols; ++x)
+      for (int k = 0; k < c; ++k)
+        out[k * plane + static_cast<size_t>(y) * image01.cols + x] = (row[x * c + k] - mean) * inv_std;
+  }
+  return out;
+}
+
+cv::Mat threshold_mask(const cv::Mat& prob, double threshold) {
+  cv::Mat m;
+  cv::threshold(prob, m, threshold, 1.0, cv::THRESH_BINARY);
+  m.convertTo(m, CV_8UC1);
+  return m;
+}
+
+cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const EllipseFit* fit) {
+  cv::Mat grey, bgr;
+  cv::extractChannel(image01, grey, 0);
+  grey.convertTo(grey, CV_8U, 255.0);
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(mask.clone(), contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE);
+  cv::drawContours(bgr, contours, -1, cv::Scalar(0, 255, 0), 2);
+  if (fit && fit->ok)
+    cv::ellipse(bgr, cv::RotatedRect(cv::Point2f(fit->cx, fit->cy), cv::Size2f(2 * fit->semi_a, 2 * fit->semi_b), fit->angle_deg),
+                cv::Scalar(0, 0, 255), 1);
+  return bgr;
+}
+
+std::vector<unsigned char> encode_png(const cv::Mat& m, const std::string& path) {
+  std::vector<unsigned char> buf;
+  require(cv::imencode(".png", m, buf), "cannot encode " + path);
+  return buf;
+}
+
+void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
+  atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(bytes.data()), bytes.size()); });
+}
+
+void write_png(const std::string& path, const cv::Mat& m) { write_bytes(path, encode_png(m, path)); }
+
+std::vector<std::vector<std::string>> expand_image_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::vector<std::string>> jobs;
+  for (const auto& in : inputs) {
+    if (fs::is_directory(in)) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(in))
+        if (e.is_regular_file() && is_image_file(e.path()) && e.path().string().find("_Annotation") == std::string::npos)
+          files.push_back(e.path().string());
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) jobs.push_back({f});
+    } else {
+      jobs.push_back(split_plus(in));
+    }
+  }
+  require(!jobs.empty(), "no input images");
+  return jobs;
+}
+
+std::vector<std::string> split_plus(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t pos; (pos = s.find('+', start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
+  out.push_back(s.substr(start));
+  return out;
+}
+
+}  // namespace leanseg

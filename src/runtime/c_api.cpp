@@ -1,0 +1,118 @@
+// The C API (runtime_c.h) over runtime::Engine: every entry point catches everything, because
+// an exception unwinding into C (or into a foreign-function interface) is undefined behaviour.
+#include "leanseg/runtime_c.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "leanseg/error.h"
+#include "leanseg/runtime.h"
+
+struct ls_engine {
+  leanseg::runtime::Engine engine;
+};
+
+namespace {
+
+using leanseg::Error;
+using leanseg::runtime::Engine;
+
+void set_error(char* err, size_t err_len, const std::string& message) {
+  if (err == nullptr || err_len == 0) return;
+  const size_t n = std::min(message.size(), err_len - 1);
+  std::memcpy(err, message.data(), n);
+  err[n] = '\0';
+}
+
+void clear_error(char* err, size_t err_len) { set_error(err, err_len, ""); }
+
+// Runs `body`, turning any exception into a message in err and a non-zero return.
+template <class F>
+int guarded(char* err, size_t err_len, F&& body) {
+  try {
+    clear_error(err, err_len);
+    body();
+    return 0;
+  } catch (const std::bad_alloc&) {
+    set_error(err, err_len, "out of memory");
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+  } catch (...) {
+    set_error(err, err_len, "unknown error");
+  }
+  return 1;
+}
+
+void require_engine(const ls_engine* engine, const char* function) {
+  leanseg::require(engine != nullptr, std::string(function) + ": engine is NULL");
+}
+
+void require_buffers(const float* input, const float* output, const char* function) {
+  leanseg::require(input != nullptr, std::string(function) + ": input is NULL");
+  leanseg::require(output != nullptr, std::string(function) + ": output is NULL");
+}
+
+// Engine errors about the graph do not know the file they came from: name it.
+std::string with_path(const std::string& message, const std::string& path) {
+  if (message.find(path) != std::string::npos) return message;
+  return "runtime model '" + path + "': " + message;
+}
+
+const std::vector<float>& run_checked(ls_engine* engine, const float* input, float* out, const char* function) {
+  require_engine(engine, function);
+  require_buffers(input, out, function);
+  return engine->engine.run(input);
+}
+
+}  // namespace
+
+extern "C" {
+
+ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len) {
+  ls_engine* result = nullptr;
+  guarded(err, err_len, [&] {
+    leanseg::require(path != nullptr, "ls_engine_load: path is NULL");
+    leanseg::require(threads >= 0, "ls_engine_load: threads must be >= 0 (0: every core), got " + std::to_string(threads));
+    leanseg::runtime::EngineOptions options;
+    options.precision = leanseg::runtime::precision_from_name(precision ? precision : "fp32");
+    options.threads = threads;
+    try {
+      result = new ls_engine{Engine::load(path, options)};
+    } catch (const Error& e) {
+      throw Error(with_path(e.what(), path));
+    }
+  });
+  return result;
+}
+
+int ls_engine_set_input_size(ls_engine* engine, int height, int width, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    require_engine(engine, "ls_engine_set_input_size");
+    engine->engine.set_input_size(height, width);
+  });
+}
+
+int ls_engine_input_channels(const ls_engine* engine) { return engine ? engine->engine.input_channels() : -1; }
+int ls_engine_input_height(const ls_engine* engine) { return engine ? engine->engine.input_height() : -1; }
+int ls_engine_input_width(const ls_engine* engine) { return engine ? engine->engine.input_width() : -1; }
+
+int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const auto& logits = run_checked(engine, input, logits_out, "ls_engine_run");
+    std::copy(logits.begin(), logits.end(), logits_out);
+  });
+}
+
+int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_out, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    const auto& logits = run_checked(engine, input, prob_out, "ls_engine_probabilities");
+    std::transform(logits.begin(), logits.end(), prob_out, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+  });
+}
+
+void ls_engine_free(ls_engine* engine) { delete engine; }
+
+}  // extern "C"

@@ -1,0 +1,99 @@
+// The C API (runtime_c.h): a program compiled as C (c_api_smoke.c) runs against a real .lsr file,
+// and the C entry points give the same logits as the C++ engine and LibTorch.
+#include <cmath>
+#include <cstring>
+
+#include "leanseg/graph_export.h"
+#include "leanseg/preprocessing.h"
+#include "leanseg/runtime.h"
+#include "leanseg/runtime_c.h"
+#include "leanseg/runtime_file.h"
+#include "model_test_util.h"
+
+namespace leanseg {
+namespace {
+
+constexpr int kSize = 64;
+
+// unet-32 with random weights (model_test_util.h), exported at kSize×kSize to `path`.
+SegmentationModel write_model(const std::string& path) {
+  auto model = test::random_model("unet-32");
+  GraphInputShape shape;
+  shape.height = shape.width = kSize;
+  RuntimeModel rt;
+  rt.graph = model_graph(*model, shape);
+  rt.preprocessing = Preprocessing{}.to_json();
+  rt.config = model->config().to_json();
+  rt.size_divisor = model->size_divisor();
+  write_runtime_model(rt, path);
+  return model;
+}
+
+TEST(CApi, SmokeProgramCompiledAsC) {
+  test::TempDir dir;
+  write_model(dir.file("m.lsr"));
+  const std::string cmd = std::string(LEANSEG_C_API_SMOKE_PATH) + " " + dir.file("m.lsr") + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int status = p ? pclose(p) : -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
+}
+
+TEST(CApi, LogitsAndProbabilitiesMatchTheEngineAndLibTorch) {
+  test::TempDir dir;
+  auto model = write_model(dir.file("m.lsr"));
+  char err[512] = "";
+  ls_engine* e = ls_engine_load(dir.file("m.lsr").c_str(), "fp32", 2, err, sizeof err);
+  ASSERT_NE(e, nullptr) << err;
+  ASSERT_EQ(ls_engine_input_channels(e), 1);
+  ASSERT_EQ(ls_engine_input_height(e), kSize);
+  ASSERT_EQ(ls_engine_input_width(e), kSize);
+
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn({1, 1, kSize, kSize});
+  std::vector<float> logits(kSize * kSize), prob(kSize * kSize);
+  ASSERT_EQ(ls_engine_run(e, x.data_ptr<float>(), logits.data(), err, sizeof err), 0) << err;
+  ASSERT_EQ(ls_engine_probabilities(e, x.data_ptr<float>(), prob.data(), err, sizeof err), 0) << err;
+  ls_engine_free(e);
+
+  auto engine = runtime::Engine::load(dir.file("m.lsr"), {runtime::Precision::F32, 2});
+  const auto& direct = engine.run(x.data_ptr<float>());
+  ASSERT_EQ(direct.size(), logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    ASSERT_FLOAT_EQ(logits[i], direct[i]) << "pixel " << i;
+    ASSERT_NEAR(prob[i], 1.0 / (1.0 + std::exp(-static_cast<double>(logits[i]))), 1e-6) << "pixel " << i;
+  }
+
+  torch::Tensor reference;
+  {
+    torch::NoGradGuard no_grad;
+    reference = model->forward(x);
+  }
+  const auto ours = torch::from_blob(logits.data(), {1, 1, kSize, kSize}, torch::kFloat32);
+  EXPECT_LE(test::relative_difference(ours, reference), 1e-4);
+}
+
+TEST(CApi, ErrorsComeBackAsMessagesNotExceptions) {
+  test::TempDir dir;
+  write_model(dir.file("m.lsr"));
+  char err[512] = "";
+  EXPECT_EQ(ls_engine_load(dir.file("missing.lsr").c_str(), nullptr, 1, err, sizeof err), nullptr);
+  EXPECT_NE(std::string(err).find("missing.lsr"), std::string::npos) << err;
+  EXPECT_EQ(ls_engine_load(dir.file("m.lsr").c_str(), "int4", 1, err, sizeof err), nullptr);
+  EXPECT_NE(std::string(err).find("int4"), std::string::npos) << err;
+
+  ls_engine* e = ls_engine_load(dir.file("m.lsr").c_str(), nullptr, 1, err, sizeof err);
+  ASSERT_NE(e, nullptr) << err;
+  EXPECT_NE(ls_engine_set_input_size(e, 50, 64, err, sizeof err), 0);
+  EXPECT_GT(std::strlen(err), 0u);
+  std::vector<float> out(kSize * kSize);
+  EXPECT_NE(ls_engine_probabilities(e, nullptr, out.data(), err, sizeof err), 0);
+  EXPECT_NE(std::string(err).find("input is NULL"), std::string::npos) << err;
+  ls_engine_free(e);
+}
+
+}  // namespace
+}  // namespace leanseg

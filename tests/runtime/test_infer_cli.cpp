@@ -1,0 +1,195 @@
+// End-to-end checks of the LibTorch-free `leanseg-infer` binary: it links no LibTorch, segments
+// images at their original size with the same pipeline as `leanseg predict`, benchmarks with
+// JSON output, and fails cleanly (message naming the file, exit code 1, no files written).
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "leanseg/model_file.h"
+#include "model_test_util.h"
+
+namespace leanseg {
+namespace {
+namespace fs = std::filesystem;
+
+test::CliRun run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int status = p ? pclose(p) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+test::CliRun run_infer(const std::string& args) {
+  return run_command(std::string(LEANSEG_INFER_PATH) + " --threads 2 " + args);
+}
+
+// A 100×80 grey image: a bright disc on a mid-grey background.
+std::string write_test_image(const test::TempDir& dir, const std::string& name = "grey.png") {
+  cv::Mat img(80, 100, CV_8UC1, cv::Scalar(90));
+  cv::circle(img, {50, 40}, 20, cv::Scalar(200), cv::FILLED);
+  const std::string path = dir.file(name);
+  EXPECT_TRUE(cv::imwrite(path, img));
+  return path;
+}
+
+size_t files_in(const fs::path& dir) {
+  if (!fs::exists(dir)) return 0;
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+// unet-32 by registry name (random weights), exported by `leanseg export` at 64×64.
+class InferCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    const auto r = test::run_cli("export --model unet-32 --format runtime --input-size 64 --out " + model(), 2);
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string model() { return dir_->file("unet32.lsr"); }
+  static test::TempDir* dir_;
+};
+test::TempDir* InferCli::dir_ = nullptr;
+
+TEST(InferCliLinking, DoesNotLinkLibTorch) {
+  const test::CliRun r = run_command("ldd " + std::string(LEANSEG_INFER_PATH));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("libdnnl"), std::string::npos) << "ldd output looks wrong:\n" << r.out;
+  EXPECT_EQ(r.out.find("libtorch"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("libc10"), std::string::npos) << r.out;
+}
+
+TEST_F(InferCli, WritesMaskProbabilityAndOverlayAtTheOriginalSize) {
+  test::TempDir dir;
+  const std::string image = write_test_image(dir);
+  const auto r = run_infer(model() + " " + image + " --out " + dir.file("out") + " --overlay");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("100x80"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" ms"), std::string::npos) << r.out;
+  for (const char* suffix : {"_mask.png", "_prob.png", "_overlay.png"}) {
+    const cv::Mat m = cv::imread(dir.file(std::string("out/grey") + suffix), cv::IMREAD_UNCHANGED);
+    ASSERT_FALSE(m.empty()) << suffix;
+    EXPECT_EQ(m.cols, 100) << suffix;
+    EXPECT_EQ(m.rows, 80) << suffix;
+  }
+  const cv::Mat mask = cv::imread(dir.file("out/grey_mask.png"), cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(mask.type(), CV_8UC1);
+  EXPECT_EQ(cv::countNonZero(mask == 0) + cv::countNonZero(mask == 255), 100 * 80) << "mask is not 0/255";
+  EXPECT_EQ(cv::imread(dir.file("out/grey_overlay.png"), cv::IMREAD_UNCHANGED).channels(), 3);
+  EXPECT_EQ(files_in(dir.path / "out"), 3u) << "temporary files left behind";
+}
+
+TEST_F(InferCli, BenchJsonHasTheDocumentedKeys) {
+  const auto r = run_infer(model() + " --bench --runs 3 --warmup 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const char* k : {"median_ms", "p90_ms", "min_ms", "max_ms", "throughput", "peak_rss_bytes", "arena_bytes",
+                        "weight_bytes", "precision", "threads"})
+    EXPECT_TRUE(j.contains(k)) << k << " missing in " << r.out;
+  const double median = j["median_ms"], p90 = j["p90_ms"], lo = j["min_ms"], hi = j["max_ms"];
+  EXPECT_GT(lo, 0);
+  EXPECT_LE(lo, median);
+  EXPECT_LE(median, p90);
+  EXPECT_LE(p90, hi);
+  EXPECT_NEAR(j["throughput"].get<double>(), 1000.0 / median, 1e-6);
+  EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(j["weight_bytes"].get<int64_t>(), 7000000 * 4);  // unet-32: 7.76 M fp32 parameters
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_EQ(j["runs"], 3);
+  EXPECT_EQ(j["height"], 64);
+}
+
+TEST_F(InferCli, BenchTextIsHumanReadable) {
+  const auto r = run_infer(model() + " --bench --runs 2 --warmup 0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* s : {"median", "p90", "images/s", "peak RSS", "arena"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << " missing in " << r.out;
+}
+
+TEST_F(InferCli, ErrorsNameTheFileExitOneAndWriteNothing) {
+  test::TempDir dir;
+  const std::string image = write_test_image(dir);
+  const std::string out = " --out " + dir.file("out");
+
+  // The missing file is the second input: nothing is written for the first one either.
+  auto r = run_infer(model() + " " + image + " " + dir.file("missing.png") + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("missing.png"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("does not exist"), std::string::npos) << r.out;
+  EXPECT_EQ(files_in(dir.path / "out"), 0u);
+
+  r = run_infer(dir.file("missing.lsr") + " " + image + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("missing.lsr"), std::string::npos) << r.out;
+
+  std::ofstream(dir.file("garbage.lsr")) << "not a model";
+  r = run_infer(dir.file("garbage.lsr") + " " + image + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("garbage.lsr"), std::string::npos) << r.out;
+
+  std::ofstream(dir.file("garbage.png")) << "not an image";
+  r = run_infer(model() + " " + dir.file("garbage.png") + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("garbage.png"), std::string::npos) << r.out;
+
+  r = run_infer(model() + " " + image + "+" + image + out);  // two channel files for a 1-channel model
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("the model takes 1 channel"), std::string::npos) << r.out;
+
+  r = run_infer(model() + " " + image + out + " --precision fp64");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("unknown precision 'fp64'"), std::string::npos) << r.out;
+
+  r = run_infer(model() + " " + image + out + " --precision int8");  // exported without calibration
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("calibration"), std::string::npos) << r.out;
+  EXPECT_EQ(files_in(dir.path / "out"), 0u);
+}
+
+// The same model file through `leanseg predict` (LibTorch) and, exported, through
+// `leanseg-infer`: probabilities agree to PNG rounding in every input mode. "pad" and "tile"
+// make the engine re-plan for other sizes (100×80 padded to 128×96; 64×64 tiles).
+class InferMatchesPredict : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(InferMatchesPredict, ProbabilitiesAgreeWithLibTorch) {
+  test::TempDir dir;
+  const std::string image = write_test_image(dir, "disc.png");
+  auto model = test::random_model("unet-32");
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  pre.mode = GetParam();
+  save_model(dir.file("m.safetensors"), model, pre);
+  auto r = test::run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"), 2);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_cli("predict --model " + dir.file("m.safetensors") + " " + image + " --out " + dir.file("torch"), 2);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_infer(dir.file("m.lsr") + " " + image + " --out " + dir.file("infer"));
+  ASSERT_EQ(r.code, 0) << r.out;
+
+  const cv::Mat p_torch = cv::imread(dir.file("torch/disc_prob.png"), cv::IMREAD_UNCHANGED);
+  const cv::Mat p_infer = cv::imread(dir.file("infer/disc_prob.png"), cv::IMREAD_UNCHANGED);
+  ASSERT_EQ(p_torch.size(), p_infer.size());
+  double lo = 0, hi = 0, max_diff = 0;
+  cv::minMaxLoc(p_torch, &lo, &hi);
+  EXPECT_GT(hi - lo, 5) << "degenerate probabilities: the comparison would mean nothing";
+  cv::Mat diff;
+  cv::absdiff(p_torch, p_infer, diff);
+  cv::minMaxLoc(diff, nullptr, &max_diff);
+  EXPECT_LE(max_diff, 1) << "probability PNGs differ by more than rounding";
+  const cv::Mat m_torch = cv::imread(dir.file("torch/disc_mask.png"), cv::IMREAD_UNCHANGED);
+  const cv::Mat m_infer = cv::imread(dir.file("infer/disc_mask.png"), cv::IMREAD_UNCHANGED);
+  EXPECT_GE(cv::countNonZero(m_torch == m_infer), static_cast<int>(0.995 * m_torch.total()));
+}
+
+INSTANTIATE_TEST_SUITE_P(InferCli, InferMatchesPredict, ::testing::Values("resize", "pad", "tile"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace leanseg
