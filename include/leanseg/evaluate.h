@@ -6,6 +6,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/model_file.h"
+#include "leanseg/prediction.h"
 #include "leanseg/stats.h"  // peak_rss_bytes
 
 namespace leanseg {
@@ -24,6 +25,7 @@ struct EvalReport {
   double dice_pixels = 0, iou_pixels = 0;  // over all pixels of the set
   double hc_mae_mm = 0, hc_median_mm = 0, hd_mm = 0;  // NaN when not applicable
   double latency_median_ms = 0, latency_p90_ms = 0;
+  double mask_agreement = std::nan("");  // fraction of pixels where the reference model's mask agrees
   int64_t params_total = 0, params_nonzero = 0;
   double flops = 0;
   int64_t file_bytes = 0, peak_rss_bytes = 0;
@@ -31,7 +33,20 @@ struct EvalReport {
   nlohmann::json to_json(bool per_image) const;
 };
 
-// Scores `model` on data.samples[indices] (all samples when indices is empty).
+// A network with the input pipeline it expects: LibTorch (a model file) or the runtime (.lsr).
+struct Predictor {
+  ProbabilityFn run;
+  Preprocessing pre;
+  int size_divisor = 32;
+};
+Predictor libtorch_predictor(const LoadedModel& model);
+
+// Scores `predictor` on data.samples[indices] (all samples when indices is empty). With a
+// `reference`, also the share of pixels where both masks agree (e.g. int8 vs fp32). Model cost
+// fields (params, FLOPs, file size) are left for the caller.
+EvalReport evaluate_predictor(const Predictor& predictor, const Dataset& data, const std::vector<size_t>& indices = {},
+                              const Predictor* reference = nullptr);
+// evaluate_predictor on a LibTorch model, with its params and FLOPs.
 EvalReport evaluate(const LoadedModel& model, const Dataset& data, const std::vector<size_t>& indices = {});
 
 }  // namespace leanseg

@@ -18,6 +18,9 @@ torch::Tensor images_to_batch(const std::vector<cv::Mat>& images01, const Prepro
 // CV_8UC1 0/1 masks → [N, 1, H, W] float.
 torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks);
 
+// The LibTorch model as prediction.h's network (eval mode, no gradients, sigmoid of the logits).
+ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre);
+
 // Foreground probability (CV_32FC1) at the image's original size. The model is used in eval
 // mode under NoGradGuard.
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01);

@@ -10,6 +10,7 @@
 
 #include "leanseg/metrics.h"
 #include "leanseg/preprocessing.h"
+#include "leanseg/runtime.h"
 
 namespace leanseg {
 
@@ -22,6 +23,10 @@ using ProbabilityFn = std::function<cv::Mat(const cv::Mat& image01)>;
 // size_divisor, cropped back) or "tile" (overlapping tiles of the input size, blended).
 cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, const cv::Mat& image01,
                                  const ProbabilityFn& run);
+
+// The LibTorch-free engine as the network: re-planned for the image's size (a no-op when it is
+// unchanged), normalised planar input, sigmoid of the logits. Keeps references to both.
+ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre);
 
 // [H, W, C] float image in [0, 1] → planar C×H×W floats, normalised ((x − mean) / std).
 std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& pre);

@@ -45,6 +45,8 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
               static_cast<long long>(r.params_total), static_cast<long long>(r.params_nonzero), r.flops / 1e9,
               r.file_bytes / 1e6, r.peak_rss_bytes / 1e6);
   std::printf("  latency per image (whole pipeline) median %.1f ms, p90 %.1f ms\n", r.latency_median_ms, r.latency_p90_ms);
+  if (std::isfinite(r.mask_agreement))
+    std::printf("  mask agreement with the reference model: %.4f%% of pixels\n", 100 * r.mask_agreement);
 }
 
 }  // namespace leanseg::cli

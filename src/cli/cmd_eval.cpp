@@ -1,19 +1,61 @@
-// `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]`
+// `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
+//  [--precision fp32|bf16|int8] [--reference-model FILE]`. FILE is a model file (LibTorch) or an
+// exported .lsr file (the LibTorch-free runtime, at --precision).
 #include <filesystem>
+#include <cmath>
 #include <fstream>
+#include <optional>
 #include <iostream>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "leanseg/error.h"
+#include "leanseg/evaluate.h"
+#include "leanseg/info.h"
+#include "leanseg/runtime.h"
 
 namespace leanseg::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, data, dataset = "auto", split, subset = "val", out_json;
+  std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
   bool json = false, per_image = false;
 };
+
+bool is_runtime_file(const std::string& path) { return std::filesystem::path(path).extension() == ".lsr"; }
+
+// A model file or a .lsr file as a Predictor; `report` receives the model's params/FLOPs.
+struct Network {
+  Predictor predictor;
+  int64_t params = 0, params_nonzero = 0;
+  double flops = std::nan("");
+};
+
+Network open_network(const std::string& path, const std::string& precision) {
+  Network n;
+  if (!is_runtime_file(path)) {
+    require(precision == "fp32", "--precision " + precision + " needs an exported .lsr model (leanseg export --format runtime)");
+    const LoadedModel m = load_model(path);
+    n.predictor = libtorch_predictor(m);
+    const ParamCounts c = count_params(*m.model);
+    n.params = c.total, n.params_nonzero = c.nonzero;
+    n.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
+    return n;
+  }
+  struct Runtime {  // the engine and the preprocessing it reads stay together and in place
+    runtime::Engine engine;
+    Preprocessing pre;
+  };
+  runtime::EngineOptions options;
+  options.precision = runtime::precision_from_name(precision);
+  auto rt = std::make_shared<Runtime>(Runtime{runtime::Engine::load(path, options), {}});
+  rt->pre = Preprocessing::from_json(rt->engine.model().preprocessing, "runtime model '" + path + "'");
+  n.predictor.pre = rt->pre;
+  n.predictor.size_divisor = rt->engine.model().size_divisor;
+  n.predictor.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
+  n.params = n.params_nonzero = rt->engine.model().graph.parameter_count();
+  return n;
+}
 
 // Indices of the ids listed under `subset` in a split.json written by `leanseg train`.
 std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset) {
@@ -38,13 +80,17 @@ std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path
 }
 
 void run_eval(const EvalArgs& a) {
-  const LoadedModel m = load_model(a.model);
-  const Dataset data = load_dataset(a.data, a.dataset, m.preprocessing.channels);
-  require(data.channels == m.preprocessing.channels,
-          "'" + a.model + "' expects channels " + nlohmann::json(m.preprocessing.channels).dump() + " but the data has " +
+  const Network net = open_network(a.model, a.precision);
+  const Preprocessing& pre = net.predictor.pre;
+  const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
+  require(data.channels == pre.channels,
+          "'" + a.model + "' expects channels " + nlohmann::json(pre.channels).dump() + " but the data has " +
               nlohmann::json(data.channels).dump());
   const auto idx = a.split.empty() ? std::vector<size_t>{} : indices_from_split(data, a.split, a.subset);
-  EvalReport rep = evaluate(m, data, idx);
+  std::optional<Network> reference;
+  if (!a.reference.empty()) reference = open_network(a.reference, "fp32");
+  EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
+  rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
   if (a.json) std::cout << rep.to_json(a.per_image).dump(2) << "\n";
   else print_report_summary(rep, data.kind + (a.split.empty() ? "" : " (" + a.subset + " split)"));
@@ -60,6 +106,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
   cmd->add_option("--split", a->split, "split.json of a training run: score only one side of it");
   cmd->add_option("--subset", a->subset, "train or val (with --split)")->check(CLI::IsMember({"train", "val"}))->capture_default_str();
+  cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (runtime .lsr models)")->capture_default_str();
+  cmd->add_option("--reference-model", a->reference,
+                  "Also report the share of pixels whose mask agrees with this model's (file or .lsr, fp32)");
   cmd->add_flag("--json", a->json, "JSON output (keys dice, iou, hc_mae_mm, hd_mm, n_images, ...)");
   cmd->add_flag("--per-image", a->per_image, "Include per-image scores in the JSON");
   cmd->callback([a] { run_eval(*a); });

@@ -1,5 +1,6 @@
 #include "leanseg/prediction.h"
 
+#include <cmath>
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -143,6 +144,18 @@ std::vector<std::string> split_plus(const std::string& s) {
   for (size_t pos; (pos = s.find('+', start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
   out.push_back(s.substr(start));
   return out;
+}
+
+ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre) {
+  return [&engine, &pre](const cv::Mat& image01) {
+    engine.set_input_size(image01.rows, image01.cols);
+    const std::vector<float> x = image_to_planar(image01, pre);
+    const std::vector<float>& logits = engine.run(x.data());
+    cv::Mat prob(image01.rows, image01.cols, CV_32FC1);
+    float* p = prob.ptr<float>();
+    for (size_t i = 0; i < logits.size(); ++i) p[i] = 1.f / (1.f + std::exp(-logits[i]));
+    return prob;
+  };
 }
 
 }  // namespace leanseg

@@ -20,13 +20,18 @@ double mean(const std::vector<double>& v) {
   return s / v.size();
 }
 
-ImageScore score_image(const LoadedModel& m, const Sample& s, Overlap& total) {
+cv::Mat predict_mask(const Predictor& p, const cv::Mat& image) {
+  return threshold_mask(predict_probability_with(p.pre, p.size_divisor, image, p.run), p.pre.threshold);
+}
+
+ImageScore score_image(const Predictor& p, const Sample& s, Overlap& total, const Predictor* reference,
+                       int64_t& agreeing_pixels) {
   ImageScore r;
   r.id = s.id;
   const auto t0 = std::chrono::steady_clock::now();
-  const cv::Mat prob = predict_probability(m.model, m.preprocessing, s.image);
+  const cv::Mat pred = predict_mask(p, s.image);
   r.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  const cv::Mat pred = threshold_mask(prob, m.preprocessing.threshold);
+  if (reference) agreeing_pixels += static_cast<int64_t>(pred.total()) - cv::countNonZero(pred != predict_mask(*reference, s.image));
   const Overlap ov = overlap(pred, s.mask);
   total += ov;
   r.dice = ov.dice();
@@ -45,15 +50,35 @@ ImageScore score_image(const LoadedModel& m, const Sample& s, Overlap& total) {
 
 }  // namespace
 
+// The network on one (already sized) image; prediction.h's pipeline does resize/pad/tile.
+Predictor libtorch_predictor(const LoadedModel& m) {
+  Predictor p;
+  p.pre = m.preprocessing;
+  p.size_divisor = m.model->size_divisor();
+  p.run = libtorch_probability_fn(m.model, m.preprocessing);
+  return p;
+}
+
 EvalReport evaluate(const LoadedModel& m, const Dataset& data, const std::vector<size_t>& indices) {
+  EvalReport rep = evaluate_predictor(libtorch_predictor(m), data, indices);
+  const ParamCounts c = count_params(*m.model);
+  rep.params_total = c.total, rep.params_nonzero = c.nonzero;
+  rep.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
+  return rep;
+}
+
+EvalReport evaluate_predictor(const Predictor& p, const Dataset& data, const std::vector<size_t>& indices,
+                              const Predictor* reference) {
   std::vector<size_t> idx = indices;
   if (idx.empty())
     for (size_t i = 0; i < data.samples.size(); ++i) idx.push_back(i);
   EvalReport rep;
   Overlap total;
+  int64_t agreeing = 0, pixels = 0;
   std::vector<double> dices, ious, hds, hc_errs, lat;
   for (size_t i : idx) {
-    ImageScore r = score_image(m, data.samples[i], total);
+    ImageScore r = score_image(p, data.samples[i], total, reference, agreeing);
+    pixels += static_cast<int64_t>(data.samples[i].image.total());
     dices.push_back(r.dice), ious.push_back(r.iou), lat.push_back(r.latency_ms);
     if (std::isfinite(r.hd)) hds.push_back(r.hd);
     if (r.has_hc) hc_errs.push_back(r.hc_abs_err_mm);
@@ -65,9 +90,7 @@ EvalReport evaluate(const LoadedModel& m, const Dataset& data, const std::vector
   rep.hd_mm = mean(hds);
   rep.hc_mae_mm = mean(hc_errs), rep.hc_median_mm = percentile(hc_errs, 0.5);
   rep.latency_median_ms = percentile(lat, 0.5), rep.latency_p90_ms = percentile(lat, 0.9);
-  const ParamCounts c = count_params(*m.model);
-  rep.params_total = c.total, rep.params_nonzero = c.nonzero;
-  rep.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
+  if (reference && pixels > 0) rep.mask_agreement = static_cast<double>(agreeing) / pixels;
   rep.peak_rss_bytes = peak_rss_bytes();
   return rep;
 }
@@ -80,7 +103,7 @@ nlohmann::json EvalReport::to_json(bool per_image) const {
                       {"hd_mm", num(hd_mm)}, {"latency_median_ms", num(latency_median_ms)},
                       {"latency_p90_ms", num(latency_p90_ms)}, {"params_total", params_total},
                       {"params_nonzero", params_nonzero}, {"flops", flops}, {"file_bytes", file_bytes},
-                      {"peak_rss_bytes", peak_rss_bytes}};
+                      {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}};
   if (per_image) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : images) {

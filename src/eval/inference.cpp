@@ -47,11 +47,16 @@ cv::Mat run_whole(SegmentationModel& model, const Preprocessing& pre, const cv::
 
 }  // namespace
 
+ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre) {
+  return [model, pre](const cv::Mat& image01) mutable {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    return run_whole(model, pre, image01);
+  };
+}
+
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  return predict_probability_with(pre, model->size_divisor(), image01,
-                                  [&](const cv::Mat& image) { return run_whole(model, pre, image); });
+  return predict_probability_with(pre, model->size_divisor(), image01, libtorch_probability_fn(model, pre));
 }
 
 }  // namespace leanseg

@@ -49,20 +49,6 @@ void check_jobs(const std::vector<std::vector<std::string>>& jobs, const Preproc
   }
 }
 
-// The engine as the network of prediction.h: re-planned for the image's size (a no-op when it
-// is unchanged), normalised planar input, sigmoid of the logits.
-ProbabilityFn engine_runner(runtime::Engine& engine, const Preprocessing& pre) {
-  return [&engine, &pre](const cv::Mat& image01) {
-    engine.set_input_size(image01.rows, image01.cols);
-    const std::vector<float> x = image_to_planar(image01, pre);
-    const std::vector<float>& logits = engine.run(x.data());
-    cv::Mat prob(image01.rows, image01.cols, CV_32FC1);
-    float* p = prob.ptr<float>();
-    for (size_t i = 0; i < logits.size(); ++i) p[i] = 1.f / (1.f + std::exp(-logits[i]));
-    return prob;
-  };
-}
-
 struct ImageResult {
   int width = 0, height = 0;
   double foreground = 0, ms = 0;
@@ -74,7 +60,7 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
                         const std::vector<std::string>& job, const Options& o) {
   const cv::Mat image = read_input_image(job_paths(job, pre), pre.channels, pre.intensity, pre.max_value);
   const auto start = Clock::now();
-  const cv::Mat prob = predict_probability_with(pre, divisor, image, engine_runner(engine, pre));
+  const cv::Mat prob = predict_probability_with(pre, divisor, image, engine_probability_fn(engine, pre));
   const cv::Mat mask = threshold_mask(prob, pre.threshold);
   ImageResult r;
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();

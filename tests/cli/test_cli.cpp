@@ -88,6 +88,19 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   r = run_cli("predict --model " + dir.file("m.safetensors") + " " + dir.file("missing.png") + " --out " + dir.file("pred"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("missing.png"), std::string::npos) << r.out;
+
+  // The exported runtime file scores like the model file, and its masks agree with it.
+  r = run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --reference-model " +
+              dir.file("m.safetensors") + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto rt = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_GE(rt["mask_agreement"].get<double>(), 0.999);
+  EXPECT_NEAR(rt["dice"].get<double>(), j["dice"].get<double>(), 1e-3);
+  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --precision int8");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--calibrate"), std::string::npos) << r.out;
 }
 
 }  // namespace
