@@ -431,26 +431,20 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   Step s;
   s.name = n.name;
   memory::desc packed_w;
+  // Convolution and transposed convolution share their descriptor's shape in oneDNN.
+  auto create = [&](auto kind, dnnl::algorithm algorithm) {
+    using Primitive = decltype(kind);
+    const auto fwd = dnnl::prop_kind::forward_inference;
+    auto d = b ? typename Primitive::desc(fwd, algorithm, src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
+               : typename Primitive::desc(fwd, algorithm, src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
+    typename Primitive::primitive_desc pd(d, attr, cpu);
+    s.primitive = Primitive(pd);
+    packed_w = pd.weights_desc();
+    s.scratchpad = pd.scratchpad_desc();
+  };
   try {
-    if (transposed) {
-      auto d = b ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                                                     src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
-                 : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
-                                                     src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
-      dnnl::deconvolution_forward::primitive_desc pd(d, attr, cpu);
-      s.primitive = dnnl::deconvolution_forward(pd);
-      packed_w = pd.weights_desc();
-      s.scratchpad = pd.scratchpad_desc();
-    } else {
-      auto d = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                   src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
-                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                   src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
-      dnnl::convolution_forward::primitive_desc pd(d, attr, cpu);
-      s.primitive = dnnl::convolution_forward(pd);
-      packed_w = pd.weights_desc();
-      s.scratchpad = pd.scratchpad_desc();
-    }
+    if (transposed) create(dnnl::deconvolution_forward(), dnnl::algorithm::deconvolution_direct);
+    else create(dnnl::convolution_forward(), dnnl::algorithm::convolution_direct);
   } catch (const dnnl::error& e) {
     throw Error(where(n.name) + ": oneDNN has no " + precision_name(options.precision) + " implementation (" + e.what() + ")");
   }

@@ -1,30 +1,16 @@
 // End-to-end checks of the `leanseg` binary: exit codes, JSON keys, files written, messages.
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/model_file.h"
-#include "test_util.h"
+#include "model_test_util.h"
 
 namespace leanseg {
 namespace {
 
-struct CliRun {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(LEANSEG_CLI_PATH) + " --threads 2 " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using test::CliRun;
+CliRun run_cli(const std::string& args) { return test::run_cli(args, 2); }
 
 TEST(Cli, InfoJsonHasTheDocumentedKeys) {
   const CliRun r = run_cli("info --model mobilenet-aspp-se-unet --input-size 256 --json");
