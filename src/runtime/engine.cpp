@@ -20,6 +20,7 @@
 
 #include "arena.h"
 #include "graph_rewrite.h"
+#include "kernels.h"
 #include "leanseg/error.h"
 #include "leanseg/runtime.h"
 #include "reference.h"
@@ -65,7 +66,7 @@ struct Value {
 };
 
 struct Step {
-  enum class Kind { Primitive, Host } kind = Kind::Primitive;
+  enum class Kind { Primitive, Host, Upsample } kind = Kind::Primitive;
   std::string name;  // node name (error messages, profiling)
   dnnl::primitive primitive;
   std::vector<std::pair<int, int>> value_args;     // DNNL_ARG_* → value index
@@ -73,6 +74,8 @@ struct Step {
   std::unordered_map<int, memory> fixed_args;      // weights, bias, constants
   memory::desc scratchpad;
   std::unordered_map<int, memory> args;            // bound after planning
+  // Upsample steps (kernels.h): taps [4][C] and bias [C]
+  std::vector<float> taps, bias;
   // Host steps
   const GraphNode* node = nullptr;
   std::vector<int> inputs;  // value indices (host tensors)
@@ -183,6 +186,8 @@ struct Engine::Impl {
   void lower_pool(const GraphNode& n);
   void lower_concat(const GraphNode& n);
   void lower_depth_to_space(const GraphNode& n);
+  void lower_depthwise_upsample(const GraphNode& n);
+  int converted(int value, dt type);  // `value` as `type` (a reorder step when it differs)
   void lower_host(const GraphNode& n);
   void bind();
   std::string where(const std::string& node) const { return "runtime model '" + model.graph.name + "', node '" + node + "'"; }
@@ -659,6 +664,59 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   produce(std::move(s), out);
 }
 
+int Engine::Impl::converted(int v, dt type) {
+  if (values[v].md.data_type() == type) return v;
+  const int c = add_value(values[v].name + "#" + std::to_string(static_cast<int>(type)), values[v].dims, false);
+  values[c].md = memory::desc(values[v].dims, type, tag::nhwc);
+  values[c].nonnegative = values[v].nonnegative;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (values[v].qscale != 1.f) attr.set_output_scales(0, {1.f / values[v].qscale});  // int8 → float
+  dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, values[c].md, attr);
+  Step s;
+  s.name = values[c].name;
+  s.primitive = dnnl::reorder(pd);
+  s.scratchpad = pd.scratchpad_desc();
+  s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}};
+  use(v);
+  produce(std::move(s), c);
+  use(c);
+  return c;
+}
+
+// Depthwise kernel-2 stride-2 transposed conv with the engine's own f32 kernel; other
+// precisions convert around it (a memory pass each way, far cheaper than oneDNN's kernel).
+void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
+  const GraphTensor* w = constants.at(n.inputs[1]);
+  const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants.at(n.inputs[2]) : nullptr;
+  const int x = converted(arena_input(n.inputs[0]), dt::f32);
+  const memory::dims xd = values[x].dims;
+  const int64_t C = xd[1];
+  require(w->shape[0] == C, where(n.name) + ": weights for " + std::to_string(w->shape[0]) + " channels, input has " +
+                                std::to_string(C));
+  Step s;
+  s.name = n.name;
+  s.kind = Step::Kind::Upsample;
+  s.taps.resize(4 * C);
+  for (int64_t c = 0; c < C; ++c)
+    for (int d = 0; d < 4; ++d) s.taps[d * C + c] = w->f32[c * 4 + d];
+  if (b) s.bias = b->f32;
+  weights += (s.taps.size() + s.bias.size()) * sizeof(float);
+  const memory::dims od = {xd[0], C, 2 * xd[2], 2 * xd[3]};
+  const bool direct = act_dt == dt::f32;
+  const int y = add_value(direct ? n.outputs[0] : n.outputs[0] + "#f32", od, false);
+  values[y].md = memory::desc(od, dt::f32, tag::nhwc);
+  s.inputs = {x};
+  s.output = y;
+  use(x);
+  produce(std::move(s), y);
+  if (!direct) {
+    const int out = converted(y, act_dt);
+    values[out].name = n.outputs[0];
+    value_of[n.outputs[0]] = out;
+  }
+}
+
 // Small non-image ops on host tensors with the reference implementation. Output shapes are
 // found by running the op once on zeros now (Shape and Reshape depend only on shapes).
 void Engine::Impl::lower_host(const GraphNode& n) {
@@ -707,6 +765,7 @@ void Engine::Impl::plan(int h, int w) {
       else if (n.op == "MaxPool" || n.op == "GlobalAveragePool") lower_pool(n);
       else if (n.op == "Concat") lower_concat(n);
       else if (n.op == "DepthToSpace") lower_depth_to_space(n);
+      else if (n.op == "DepthwiseUpsample2x") lower_depthwise_upsample(n);
       else lower_host(n);
     } catch (const dnnl::error& e) {
       throw Error(where(n.name) + " (" + n.op + "): oneDNN refused it: " + e.what());
@@ -774,6 +833,12 @@ void Engine::Impl::run(const float* input) {
       continue;
     }
     Value& out = values[s.output];
+    if (s.kind == Step::Kind::Upsample) {
+      const Value& in = values[s.inputs[0]];
+      depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()), static_cast<float*>(out.mem.get_data_handle()),
+                           s.taps.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
+      continue;
+    }
     if (s.node == nullptr) {  // a copy between the arena and a host tensor
       Value& in = values[s.inputs[0]];
       if (!in.host) {  // arena → host mirror

@@ -25,11 +25,14 @@ std::vector<int64_t> ints_attr(const GraphNode& n, const char* name, std::vector
   return a ? a->ints : fallback;
 }
 
-bool is_stride2_kernel2_transposed_conv(const GraphNode& n, const Graph& g) {
+// Kernel 2, stride 2, no padding; `groups` of 1 (dense) or the channel count (depthwise).
+bool is_stride2_kernel2_transposed_conv(const GraphNode& n, const Graph& g, bool depthwise) {
   if (n.op != "ConvTranspose" || n.inputs.size() < 2) return false;
   const GraphTensor* w = g.initializer(n.inputs[1]);
   const auto* group = n.attribute("group");
-  return w && w->shape.size() == 4 && w->shape[2] == 2 && w->shape[3] == 2 && (!group || group->i == 1) &&
+  const int64_t groups = group ? group->i : 1;
+  const bool grouping_ok = depthwise ? w && groups == w->shape[0] && w->shape[1] == 1 && groups > 1 : groups == 1;
+  return w && w->shape.size() == 4 && w->shape[2] == 2 && w->shape[3] == 2 && grouping_ok &&
          ints_attr(n, "strides", {1, 1}) == std::vector<int64_t>{2, 2} &&
          ints_attr(n, "pads", {0, 0, 0, 0}) == std::vector<int64_t>{0, 0, 0, 0} &&
          ints_attr(n, "dilations", {1, 1}) == std::vector<int64_t>{1, 1} &&
@@ -114,7 +117,8 @@ SimplifiedGraph simplify_for_engine(const Graph& graph) {
   }
   for (auto& n : nodes) {
     if (dropped.count(n.name)) continue;
-    if (is_stride2_kernel2_transposed_conv(n, graph)) rewrite_as_pixel_shuffle(n, graph, out);
+    if (is_stride2_kernel2_transposed_conv(n, graph, false)) rewrite_as_pixel_shuffle(n, graph, out);
+    if (is_stride2_kernel2_transposed_conv(n, graph, true)) n.op = "DepthwiseUpsample2x";  // same inputs
     out.nodes.push_back(std::move(n));
   }
   return out;

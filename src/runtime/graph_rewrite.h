@@ -6,7 +6,9 @@
 // and one for speed:
 //   ConvTranspose(k 2, s 2, no pad, 1 group) → 1×1 Conv to 4·C channels + DepthToSpace(2, DCR)
 // (each output pixel of a stride-2, kernel-2 transposed conv sees exactly one input pixel, so it
-// is a GEMM followed by a pixel shuffle; oneDNN's transposed-conv kernels are much slower).
+// is a GEMM followed by a pixel shuffle; oneDNN's transposed-conv kernels are much slower),
+//   depthwise ConvTranspose(k 2, s 2, no pad)  → DepthwiseUpsample2x (the engine's own kernel;
+//                                                 an internal op, not ONNX)
 // All are exact. Nodes whose outputs other nodes (or graph outputs) still read are kept.
 #pragma once
 #include <vector>
