@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <sstream>
 
 #include "leanseg/error.h"
@@ -47,6 +49,27 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
   std::printf("  latency per image (whole pipeline) median %.1f ms, p90 %.1f ms\n", r.latency_median_ms, r.latency_p90_ms);
   if (std::isfinite(r.mask_agreement))
     std::printf("  mask agreement with the reference model: %.4f%% of pixels\n", 100 * r.mask_agreement);
+}
+
+std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), "--split '" + path + "': cannot open");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error("--split '" + path + "': not valid JSON (" + e.what() + ")");
+  }
+  require(j.contains(subset) && j[subset].is_array(), "--split '" + path + "': has no '" + subset + "' list");
+  std::map<std::string, size_t> by_id;
+  for (size_t i = 0; i < d.samples.size(); ++i) by_id[d.samples[i].id] = i;
+  std::vector<size_t> idx;
+  for (const auto& id : j[subset]) {
+    auto it = by_id.find(id.get<std::string>());
+    require(it != by_id.end(), "--split '" + path + "': image '" + id.get<std::string>() + "' is not in " + d.kind + " data");
+    idx.push_back(it->second);
+  }
+  return idx;
 }
 
 }  // namespace leanseg::cli

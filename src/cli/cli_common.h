@@ -13,5 +13,7 @@ double parse_positive(const std::string& text, const std::string& option);
 Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels);
 std::string format_seconds(double s);
 void print_report_summary(const EvalReport& r, const std::string& what);
+// Indices of the ids listed under `subset` ("train"/"val") in a split.json written by `leanseg train`.
+std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset);
 
 }  // namespace leanseg::cli

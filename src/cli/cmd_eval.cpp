@@ -57,28 +57,6 @@ Network open_network(const std::string& path, const std::string& precision) {
   return n;
 }
 
-// Indices of the ids listed under `subset` in a split.json written by `leanseg train`.
-std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), "--split '" + path + "': cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error("--split '" + path + "': not valid JSON (" + e.what() + ")");
-  }
-  require(j.contains(subset) && j[subset].is_array(), "--split '" + path + "': has no '" + subset + "' list");
-  std::map<std::string, size_t> by_id;
-  for (size_t i = 0; i < d.samples.size(); ++i) by_id[d.samples[i].id] = i;
-  std::vector<size_t> idx;
-  for (const auto& id : j[subset]) {
-    auto it = by_id.find(id.get<std::string>());
-    require(it != by_id.end(), "--split '" + path + "': image '" + id.get<std::string>() + "' is not in " + d.kind + " data");
-    idx.push_back(it->second);
-  }
-  return idx;
-}
-
 void run_eval(const EvalArgs& a) {
   const Network net = open_network(a.model, a.precision);
   const Preprocessing& pre = net.predictor.pre;

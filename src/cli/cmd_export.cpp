@@ -4,6 +4,7 @@
 // leanseg's own LibTorch-free engine (runtime_file.h).
 #include <cstdio>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "leanseg/error.h"
 #include "leanseg/graph_export.h"
@@ -27,6 +28,7 @@ struct ExportArgs {
   bool dynamic_size = false, dynamic_batch = false;
   bool opset_given = false;  // --opset on the command line (it has a default)
   std::string calibrate;     // runtime int8 calibration: a dataset folder, "random", or "" (none)
+  std::string calibration_split;  // split.json: calibrate on its training images only
   int calibration_images = 16;
   double calibration_percentile = 100;
 };
@@ -116,9 +118,13 @@ std::vector<runtime::PlainTensor> calibration_inputs(const ExportArgs& a, const 
   const bool bbbc = detect_dataset_kind(a.calibrate) == "bbbc010";
   const Dataset d = read_dataset(a.calibrate, "auto", bbbc ? m.preprocessing.channels : std::vector<std::string>{});
   require(!d.samples.empty(), "--calibrate " + a.calibrate + ": the dataset has no images");
-  const size_t n = std::min<size_t>(d.samples.size(), static_cast<size_t>(a.calibration_images));
-  for (size_t i = 0; i < n; ++i) {  // spread over the dataset, deterministic
-    const Sample& s = d.samples[i * d.samples.size() / n];
+  std::vector<size_t> pool;  // candidates: the run's training images, or every image
+  if (!a.calibration_split.empty()) pool = indices_from_split(d, a.calibration_split, "train");
+  else
+    for (size_t i = 0; i < d.samples.size(); ++i) pool.push_back(i);
+  const size_t n = std::min<size_t>(pool.size(), static_cast<size_t>(a.calibration_images));
+  for (size_t i = 0; i < n; ++i) {  // spread over the pool, deterministic
+    const Sample& s = d.samples[pool[i * pool.size() / n]];
     require(s.image.channels() == shape[1], "--calibrate: " + s.image_path + " has " +
                                                 std::to_string(s.image.channels()) + " channels, the model takes " +
                                                 std::to_string(shape[1]));
@@ -183,6 +189,8 @@ void add_export(CLI::App& app) {
   cmd->add_option("--calibrate", args->calibrate,
                   "runtime: record activation ranges for int8 on images of this dataset folder (or 'random': "
                   "normal noise, for benchmarking untrained models only)");
+  cmd->add_option("--calibration-split", args->calibration_split,
+                  "runtime: a run's split.json: calibrate on its training images only (keeps validation unseen)");
   cmd->add_option("--calibration-images", args->calibration_images, "runtime: images used to calibrate")
       ->capture_default_str();
   cmd->add_option("--calibration-percentile", args->calibration_percentile,
