@@ -1,5 +1,6 @@
 // Training (T1–T3): the seed's recipe with crash-safe checkpoints and exact resume.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "leanseg/data.h"
@@ -49,6 +50,12 @@ struct TrainOptions {
   bool progress = true;
   // Abort (as if killed) after this many epochs of this process; for resume tests.
   int stop_after_epochs = 0;
+  // Fine-tuning (C6): train this model (in place) instead of building `model` from scratch;
+  // model, model_options and encoder_weights are then ignored.
+  SegmentationModel initial_model{nullptr};
+  // Called after every optimizer step, e.g. to re-apply pruning masks so that pruned weights
+  // stay exactly zero.
+  std::function<void(SegmentationModel&)> after_step;
 
   nlohmann::json to_json() const;
 };

@@ -9,6 +9,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/info.h"
@@ -29,6 +30,8 @@ struct Network {
   Predictor predictor;
   int64_t params = 0, params_nonzero = 0;
   double flops = std::nan("");
+  nlohmann::json compression;    // model files written by `leanseg compress`
+  std::string compression_text;
 };
 
 Network open_network(const std::string& path, const std::string& precision) {
@@ -40,6 +43,8 @@ Network open_network(const std::string& path, const std::string& precision) {
     const ParamCounts c = count_params(*m.model);
     n.params = c.total, n.params_nonzero = c.nonzero;
     n.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
+    if (m.extra.is_object() && m.extra.contains("compression")) n.compression = m.extra["compression"];
+    n.compression_text = describe_compression(m);
     return n;
   }
   struct Runtime {  // the engine and the preprocessing it reads stay together and in place
@@ -70,8 +75,14 @@ void run_eval(const EvalArgs& a) {
   EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
-  if (a.json) std::cout << rep.to_json(a.per_image).dump(2) << "\n";
-  else print_report_summary(rep, data.kind + (a.split.empty() ? "" : " (" + a.subset + " split)"));
+  if (a.json) {
+    auto j = rep.to_json(a.per_image);
+    if (!net.compression.is_null()) j["compression"] = net.compression;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  print_report_summary(rep, data.kind + (a.split.empty() ? "" : " (" + a.subset + " split)"));
+  if (!net.compression_text.empty()) std::printf("  compression: %s\n", net.compression_text.c_str());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/info.h"
 #include "leanseg/model_file.h"
@@ -42,8 +43,16 @@ void run_info(const InfoArgs& a) {
   if (a.model.empty()) return print_zoo(a);
   LoadedModel m = open_model(a.model, a.in_channels);
   const auto s = summarize(m.model, a.input_size, a.input_size);
-  if (a.json) std::cout << s.to_json().dump(2) << "\n";
-  else std::cout << s.to_table();
+  const std::string compression = describe_compression(m);
+  if (a.json) {
+    auto j = s.to_json();
+    if (m.extra.is_object() && m.extra.contains("compression")) j["compression"] = m.extra["compression"];
+    if (!m.storage.is_null()) j["storage"] = {{"kind", m.storage["kind"]}, {"per_channel", m.storage["per_channel"]}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << s.to_table();
+  if (!compression.empty()) std::cout << "compression: " << compression << "\n";
 }
 
 }  // namespace

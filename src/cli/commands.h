@@ -12,5 +12,6 @@ void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_export(CLI::App& app);
+void add_compress(CLI::App& app);
 
 }  // namespace leanseg::cli

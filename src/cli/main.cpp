@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   leanseg::cli::add_predict(app);
   leanseg::cli::add_demo(app);
   leanseg::cli::add_export(app);
+  leanseg::cli::add_compress(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,22 +2,27 @@
 
 #include <filesystem>
 
+#include "compress/weight_storage.h"
 #include "leanseg/error.h"
 #include "leanseg/safetensors.h"
 #include "leanseg/tensor_io.h"
 
 namespace leanseg {
 void save_model(const std::string& path, SegmentationModel model, const Preprocessing& pre,
-                const nlohmann::json& extra) {
+                const nlohmann::json& extra, const WeightStorage& storage) {
   require(static_cast<int>(pre.channels.size()) == model->config().in_channels,
           "save_model: preprocessing lists " + std::to_string(pre.channels.size()) +
               " channels but the model takes " + std::to_string(model->config().in_channels));
-  nlohmann::json meta = {{"format_version", kModelFormatVersion},
+  const EncodedState encoded = encode_state(*model, storage);
+  // Plain files stay version 1 so that older leanseg builds keep reading them; compact storage
+  // needs version 2 (an older build then says "upgrade" instead of failing on unknown tensors).
+  nlohmann::json meta = {{"format_version", encoded.storage.is_null() ? 1 : 2},
                          {"config", model->config().to_json()},
                          {"frozen_prefixes", model->frozen_prefixes()},
                          {"preprocessing", pre.to_json()},
                          {"extra", extra}};
-  save_tensors(path, state_dict(*model), {{"format", "leanseg-model"}, {"leanseg", meta.dump()}});
+  if (!encoded.storage.is_null()) meta["storage"] = encoded.storage;
+  save_tensors(path, encoded.tensors, {{"format", "leanseg-model"}, {"leanseg", meta.dump()}});
 }
 
 LoadedModel load_model(const std::string& path) {
@@ -52,7 +57,12 @@ LoadedModel load_model(const std::string& path) {
               " channels but the model takes " + std::to_string(out.model->config().in_channels));
   if (meta.contains("frozen_prefixes")) out.model->set_frozen_prefixes(meta["frozen_prefixes"].get<std::vector<std::string>>());
   out.extra = meta.value("extra", nlohmann::json::object());
-  load_state_strict(*out.model, file);
+  if (meta.contains("storage") && !meta["storage"].is_null()) {
+    out.storage = meta["storage"];
+    load_encoded_state(*out.model, file, out.storage);
+  } else {
+    load_state_strict(*out.model, file);
+  }
   out.model->eval();
   return out;
 }

@@ -116,6 +116,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
                   " (try a lower --lr)");
     loss.backward();
     opt.step();
+    if (o.after_step) o.after_step(model);
     sum += value * batch.images.size(0);
     seen += batch.images.size(0);
     char status[64];
@@ -242,7 +243,11 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   if (o.pos_weight_auto) o.loss.pos_weight = auto_pos_weight(data, split.train);
 
   torch::manual_seed(o.seed);  // the initial weights are part of what a seed reproduces
-  SegmentationModel model = build_model(o, static_cast<int>(data.channels.size()));
+  const int in_channels = static_cast<int>(data.channels.size());
+  SegmentationModel model = o.initial_model ? o.initial_model : build_model(o, in_channels);
+  require(model->config().in_channels == in_channels,
+          "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
+              std::to_string(in_channels));
   const Preprocessing pre = preprocessing_for(o, data);
   std::vector<torch::Tensor> trainable;
   for (auto& p : model->parameters())

@@ -1,0 +1,127 @@
+// Compression (SPEC C1, C3, C4, C6): magnitude pruning, weight quantization (the framework
+// seed's uniform formula and integer affine quantization, with straight-through fake
+// quantization for training) and fine-tuning with pruning masks kept. Compact storage of the
+// results in model files: WeightStorage in model_file.h. See docs/compression.md.
+//
+// What this does and does not buy: pruned or quantized weights make the model *file* smaller;
+// LibTorch still computes with dense fp32 weights (dequantized at load), so they do not make
+// LibTorch inference faster. Real int8 speed comes from the runtime (leanseg export --format
+// runtime --calibrate; leanseg-infer --precision int8).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "leanseg/model_file.h"
+#include "leanseg/train.h"
+
+namespace leanseg {
+
+// The weights compression acts on: the weights of Conv2d, ConvTranspose2d and Linear modules
+// (not biases, not BatchNorm/GroupNorm parameters), by dotted name, in registration order.
+std::vector<std::pair<std::string, torch::Tensor>> compressible_weights(const torch::nn::Module& m);
+
+// --- Magnitude pruning (C1) -----------------------------------------------------------------
+
+enum class PruneScope { Global, Layer };
+// "global" or "layer"; throws Error naming --prune-scope otherwise.
+PruneScope prune_scope_from_string(const std::string& s);
+const char* prune_scope_name(PruneScope s);
+
+struct PruneOptions {
+  double sparsity = 0;  // p ∈ [0, 1): the share of the selected weights set to zero
+  // Global: one θ = percentile(|W|, p) over all selected weights; Layer: one θ per weight tensor.
+  PruneScope scope = PruneScope::Global;
+  // Parameter-name prefixes to prune (e.g. "decoder."); empty = every trainable compressible
+  // weight (frozen ones are then skipped and listed in PruneResult::skipped_frozen).
+  std::vector<std::string> layers;
+  // Also prune frozen (requires_grad = false) weights. Without it, selecting a frozen weight
+  // through `layers` is an error: the frozen encoder cannot recover during fine-tuning.
+  bool allow_frozen = false;
+};
+
+struct WeightMask {
+  std::string name;     // parameter name
+  torch::Tensor mask;   // bool, the weight's shape; false = pruned
+  int64_t pruned = 0;   // zeros in mask
+  double threshold = 0;  // θ used for this tensor (the global θ in global scope)
+};
+
+struct PruneResult {
+  std::vector<WeightMask> masks;
+  int64_t selected = 0;  // weights considered (N)
+  int64_t pruned = 0;    // zeros in the masks: round(p·N) globally, Σ round(p·N_l) per layer
+  double threshold = 0;  // global scope: θ; layer scope: unused (see WeightMask::threshold)
+  std::vector<std::string> skipped_frozen;
+};
+
+// Masks that zero exactly round(p·N) weights (per scope group): the smallest |w|; weights equal
+// to θ are pruned in position order (tensor order, then flat index) until the count is exact,
+// so the result is deterministic. Throws Error for p outside [0, 1), a selection that matches no
+// weight, a frozen weight selected without allow_frozen, or non-finite weights.
+PruneResult magnitude_masks(const torch::nn::Module& m, const PruneOptions& o);
+// W ← W ⊙ M for every mask (no autograd). Throws Error if a mask names no parameter of m.
+void apply_masks(torch::nn::Module& m, const std::vector<WeightMask>& masks);
+// magnitude_masks + apply_masks.
+PruneResult magnitude_prune(torch::nn::Module& m, const PruneOptions& o);
+
+// --- Quantization (C4) ----------------------------------------------------------------------
+
+// Throws Error "unknown bit-width B (8, 4, 2)" for other widths.
+void check_bits(int bits);
+
+// The framework seed's formula for "lower precision (8, 4, 2 bit)" floating-point quantization,
+// exactly as written there (§1.2.2): X_q = round(X × (2^b − 1)) / (2^b − 1). It has no scale:
+// values are snapped to a grid of step 1/(2^b − 1), which suits data in [0, 1]; weights much
+// smaller than the step collapse to 0. Error bound: |X − X_q| ≤ 1 / (2 (2^b − 1)).
+torch::Tensor seed_uniform_quantize(const torch::Tensor& x, int bits);
+double seed_uniform_error_bound(int bits);
+
+// Integer affine quantization (seed §1.2.2, "Integer Quantization"):
+//   s = (max − min) / (2^b − 1), z = round(−min / s), q = clamp(round(x / s) + z, 0, 2^b − 1),
+//   x̂ = (q − z) · s.
+// min/max are taken over the tensor (per tensor) or over each index of axis 0 (per channel:
+// output channels of Conv2d/Linear, input channels of ConvTranspose2d). The range is widened
+// to include 0, as PyTorch's observers do, so that 0 (pruned weights) is represented exactly
+// and z fits in [0, 2^b − 1]. Then |x − x̂| ≤ s / 2 for every element.
+struct AffineQuantized {
+  torch::Tensor codes;       // uint8, x's shape, values in [0, 2^b − 1]
+  torch::Tensor scale;       // float32, [C] per channel or [1]
+  torch::Tensor zero_point;  // uint8, like scale
+  int bits = 8;
+  bool per_channel = false;
+};
+AffineQuantized affine_quantize(const torch::Tensor& x, int bits, bool per_channel);
+// (q − z) · s as float32 with the codes' shape.
+torch::Tensor affine_dequantize(const AffineQuantized& q);
+
+// Fake quantization with the straight-through estimator: the forward value is the
+// quantized-dequantized x, the gradient passes through unchanged: x + (x̂ − x).detach().
+torch::Tensor fake_quant_affine(const torch::Tensor& x, int bits, bool per_channel);
+torch::Tensor fake_quant_seed(const torch::Tensor& x, int bits);
+
+// --- Fine-tuning after compression (C6) -----------------------------------------------------
+
+// Training options to fine-tune `m`: the recipe recorded in its provenance (extra.train_options:
+// input size/mode, intensity, batch, loss, augmentation, split, seed) where present, else the
+// defaults with the input size and mode of its preprocessing; lr 1e-4 (compression needs a
+// nudge, not retraining); `epochs` epochs; no early stopping or time limit.
+TrainOptions finetune_options(const LoadedModel& m, int epochs);
+
+// Fine-tunes m.model in place on `data` with train_model (o.out_dir receives the run's files),
+// re-applying `masks` after every optimizer step so pruned weights stay exactly zero. `model`
+// is the run's best model (by validation Dice), masks re-applied, with m's provenance (extra).
+// Throws Error when the data's channels differ from the model's.
+struct FinetuneResult {
+  LoadedModel model;
+  TrainResult run;
+};
+FinetuneResult finetune(const LoadedModel& m, const Dataset& data, TrainOptions o, const std::vector<WeightMask>& masks);
+
+// One line describing a model file's compression (from extra.compression and its storage), e.g.
+// "magnitude pruning 50% (global) → fine-tune 2 epochs → int4 per channel"; "" for plain files.
+std::string describe_compression(const LoadedModel& m);
+
+}  // namespace leanseg
