@@ -4,10 +4,12 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <opencv2/imgproc.hpp>
 #include <cstdio>
 #include <string>
 #include <sys/wait.h>
 
+#include "leanseg/data.h"
 #include "leanseg/model.h"
 #include "test_util.h"
 
@@ -51,6 +53,26 @@ inline double relative_difference(const torch::Tensor& ours, const torch::Tensor
   const double range = (reference.max() - reference.min()).item<double>();
   EXPECT_GT(range, 1e-3) << "degenerate logits: the comparison would mean nothing";
   return (ours - reference).abs().max().item<double>() / range;
+}
+
+// Bright discs on noise, mask = disc; each sample its own group.
+inline Dataset disc_dataset(int n, int size, uint64_t seed) {
+  Dataset d;
+  d.kind = "test-discs";
+  d.channels = {"gray"};
+  cv::RNG rng(seed);
+  for (int i = 0; i < n; ++i) {
+    Sample s;
+    s.id = s.group = "s" + std::to_string(i);
+    s.image = cv::Mat(size, size, CV_32FC1);
+    rng.fill(s.image, cv::RNG::UNIFORM, 0.0, 0.4);
+    s.mask = cv::Mat::zeros(size, size, CV_8UC1);
+    const cv::Point c(rng.uniform(size / 4, 3 * size / 4), rng.uniform(size / 4, 3 * size / 4));
+    cv::circle(s.mask, c, rng.uniform(size / 8, size / 4), cv::Scalar(1), cv::FILLED);
+    s.image.setTo(cv::Scalar(0.8), s.mask);
+    d.samples.push_back(s);
+  }
+  return d;
 }
 
 struct CliRun {

@@ -20,26 +20,6 @@ inline SegmentationModel tiny_efficient_unet(uint64_t seed = 7) {
   return m;
 }
 
-// Bright discs on noise, mask = disc; each sample its own group (as in the training tests).
-inline Dataset disc_dataset(int n, int size, uint64_t seed) {
-  Dataset d;
-  d.kind = "test-discs";
-  d.channels = {"gray"};
-  cv::RNG rng(seed);
-  for (int i = 0; i < n; ++i) {
-    Sample s;
-    s.id = s.group = "s" + std::to_string(i);
-    s.image = cv::Mat(size, size, CV_32FC1);
-    rng.fill(s.image, cv::RNG::UNIFORM, 0.0, 0.4);
-    s.mask = cv::Mat::zeros(size, size, CV_8UC1);
-    const cv::Point c(rng.uniform(size / 4, 3 * size / 4), rng.uniform(size / 4, 3 * size / 4));
-    cv::circle(s.mask, c, rng.uniform(size / 8, size / 4), cv::Scalar(1), cv::FILLED);
-    s.image.setTo(cv::Scalar(0.8), s.mask);
-    d.samples.push_back(s);
-  }
-  return d;
-}
-
 // DIR/images + DIR/masks with a bright disc per image (the folder layout of tests/cli/test_cli.cpp).
 inline void write_disc_folder(const std::string& dir, int count) {
   std::filesystem::create_directories(dir + "/images");

@@ -7,7 +7,7 @@
 #include "leanseg/model_file.h"
 #include "leanseg/tensor_io.h"
 #include "leanseg/train.h"
-#include "test_util.h"
+#include "model_test_util.h"
 
 namespace leanseg {
 namespace {
@@ -26,27 +26,7 @@ TEST(Loss, DiceBceMatchesHandComputedValues) {
   EXPECT_NEAR(dice_bce_loss(-perfect, target, o).item<double>(), 1.0, 1e-5);
 }
 
-// Samples with a bright disc on noise: disc = mask. Each sample its own group.
-Dataset disc_dataset(int n, int size, uint64_t seed) {
-  Dataset d;
-  d.kind = "test-discs";
-  d.channels = {"gray"};
-  cv::RNG rng(seed);
-  for (int i = 0; i < n; ++i) {
-    Sample s;
-    s.id = "s" + std::to_string(i);
-    s.group = s.id;
-    s.image = cv::Mat(size, size, CV_32FC1);
-    rng.fill(s.image, cv::RNG::UNIFORM, 0.0, 0.4);
-    s.mask = cv::Mat::zeros(size, size, CV_8UC1);
-    const cv::Point c(rng.uniform(size / 4, 3 * size / 4), rng.uniform(size / 4, 3 * size / 4));
-    const int r = rng.uniform(size / 8, size / 4);
-    cv::circle(s.mask, c, r, cv::Scalar(1), cv::FILLED);
-    s.image.setTo(cv::Scalar(0.8), s.mask);
-    d.samples.push_back(s);
-  }
-  return d;
-}
+using test::disc_dataset;
 
 TrainOptions tiny_options(const std::string& out) {
   TrainOptions o;
