@@ -67,6 +67,34 @@ void apply_masks(torch::nn::Module& m, const std::vector<WeightMask>& masks);
 // magnitude_masks + apply_masks.
 PruneResult magnitude_prune(torch::nn::Module& m, const PruneOptions& o);
 
+// --- Structured pruning (C2) ---------------------------------------------------------------
+
+// Removes whole channels: in every channel group of the model (SegmentationModelImpl::
+// channel_groups: convs with their BatchNorm, rewired through SE blocks, concat skips, residual
+// adds and transposed convs) the round(ratio · C) least important channels (Σ|w_c| times the
+// BatchNorm scale |γ_c|/σ_c) are cut from every layer that produces or reads them. The result
+// is a smaller dense model whose outputs equal those of the original with the same channels
+// zeroed (mask_structured). Groups touching frozen weights are skipped unless allow_frozen.
+struct StructuredPruneOptions {
+  double ratio = 0;  // [0, 1): share of each group's channels removed (at least 1 channel stays)
+  bool allow_frozen = false;
+};
+
+struct StructuredPlan {
+  std::vector<ChannelGroup> groups;
+  std::vector<std::vector<int64_t>> removed;  // per group: channel indices, ascending
+  std::vector<std::string> skipped_frozen;    // groups left alone because they touch frozen weights
+  int64_t channels = 0, removed_channels = 0;  // over the planned groups
+};
+
+// Throws Error for a ratio outside [0, 1) or a model without prunable channel groups.
+StructuredPlan structured_plan(const SegmentationModelImpl& m, const StructuredPruneOptions& o);
+// The reference the pruned model must match: the same model with the planned channels zeroed
+// in every slot (weights, biases, BatchNorm γ and β), in place.
+void mask_structured(SegmentationModelImpl& m, const StructuredPlan& plan);
+// Cuts the planned channels out of m (in place): new, smaller tensors and layer options.
+void apply_structured(SegmentationModelImpl& m, const StructuredPlan& plan);
+
 // --- Quantization (C4) ----------------------------------------------------------------------
 
 // Throws Error "unknown bit-width B (8, 4, 2)" for other widths.

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,6 +37,30 @@ struct StageDef {
   std::vector<std::string> param_prefixes;
 };
 
+// Structured pruning (SPEC C2): a set of channels that must be removed together. Every slot is
+// a range [offset, offset + channels) along `axis` of one parameter or buffer: the outputs of
+// the producing convs and their BatchNorm, and every place those channels are read (the next
+// conv's input axis, a concat's slice of it, an SE block's FCs, the other operand of a residual
+// add, depthwise convs passing them through). Channel c of the group is removed from all slots.
+struct ChannelSlot {
+  std::string tensor;  // parameter or buffer name
+  int axis = 0;
+  int64_t offset = 0;
+};
+struct ChannelGroup {
+  std::string name;
+  int64_t channels = 0;
+  std::vector<ChannelSlot> slots;
+  // Importance of channel c (SPEC C2): Σ over `producers` of Σ|W[c]| (the weight's slice along
+  // its output axis), times |γ_c| / sqrt(var_c + eps) of the BatchNorm `bn` following it, if any.
+  struct Producer {
+    std::string weight;
+    int axis = 0;
+    std::string bn;  // BatchNorm2d module path or ""
+  };
+  std::vector<Producer> producers;
+};
+
 class SegmentationModelImpl : public torch::nn::Module {
  public:
   explicit SegmentationModelImpl(ModelConfig config) : config_(std::move(config)) {}
@@ -49,6 +74,18 @@ class SegmentationModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   virtual std::vector<StageDef> stages() const = 0;
   virtual int size_divisor() const { return 32; }
+  // The channel groups structured pruning may shrink (see ChannelGroup); channels whose removal
+  // the architecture cannot express (GroupNorm, attention heads, identity residuals) are absent.
+  virtual std::vector<ChannelGroup> channel_groups() const { return {}; }
+
+  // Tensors whose shape differs from the architecture's (after structured pruning), by name.
+  // Saved in model files so load_model rebuilds the smaller model.
+  const std::map<std::string, std::vector<int64_t>>& resized_tensors() const { return resized_; }
+  // Gives the named tensors new shapes (contents undefined: load or copy into them next) and
+  // updates the owning modules' options (channels, groups). Throws Error for unknown names.
+  void resize_tensors(const std::map<std::string, std::vector<int64_t>>& shapes);
+  // Replaces the named tensors (same rank, any sizes) and updates module options; records them.
+  void replace_tensors(const std::map<std::string, torch::Tensor>& values);
   // Emits the eval-mode forward pass applied to graph value `image` (BatchNorm folded, Dropout
   // removed) and returns the logits value. Mirrors run(); see include/leanseg/graph_export.h.
   virtual std::string emit_graph(GraphBuilder& g, const std::string& image) const = 0;
@@ -70,6 +107,7 @@ class SegmentationModelImpl : public torch::nn::Module {
  private:
   void check_input(const torch::Tensor& x) const;
   std::vector<std::string> frozen_prefixes_;
+  std::map<std::string, std::vector<int64_t>> resized_;
 };
 TORCH_MODULE(SegmentationModel);
 

@@ -1,4 +1,4 @@
-// `leanseg compress --model FILE --out FILE [--prune magnitude:P] [--prune-scope global|layer]
+// `leanseg compress --model FILE --out FILE [--prune magnitude:P|structured:P] [--prune-scope global|layer]
 //  [--prune-layers PREFIX,...] [--prune-frozen] [--quant fp16|bf16|int8|int4|int2] [--per-channel]
 //  [--finetune-epochs N --data DIR [--dataset KIND]]`: prune → fine-tune → quantize → write
 // (atomically), then reload the written file and print what changed (see docs/compression.md).
@@ -26,29 +26,36 @@ struct CompressArgs {
 
 // Everything decided from the options alone, checked before any file is read.
 struct Plan {
-  bool prune = false;
+  bool prune = false, structured = false;
   PruneOptions prune_options;
+  StructuredPruneOptions structured_options;
   WeightStorage storage;  // f32 (or sparse after pruning) unless --quant
 };
 
 Plan make_plan(const CompressArgs& a) {
   Plan p;
   if (!a.prune.empty()) {
+    const PruneSpec spec = parse_prune_spec(a.prune);
     p.prune = true;
-    p.prune_options.sparsity = parse_prune_spec(a.prune).sparsity;
+    p.structured = spec.method == "structured";
+    p.structured_options = {spec.sparsity, a.prune_frozen};
+    require(!p.structured || (a.prune_scope.empty() && a.prune_layers.empty()),
+            "--prune-scope and --prune-layers apply to magnitude pruning; structured:P prunes every channel group");
+    p.prune_options.sparsity = spec.sparsity;
     p.prune_options.scope = prune_scope_from_string(a.prune_scope.empty() ? "global" : a.prune_scope);
     p.prune_options.layers = split_channels(a.prune_layers);  // any comma-separated list
     p.prune_options.allow_frozen = a.prune_frozen;
   } else {
     require(a.prune_scope.empty() && a.prune_layers.empty() && !a.prune_frozen,
-            "--prune-scope, --prune-layers and --prune-frozen need --prune magnitude:P");
+            "--prune-scope, --prune-layers and --prune-frozen need --prune magnitude:P or structured:P");
   }
   if (!a.quant.empty()) {
     p.storage = storage_for_quant(a.quant, a.per_channel);
   } else {
     require(!a.per_channel, "--per-channel needs --quant int8, int4 or int2");
-    // Pruned weights are stored as values + bit mask (only where that is smaller).
-    if (p.prune) p.storage.kind = "sparse";
+    // Pruned weights are stored as values + bit mask (only where that is smaller); structured
+    // pruning leaves a smaller dense model.
+    if (p.prune && !p.structured) p.storage.kind = "sparse";
   }
   require(a.finetune_epochs == 0 || !a.data.empty(), "--finetune-epochs needs --data DIR (the images to fine-tune on)");
   require(a.data.empty() || a.finetune_epochs > 0, "--data is only used for fine-tuning: add --finetune-epochs N");
@@ -82,7 +89,18 @@ void run_compress(const CompressArgs& a) {
   nlohmann::json steps = nlohmann::json::array();
 
   std::vector<WeightMask> masks;
-  if (plan.prune) {
+  if (plan.structured) {
+    const StructuredPlan sp = structured_plan(*m.model, plan.structured_options);
+    apply_structured(*m.model, sp);
+    steps.push_back(nlohmann::json{{"step", "prune"}, {"method", "structured"}, {"sparsity", plan.structured_options.ratio},
+                                   {"groups", sp.groups.size()}, {"channels", sp.channels},
+                                   {"channels_removed", sp.removed_channels},
+                                   {"frozen_included", plan.structured_options.allow_frozen}});
+    std::cerr << "removed " << sp.removed_channels << " of " << sp.channels << " channels in " << sp.groups.size()
+              << " channel groups\n";
+    if (!sp.skipped_frozen.empty())
+      std::cerr << "note: " << sp.skipped_frozen.size() << " channel groups touch frozen weights and were kept\n";
+  } else if (plan.prune) {
     const PruneResult r = magnitude_prune(*m.model, plan.prune_options);
     masks = r.masks;
     steps.push_back(prune_step(plan.prune_options, r));
@@ -143,10 +161,13 @@ void run_compress(const CompressArgs& a) {
   }
   std::printf("compressed %s (%s) -> %s\n", a.model.c_str(), out.model->config().arch.c_str(), a.out.c_str());
   std::printf("  %s\n", describe_compression(out).c_str());
-  std::printf("  params     %s (non-zero %s -> %s)\n", with_commas(after.total).c_str(), with_commas(before.nonzero).c_str(),
-              with_commas(after.nonzero).c_str());
+  std::printf("  params     %s -> %s (non-zero %s -> %s)\n", with_commas(before.total).c_str(), with_commas(after.total).c_str(),
+              with_commas(before.nonzero).c_str(), with_commas(after.nonzero).c_str());
   std::printf("  file size  %.2f MB -> %.2f MB (%.2fx smaller)\n", bytes_before / 1e6, bytes_after / 1e6, ratio);
-  std::printf("  (LibTorch computes with the dequantized fp32 weights: smaller file, same speed)\n");
+  if (plan.structured)
+    std::printf("  (channels were removed: the dense model is smaller and computes less; see leanseg info)\n");
+  else
+    std::printf("  (LibTorch computes with the dequantized fp32 weights: smaller file, same speed)\n");
 }
 
 }  // namespace
@@ -156,7 +177,7 @@ void add_compress(CLI::App& app) {
   auto* cmd = app.add_subcommand("compress", "Prune, fine-tune and quantize a model file (prune -> fine-tune -> quantize)");
   cmd->add_option("--model,-m", a->model, "Model file to compress")->required();
   cmd->add_option("--out", a->out, "Compressed model file to write")->required();
-  cmd->add_option("--prune", a->prune, "Magnitude pruning: magnitude:P with sparsity P in [0, 1)");
+  cmd->add_option("--prune", a->prune, "magnitude:P (zero the share P of the smallest weights) or structured:P (remove the share P of each channel group), P in [0, 1)");
   cmd->add_option("--prune-scope", a->prune_scope, "global (one threshold, default) or layer (one per weight tensor)");
   cmd->add_option("--prune-layers", a->prune_layers,
                   "Comma-separated parameter-name prefixes to prune (default: every trainable conv/linear weight)");

@@ -90,6 +90,9 @@ std::string percent(double p) {
 
 std::string describe_step(const nlohmann::json& s) {
   const std::string step = s.value("step", "");
+  if (step == "prune" && s.value("method", "") == "structured")
+    return "structured pruning " + percent(s.value("sparsity", 0.0)) + " (" + std::to_string(s.value("channels_removed", 0)) +
+           " of " + std::to_string(s.value("channels", 0)) + " channels removed)";
   if (step == "prune")
     return s.value("method", "magnitude") + " pruning " + percent(s.value("sparsity", 0.0)) + " (" +
            s.value("scope", "global") + (s.value("frozen_included", false) ? ", frozen weights included" : "") + ")";

@@ -121,9 +121,8 @@ PruneSpec parse_prune_spec(const std::string& text) {
   PruneSpec spec;
   spec.method = text.substr(0, colon);
   const std::string number = text.substr(colon + 1);
-  if (spec.method == "structured")
-    throw Error("--prune structured: structured pruning is not implemented yet (use magnitude:P)");
-  require(spec.method == "magnitude", "--prune '" + text + "': unknown method '" + spec.method + "' (magnitude)");
+  require(spec.method == "magnitude" || spec.method == "structured",
+          "--prune '" + text + "': unknown method '" + spec.method + "' (magnitude, structured)");
   try {
     size_t used = 0;
     spec.sparsity = std::stod(number, &used);

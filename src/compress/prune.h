@@ -14,8 +14,8 @@ void check_sparsity(double p, const std::string& what);
 // The number of weights pruned out of n at sparsity p: round(p · n).
 int64_t prune_count(double p, int64_t n);
 
-// `--prune METHOD:P`, e.g. "magnitude:0.5". Throws Error naming --prune for a missing or unknown
-// method, "structured" (not implemented yet), a malformed number or a sparsity outside [0, 1).
+// `--prune METHOD:P`, e.g. "magnitude:0.5" or "structured:0.3". Throws Error naming --prune for
+// a missing or unknown method, a malformed number or a sparsity outside [0, 1).
 struct PruneSpec {
   std::string method;
   double sparsity = 0;

@@ -16,12 +16,15 @@ void save_model(const std::string& path, SegmentationModel model, const Preproce
   const EncodedState encoded = encode_state(*model, storage);
   // Plain files stay version 1 so that older leanseg builds keep reading them; compact storage
   // needs version 2 (an older build then says "upgrade" instead of failing on unknown tensors).
-  nlohmann::json meta = {{"format_version", encoded.storage.is_null() ? 1 : 2},
+  const bool resized = !model->resized_tensors().empty();
+  nlohmann::json meta = {{"format_version", encoded.storage.is_null() && !resized ? 1 : 2},
                          {"config", model->config().to_json()},
                          {"frozen_prefixes", model->frozen_prefixes()},
                          {"preprocessing", pre.to_json()},
                          {"extra", extra}};
   if (!encoded.storage.is_null()) meta["storage"] = encoded.storage;
+  // A structurally pruned model: the shapes that differ from the architecture's.
+  if (resized) meta["resized_tensors"] = model->resized_tensors();
   save_tensors(path, encoded.tensors, {{"format", "leanseg-model"}, {"leanseg", meta.dump()}});
 }
 
@@ -57,6 +60,15 @@ LoadedModel load_model(const std::string& path) {
               " channels but the model takes " + std::to_string(out.model->config().in_channels));
   if (meta.contains("frozen_prefixes")) out.model->set_frozen_prefixes(meta["frozen_prefixes"].get<std::vector<std::string>>());
   out.extra = meta.value("extra", nlohmann::json::object());
+  if (meta.contains("resized_tensors")) {
+    try {
+      out.model->resize_tensors(meta["resized_tensors"].get<std::map<std::string, std::vector<int64_t>>>());
+    } catch (const Error& e) {
+      throw Error(where + ": resized_tensors: " + e.what());
+    } catch (const std::exception& e) {
+      throw Error(where + ": resized_tensors must map tensor names to shapes (" + e.what() + ")");
+    }
+  }
   if (meta.contains("storage") && !meta["storage"].is_null()) {
     out.storage = meta["storage"];
     load_encoded_state(*out.model, file, out.storage);

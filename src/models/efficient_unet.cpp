@@ -1,6 +1,7 @@
 // M3 `efficient-unet` (framework seed §1.1): every 3×3 conv is depthwise separable, each level
 // refines with a bottleneck block (1×1 reduce by r, 3×3, 1×1 expand, + identity), the H/32
 // bottleneck adds linear attention softmax(Q)(softmax(K)^T V), and skips are concatenated.
+#include "channel_groups.h"
 #include "decoder_stage.h"
 #include "export_graph.h"
 #include "zoo.h"
@@ -38,6 +39,24 @@ class EfficientUNetImpl : public SegmentationModelImpl {
             {"enc4", {"enc4."}}, {"bottleneck", {"bottleneck.", "attention."}}, {"dec5", {"dec5."}},
             {"dec4", {"dec4."}}, {"dec3", {"dec3."}}, {"dec2", {"dec2."}}, {"dec1", {"dec1."}},
             {"head", {"head."}}};
+  }
+
+  // Inside every bottleneck block, and each decoder's upsampled channels (read by the first
+  // separable conv of its level). Level outputs are tied to their inputs by the identity
+  // residuals of the bottleneck blocks, and the attention heads keep their size.
+  std::vector<ChannelGroup> channel_groups() const override {
+    ChannelGroupBuilder b(*this);
+    for (int i = 0; i < 5; ++i) bottleneck_block_groups(b, "enc" + std::to_string(i) + ".1");
+    bottleneck_block_groups(b, "bottleneck.1");
+    for (int i = 5; i >= 1; --i) {
+      const std::string d = "dec" + std::to_string(i);
+      b.begin(d + ".up");
+      upsample_out(b, d + ".up");
+      separable_reader(d + ".block.0")(b, 0);
+      b.end();
+      bottleneck_block_groups(b, d + ".block.1");
+    }
+    return b.take();
   }
 
  protected:

@@ -2,6 +2,7 @@
 //   enc0  = Conv3x3(C→32)+BN+ReLU at full resolution (trainable)
 //   enc1..enc5 = MobileNetV2 features [0:2] [2:4] [4:7] [7:14] [14:19] (frozen by default)
 //   bottleneck = ASPP (1280 → 512), dec5..dec1 = DecoderStage with SE skips, head 1×1 → 1.
+#include "channel_groups.h"
 #include "decoder_stage.h"
 #include "export_graph.h"
 #include "mobilenet_v2.h"
@@ -58,6 +59,35 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
             {"dec2", {"dec2."}},
             {"dec1", {"dec1."}},
             {"head", {"head."}}};
+  }
+
+  // ASPP branches and projection, every decoder stage (upsampled channels, the residual
+  // block's inner and output channels, SE hidden units) and enc0, read through dec1's skip SE
+  // after the upsampled channels of its concat. The MobileNetV2 encoder is not pruned.
+  std::vector<ChannelGroup> channel_groups() const override {
+    const bool sep = option<bool>(config_, "separable");
+    ChannelGroupBuilder b(*this);
+    auto dec = [](int i) { return "dec" + std::to_string(i); };
+    aspp_groups(b, "aspp", upsample_reader(b, "dec5.up"));
+    for (int i = 5; i >= 1; --i) {
+      const std::string d = dec(i);
+      b.begin(d + ".up");
+      upsample_out(b, d + ".up");
+      residual_block_se_reader(b, d + ".block", sep)(b, 0);
+      b.end();
+      squeeze_excite_groups(b, d + ".skip_se");
+      residual_block_se_groups(b, d + ".block", sep);
+      residual_block_se_out(b, d + ".block", sep,
+                            i > 1 ? upsample_reader(b, dec(i - 1) + ".up")
+                                  : [](ChannelGroupBuilder& b, int64_t offset) { b.conv_in("head", offset); });
+    }
+    const int64_t up = sep ? b.size("dec1.up.pointwise.weight", 0) : b.size("dec1.up.up.weight", 1);
+    b.begin("enc0");
+    conv_bn_out(b, "enc0");
+    squeeze_excite_channels(b, "dec1.skip_se");
+    residual_block_se_reader(b, "dec1.block", sep)(b, up);
+    b.end();
+    return b.take();
   }
 
  protected:

@@ -2,6 +2,7 @@
 // level, 4 max-poolings, ConvTranspose2d(k2, s2) up, concat skip, double conv; 1×1 head.
 // Width w gives levels w, 2w, 4w, 8w and a 16w bottleneck (w=64: ~31M params, w=32: ~7.8M).
 #include "blocks.h"
+#include "channel_groups.h"
 #include "export_graph.h"
 #include "zoo.h"
 
@@ -35,6 +36,41 @@ class UNetImpl : public SegmentationModelImpl {
     return {{"enc1", {"enc1."}}, {"enc2", {"enc2."}}, {"enc3", {"enc3."}}, {"enc4", {"enc4."}},
             {"bottleneck", {"bottleneck."}}, {"dec4", {"dec4_up.", "dec4."}}, {"dec3", {"dec3_up.", "dec3."}},
             {"dec2", {"dec2_up.", "dec2."}}, {"dec1", {"dec1_up.", "dec1."}}, {"head", {"head."}}};
+  }
+
+  // Both convs of every double conv; encoder outputs are read by the next level and, after the
+  // upsampled channels, by the decoder's concat; transposed-conv outputs by the decoder.
+  std::vector<ChannelGroup> channel_groups() const override {
+    ChannelGroupBuilder b(*this);
+    auto double_conv = [&](const std::string& p, const ChannelReader& next) {
+      b.begin(p + ".mid");
+      conv_bn_out(b, p + ".0");
+      conv_bn_reader(p + ".1")(b, 0);
+      b.end();
+      b.begin(p + ".out");
+      conv_bn_out(b, p + ".1");
+      next(b, 0);
+      b.end();
+    };
+    auto dec = [](int i) { return "dec" + std::to_string(i); };
+    for (int i = 1; i <= 4; ++i) {
+      const ChannelReader deeper = conv_bn_reader(i < 4 ? "enc" + std::to_string(i + 1) + ".0" : "bottleneck.0");
+      const int64_t up = b.size(dec(i) + "_up.up.weight", 1);  // the concat is {up(x), skip}
+      double_conv("enc" + std::to_string(i), [=](ChannelGroupBuilder& b, int64_t offset) {
+        deeper(b, offset);
+        b.conv_in(dec(i) + ".0.0", up + offset);
+      });
+    }
+    double_conv("bottleneck", upsample_reader(b, "dec4_up"));
+    for (int i = 4; i >= 1; --i) {
+      b.begin(dec(i) + "_up");
+      upsample_out(b, dec(i) + "_up");
+      conv_bn_reader(dec(i) + ".0")(b, 0);
+      b.end();
+      double_conv(dec(i), i > 1 ? upsample_reader(b, dec(i - 1) + "_up")
+                                : [](ChannelGroupBuilder& b, int64_t offset) { b.conv_in("head", offset); });
+    }
+    return b.take();
   }
 
  protected:

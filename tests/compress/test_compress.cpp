@@ -139,6 +139,24 @@ TEST(Compress, CliPruneFinetuneQuantizeInOneCall) {
   EXPECT_EQ(c.model->forward(torch::randn({1, 1, 64, 64})).sizes(), (std::vector<int64_t>{1, 1, 64, 64}));
 }
 
+TEST(Compress, CliStructuredPruneFinetuneQuantize) {
+  CliFixture fx;
+  const auto out = fx.dir.file("st.safetensors");
+  CliRun r = run_cli("compress --model " + fx.model + " --out " + out + " --prune structured:0.5 --finetune-epochs 1 --data " +
+                     fx.data + " --batch-size 4 --quant int8 --no-progress --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = json_of(r);
+  EXPECT_EQ(j["steps"][0]["method"], "structured");
+  EXPECT_GT(j["steps"][0]["channels_removed"].get<int64_t>(), 0);
+  LoadedModel c = load_model(out);
+  EXPECT_LT(count_params(*c.model).total, count_params(*test::tiny_efficient_unet()).total);
+  r = run_cli("info --model " + out + " --input-size 64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("structured pruning 50%"), std::string::npos) << r.out;
+  r = run_cli("eval --model " + out + " --data " + fx.data + " --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+}
+
 TEST(Compress, CliBadOptionsGetClearErrors) {
   CliFixture fx;
   const auto out = fx.dir.file("never.safetensors");
@@ -149,7 +167,9 @@ TEST(Compress, CliBadOptionsGetClearErrors) {
       {"--data " + fx.data + " --quant int8", "--data is only used for fine-tuning"},
       {"--prune magnitude:1.5", "--prune magnitude:1.5: sparsity must be in [0, 1), got 1.5"},
       {"--prune magnitude:1", "sparsity must be in [0, 1), got 1"},
-      {"--prune structured:0.3", "structured pruning is not implemented yet"},
+      {"--prune structured:1", "sparsity must be in [0, 1), got 1"},
+      {"--prune structured:0.3 --prune-scope layer", "--prune-scope and --prune-layers apply to magnitude pruning"},
+      {"--prune pruned:0.3", "unknown method 'pruned' (magnitude, structured)"},
       {"--prune-scope layer --quant int8", "need --prune magnitude:P"},
       {"--per-channel", "--per-channel needs --quant int8, int4 or int2"},
       {"--quant bf16 --per-channel", "--per-channel applies to --quant int8, int4 or int2"},

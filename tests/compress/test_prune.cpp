@@ -108,8 +108,8 @@ TEST(Prune, BadSparsityAndSelectionsGetClearErrors) {
   EXPECT_ERROR_CONTAINS(parse_prune_spec("magnitude:1.5"), "--prune magnitude:1.5: sparsity must be in [0, 1), got 1.5");
   EXPECT_ERROR_CONTAINS(parse_prune_spec("magnitude:1"), "sparsity must be in [0, 1), got 1");
   EXPECT_ERROR_CONTAINS(parse_prune_spec("magnitude:half"), "'half' is not a number");
-  EXPECT_ERROR_CONTAINS(parse_prune_spec("random:0.5"), "unknown method 'random' (magnitude)");
-  EXPECT_ERROR_CONTAINS(parse_prune_spec("structured:0.3"), "structured pruning is not implemented yet");
+  EXPECT_ERROR_CONTAINS(parse_prune_spec("random:0.5"), "unknown method 'random' (magnitude, structured)");
+  EXPECT_EQ(parse_prune_spec("structured:0.3").method, "structured");
   EXPECT_ERROR_CONTAINS(parse_prune_spec("0.5"), "expected METHOD:SPARSITY");
   EXPECT_DOUBLE_EQ(parse_prune_spec("magnitude:0.5").sparsity, 0.5);
   EXPECT_ERROR_CONTAINS(magnitude_masks(*m, {0.5, PruneScope::Global, {"nothing."}, false}),
