@@ -15,6 +15,9 @@ struct LossOptions {
   double dice_weight = 0.8, bce_weight = 0.2, pos_weight = 200, eps = 1e-6;
 };
 torch::Tensor dice_bce_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o);
+// Soft-target distillation loss on binary logits: T² · mean BCE(σ(s/T), σ(t/T)). Minimal (its
+// gradient is zero) where s = t.
+torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature);
 // Background/foreground pixel ratio of the masks (pos_weight "auto").
 double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices);
 
@@ -56,6 +59,25 @@ struct TrainOptions {
   // Called after every optimizer step, e.g. to re-apply pruning masks so that pruned weights
   // stay exactly zero.
   std::function<void(SegmentationModel&)> after_step;
+
+  // Training strategies (T4, src/train/strategies.cpp); all off by default.
+  // Quantization-aware training: every forward (training and validation) sees the conv/linear
+  // weights affine fake-quantized to qat_bits (8, 4, 2; 0 = off); the gradient passes straight
+  // through to the fp32 weights, which the optimizer updates.
+  int qat_bits = 0;
+  bool qat_per_channel = false;
+  // Knowledge distillation: teacher model file. Loss = (1 − α)·DiceBCE + α·T²·BCE(σ(s/T), σ(t/T))
+  // on the logits s (student) and t (teacher).
+  std::string teacher;
+  double distill_alpha = 0.5, distill_temperature = 2.0;
+  // Progressive resizing: training inputs grow linearly from progressive_start to input_size
+  // (multiples of 32) over the first progressive_epochs epochs (0 = half of `epochs`); 0 = off.
+  int progressive_start = 0, progressive_epochs = 0;
+  // Pruning-aware training: global magnitude pruning whose sparsity ramps up to prune_target over
+  // prune_epochs epochs (0 = half of `epochs`) with the cubic schedule of Zhu & Gupta (2017),
+  // masks recomputed at the start of each epoch and enforced after every step.
+  double prune_target = 0;
+  int prune_epochs = 0;
 
   nlohmann::json to_json() const;
 };

@@ -72,4 +72,20 @@ std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path
   return idx;
 }
 
+void add_distill_options(CLI::App* cmd, DistillArgs& a) {
+  cmd->add_option("--distill", a.teacher, "Teacher model file for knowledge distillation (soft targets on the logits)");
+  cmd->add_option("--distill-alpha", a.alpha, "Weight of the distillation loss (the task loss gets 1 - alpha)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--distill-temperature", a.temperature, "Softening temperature T")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+void apply_distill(const DistillArgs& a, TrainOptions& o) {
+  o.teacher = a.teacher;
+  o.distill_alpha = a.alpha;
+  o.distill_temperature = a.temperature;
+}
+
 }  // namespace leanseg::cli

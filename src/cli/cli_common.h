@@ -3,8 +3,11 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "leanseg/data.h"
 #include "leanseg/evaluate.h"
+#include "leanseg/train.h"
 
 namespace leanseg::cli {
 
@@ -15,5 +18,14 @@ std::string format_seconds(double s);
 void print_report_summary(const EvalReport& r, const std::string& what);
 // Indices of the ids listed under `subset` ("train"/"val") in a split.json written by `leanseg train`.
 std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset);
+
+// Knowledge distillation flags shared by `train` and `compress` (fine-tuning):
+// --distill TEACHER [--distill-alpha A] [--distill-temperature T].
+struct DistillArgs {
+  std::string teacher;
+  double alpha = 0.5, temperature = 2.0;
+};
+void add_distill_options(CLI::App* cmd, DistillArgs& a);
+void apply_distill(const DistillArgs& a, TrainOptions& o);
 
 }  // namespace leanseg::cli

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 
 struct CompressArgs {
   std::string model, out, prune, prune_scope, prune_layers, quant, data, dataset = "auto", finetune_dir;
-  bool prune_frozen = false, per_channel = false, json = false, no_progress = false;
+  bool prune_frozen = false, per_channel = false, json = false, no_progress = false, qat = false;
+  DistillArgs distill;
   int finetune_epochs = 0, batch_size = 0;
   double lr = 0;
 };
@@ -59,6 +60,9 @@ Plan make_plan(const CompressArgs& a) {
   }
   require(a.finetune_epochs == 0 || !a.data.empty(), "--finetune-epochs needs --data DIR (the images to fine-tune on)");
   require(a.data.empty() || a.finetune_epochs > 0, "--data is only used for fine-tuning: add --finetune-epochs N");
+  require(!a.qat || (storage_bits(p.storage.kind) > 0 && a.finetune_epochs > 0),
+          "--qat fine-tunes with the weights quantized as --quant says: it needs --quant int8|int4|int2 and --finetune-epochs N");
+  require(a.distill.teacher.empty() || a.finetune_epochs > 0, "--distill TEACHER needs --finetune-epochs N and --data DIR");
   require(a.finetune_epochs > 0 || (a.lr == 0 && a.batch_size == 0 && a.finetune_dir.empty()),
           "--lr, --batch-size and --finetune-dir need --finetune-epochs N");
   require(p.prune || !a.quant.empty() || a.finetune_epochs > 0,
@@ -117,14 +121,20 @@ void run_compress(const CompressArgs& a) {
     if (a.batch_size > 0) o.batch_size = a.batch_size;
     o.out_dir = a.finetune_dir.empty() ? a.out + ".finetune" : a.finetune_dir;
     o.progress = !a.no_progress;
+    if (a.qat) o.qat_bits = storage_bits(plan.storage.kind), o.qat_per_channel = plan.storage.per_channel;
+    apply_distill(a.distill, o);
     std::cerr << "fine-tuning " << a.finetune_epochs << " epochs on " << data.kind << " (" << data.samples.size()
               << " images), lr " << o.lr << "; run files in " << o.out_dir << "\n";
     FinetuneResult f = finetune(m, data, o, masks);
     m = std::move(f.model);
-    steps.push_back(nlohmann::json{{"step", "finetune"}, {"epochs", a.finetune_epochs}, {"lr", o.lr},
+    nlohmann::json step = {{"step", "finetune"}, {"epochs", a.finetune_epochs}, {"lr", o.lr},
                                    {"dataset", data.kind}, {"images", data.samples.size()},
                                    {"best_val_dice", f.run.best_val_dice}, {"best_epoch", f.run.best_epoch},
-                                   {"run_dir", o.out_dir}});
+                                   {"run_dir", o.out_dir}};
+    if (o.qat_bits) step["qat_bits"] = o.qat_bits;
+    if (!o.teacher.empty()) step["teacher"] = o.teacher, step["distill_alpha"] = o.distill_alpha,
+                            step["distill_temperature"] = o.distill_temperature;
+    steps.push_back(step);
   }
   if (!a.quant.empty()) {
     nlohmann::json s = {{"step", "quantize"}, {"quant", a.quant}, {"storage", plan.storage.kind}};
@@ -191,6 +201,8 @@ void add_compress(CLI::App& app) {
   cmd->add_option("--finetune-dir", a->finetune_dir, "Run folder of the fine-tuning (default: OUT.finetune)");
   cmd->add_option("--lr", a->lr, "Fine-tuning learning rate (default 1e-4)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Fine-tuning batch size (default: the model's recipe)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--qat", a->qat, "Quantization-aware fine-tuning at the --quant bit-width (straight-through estimator)");
+  add_distill_options(cmd, a->distill);
   cmd->add_flag("--json", a->json, "Print the summary as JSON");
   cmd->add_flag("--no-progress", a->no_progress);
   cmd->callback([a] { run_compress(*a); });

@@ -19,6 +19,11 @@ struct TrainArgs {
   bool resume = false, no_augment = false, no_progress = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
+  // strategies (T4)
+  int qat_bits = 0, progressive = 0, progressive_epochs = 0, prune_epochs = 0;
+  bool qat_per_channel = false;
+  double prune_target = 0;
+  DistillArgs distill;
 };
 
 TrainOptions resolve(const TrainArgs& a) {
@@ -42,6 +47,14 @@ TrainOptions resolve(const TrainArgs& a) {
   o.resume = a.resume;
   o.stop_after_epochs = a.stop_after;
   o.out_dir = a.out;
+  o.qat_bits = a.qat_bits;
+  o.qat_per_channel = a.qat_per_channel;
+  require(a.qat_bits || !a.qat_per_channel, "--qat-per-channel needs --qat BITS");
+  apply_distill(a.distill, o);
+  o.progressive_start = a.progressive;
+  o.progressive_epochs = a.progressive_epochs;
+  o.prune_target = a.prune_target;
+  o.prune_epochs = a.prune_epochs;
   return o;
 }
 
@@ -95,6 +108,19 @@ void add_train(CLI::App& app) {
   cmd->add_option("--stop-after", a->stop_after, "Stop after N epochs of this process (testing resume)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-augment", a->no_augment);
   cmd->add_flag("--no-progress", a->no_progress);
+  auto* strategies = "Training strategies";
+  cmd->add_option("--qat", a->qat_bits, "Quantization-aware training at 8, 4 or 2 bits (straight-through estimator)")
+      ->group(strategies);
+  cmd->add_flag("--qat-per-channel", a->qat_per_channel, "QAT with one scale per output channel")->group(strategies);
+  add_distill_options(cmd, a->distill);
+  cmd->add_option("--progressive", a->progressive, "Progressive resizing: start at this input size (multiple of 32)")
+      ->group(strategies);
+  cmd->add_option("--progressive-epochs", a->progressive_epochs, "Epochs to reach the full input size (default: half)")
+      ->group(strategies);
+  cmd->add_option("--prune-schedule", a->prune_target,
+                  "Pruning-aware training: magnitude sparsity ramping to this value (cubic schedule)")
+      ->group(strategies);
+  cmd->add_option("--prune-epochs", a->prune_epochs, "Epochs to reach the target sparsity (default: half)")->group(strategies);
   cmd->callback([a] { run_train(*a); });
 }
 

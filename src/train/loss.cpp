@@ -27,3 +27,17 @@ double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices) {
 }
 
 }  // namespace leanseg
+
+namespace leanseg {
+
+// Hinton et al. (2015) for a per-pixel binary task: the soft targets are the teacher's
+// temperature-softened probabilities; T² keeps the gradient scale independent of T.
+torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature) {
+  require(student.sizes() == teacher.sizes(), "distillation: student and teacher logits have different shapes");
+  require(temperature > 0, "distillation: the temperature must be > 0");
+  const auto soft_targets = torch::sigmoid(teacher.detach() / temperature);
+  return temperature * temperature *
+         torch::nn::functional::binary_cross_entropy_with_logits(student / temperature, soft_targets);
+}
+
+}  // namespace leanseg

@@ -6,7 +6,7 @@
 namespace leanseg {
 
 nlohmann::json TrainOptions::to_json() const {
-  return {{"model", model}, {"model_options", model_options}, {"encoder_weights", encoder_weights},
+  nlohmann::json j = {{"model", model}, {"model_options", model_options}, {"encoder_weights", encoder_weights},
           {"input_mode", input_mode}, {"input_size", input_size}, {"crop_foreground_p", crop_foreground_p},
           {"crops_per_image", crops_per_image}, {"intensity", intensity}, {"batch_size", batch_size},
           {"epochs", epochs}, {"lr", lr}, {"weight_decay", weight_decay}, {"betas", {beta1, beta2}},
@@ -15,6 +15,11 @@ nlohmann::json TrainOptions::to_json() const {
           {"bce_weight", loss.bce_weight}, {"pos_weight", pos_weight_auto ? nlohmann::json("auto") : nlohmann::json(loss.pos_weight)},
           {"eps", loss.eps}, {"augment", augment}, {"val_fraction", val_fraction}, {"seed", seed},
           {"max_minutes", max_minutes}};
+  if (qat_bits) j["qat"] = {{"bits", qat_bits}, {"per_channel", qat_per_channel}};
+  if (!teacher.empty()) j["distillation"] = {{"teacher", teacher}, {"alpha", distill_alpha}, {"temperature", distill_temperature}};
+  if (progressive_start) j["progressive"] = {{"start", progressive_start}, {"epochs", progressive_epochs}};
+  if (prune_target > 0) j["gradual_pruning"] = {{"target", prune_target}, {"epochs", prune_epochs}};
+  return j;
 }
 
 std::vector<std::string> preset_names() { return {"hc18", "hc18-cpu", "bbbc010", "bbbc010-cpu", "demo"}; }

@@ -7,6 +7,7 @@
 
 #include "batch_loader.h"
 #include "checkpoint.h"
+#include "strategies.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
 #include "leanseg/inference.h"
@@ -98,8 +99,9 @@ std::vector<size_t> epoch_order(size_t n, const TrainOptions& o, int epoch) {
 }
 
 double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const TrainingSet& set, const TrainOptions& o,
-                   const Preprocessing& pre, int epoch) {
+                   const Preprocessing& pre, int epoch, TrainingStrategies& strategies) {
   model->train();
+  strategies.begin_epoch(model, epoch);
   torch::manual_seed(o.seed * 1000003 + static_cast<uint64_t>(epoch));  // dropout: reproducible per epoch
   BatchLoader loader(set, epoch_order(set.images.size(), o, epoch), o, pre, epoch);
   ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), loader.batches(), o.progress);
@@ -107,15 +109,21 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
   int64_t seen = 0;
   for (size_t b = 0; b < loader.batches(); ++b) {
     Batch batch = loader.next();
+    strategies.resize_batch(batch.images, batch.masks, epoch);
     opt.zero_grad();
-    auto loss = dice_bce_loss(model->forward(batch.images), batch.masks, o.loss);
-    const double value = loss.item<double>();
+    double value = 0;
+    {
+      const auto quantized = strategies.quantized(model);  // QAT: forward/backward on quantized weights
+      auto loss = strategies.loss(model, batch.images, batch.masks);
+      value = loss.item<double>();
+      if (std::isfinite(value)) loss.backward();
+    }
     if (!std::isfinite(value))
       throw Error(std::string("training stopped: the loss became ") + (std::isnan(value) ? "NaN" : "infinite") + " at epoch " + std::to_string(epoch) +
                   ", batch " + std::to_string(b + 1) + "; the last good checkpoint is kept in " + o.out_dir +
                   " (try a lower --lr)");
-    loss.backward();
     opt.step();
+    strategies.after_step(model);
     if (o.after_step) o.after_step(model);
     sum += value * batch.images.size(0);
     seen += batch.images.size(0);
@@ -271,6 +279,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   } else if (o.resume) {
     std::cerr << "warning: --resume: no checkpoint in " << o.out_dir << ", starting from scratch\n";
   }
+  TrainingStrategies strategies(o, data.channels);
   const TrainingSet train_set = prepare_training_set(data, split.train, o);
   const TrainingSet val_set = prepare_training_set(data, split.val, o);
   const nlohmann::json provenance = {{"train_options", o.to_json()}, {"dataset", data.kind}, {"n_train", split.train.size()}, {"n_val", split.val.size()}};
@@ -282,7 +291,8 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     EpochMetrics m;
     m.epoch = epoch;
     m.lr = sched.lr;
-    m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch);
+    m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch, strategies);
+    auto quantized = strategies.quantized(model);  // QAT: validate and save what deployment runs
     const ValScores v = validate(model, val_set, o, pre);
     m.val_loss = v.loss, m.val_dice = v.dice, m.val_iou = v.iou;
     m.seconds = seconds_since(t0);
@@ -290,6 +300,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     if (sched.observe(v.dice, epoch, o)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
     set_lr(opt, sched.lr);
     save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
+    quantized.reset();  // the checkpoint keeps the fp32 weights the optimizer updates
     const double total_seconds = elapsed_before + seconds_since(start);
     save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
                                        {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds}});

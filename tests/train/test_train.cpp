@@ -8,6 +8,7 @@
 #include "leanseg/tensor_io.h"
 #include "leanseg/train.h"
 #include "model_test_util.h"
+#include "train_test_util.h"
 
 namespace leanseg {
 namespace {
@@ -28,19 +29,7 @@ TEST(Loss, DiceBceMatchesHandComputedValues) {
 
 using test::disc_dataset;
 
-TrainOptions tiny_options(const std::string& out) {
-  TrainOptions o;
-  o.model = "efficient-unet";
-  o.model_options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
-  o.input_size = 64;
-  o.batch_size = 8;
-  o.epochs = 3;
-  o.lr = 3e-3;
-  o.pos_weight_auto = true;
-  o.progress = false;
-  o.out_dir = out;
-  return o;
-}
+using test::tiny_options;
 
 TEST(Train, TinyModelLearnsASyntheticTask) {
   test::TempDir dir;
