@@ -13,5 +13,7 @@ void add_predict(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_export(CLI::App& app);
 void add_compress(CLI::App& app);
+void add_latency(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace leanseg::cli

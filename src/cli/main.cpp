@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   leanseg::cli::add_demo(app);
   leanseg::cli::add_export(app);
   leanseg::cli::add_compress(app);
+  leanseg::cli::add_latency(app);
+  leanseg::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

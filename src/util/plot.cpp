@@ -1,7 +1,6 @@
 #include "leanseg/plot.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,28 +17,12 @@
 
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
-
-extern char** environ;
+#include "leanseg/process.h"
 
 namespace leanseg {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Full path of an executable found on PATH, or "" when there is none.
-std::string find_on_path(const std::string& program) {
-  const char* path_env = std::getenv("PATH");
-  if (path_env == nullptr) return "";
-  std::stringstream dirs(path_env);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-  }
-  return "";
-}
 
 // A private directory for gnuplot's input and output, removed on scope exit.
 struct ScratchDir {
@@ -170,30 +153,6 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// Runs `gnuplot script` with stdin from /dev/null and stdout+stderr into log_path.
-int run_gnuplot(const std::string& gnuplot, const std::string& script, const std::string& log_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<char*> argv = {const_cast<char*>(gnuplot.c_str()), const_cast<char*>(script.c_str()), nullptr};
-  pid_t pid = 0;
-  const int spawn_error = ::posix_spawn(&pid, gnuplot.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawn_error != 0) throw Error("plot: cannot run '" + gnuplot + "': " + std::strerror(spawn_error));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw Error("plot: waiting for gnuplot failed: " + std::string(std::strerror(errno)));
-  return status;
-}
-
-std::string status_text(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
 }  // namespace
 
 bool gnuplot_available() { return !find_on_path("gnuplot").empty(); }
@@ -214,10 +173,10 @@ void plot_png(const PlotSpec& spec, const std::string& png_path) {
     script << script_text(spec, data_path, png_out);
     if (!script) throw Error("plot: cannot write gnuplot script '" + script_path + "'");
   }
-  const int status = run_gnuplot(gnuplot, script_path, log_path);
+  const int status = run_process({gnuplot, script_path}, log_path);
   std::error_code ec;
   const bool produced = fs::exists(png_out, ec) && fs::file_size(png_out, ec) > 0;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !produced)
+  if (!exited_ok(status) || !produced)
     throw Error("plot '" + png_path + "': gnuplot failed (" + status_text(status) +
                 (produced ? "" : ", no PNG written") + "): " + read_text(log_path));
   // gnuplot wrote into the scratch dir, which may be on another file system: copy through
