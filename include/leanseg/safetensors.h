@@ -37,6 +37,9 @@ class SafeTensorsFile {
   static SafeTensorsFile open(const std::string& path);
   // Same validation on bytes already in memory; `label` names them in error messages.
   static SafeTensorsFile parse(std::vector<unsigned char> bytes, const std::string& label);
+  // The same validation reading only the header: tensor data stays on disk and read() fetches
+  // it, so a loader never holds the whole file and its parsed copy at once.
+  static SafeTensorsFile open_lazy(const std::string& path);
 
   const std::string& path() const { return path_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -44,10 +47,18 @@ class SafeTensorsFile {
   const TensorInfo* find(const std::string& name) const;
   // Throws Error naming the file when the tensor is absent.
   const TensorInfo& at(const std::string& name) const;
-  const unsigned char* data(const TensorInfo& t) const { return bytes_.data() + data_start_ + t.begin; }
+  // In-memory files only (open/parse); throws Error for open_lazy files.
+  const unsigned char* data(const TensorInfo& t) const;
+  // Copies t's t.nbytes() bytes to dst, from memory or (open_lazy) from the file.
+  void read(const TensorInfo& t, void* dst) const;
+  // The header's JSON text (tensor entries in file order of the header).
+  const std::string& header_text() const { return header_; }
 
  private:
-  std::string path_;
+  // Validates the 8-byte length and the header at head[0, available) of a file of file_size bytes.
+  static SafeTensorsFile from_header(const unsigned char* head, size_t available, uint64_t file_size, const std::string& label);
+  std::string path_, header_;
+  bool lazy_ = false;
   std::vector<unsigned char> bytes_;
   size_t data_start_ = 0;
   std::map<std::string, std::string> metadata_;

@@ -3,7 +3,6 @@
 #include <string>
 #include <vector>
 
-#include "leanseg/preprocessing.h"
 #include "leanseg/runtime.h"
 
 namespace leanseg::infer {
@@ -19,14 +18,17 @@ struct Options {
   int runs = 30, warmup = 3;
 };
 
+// Prefixes `what` (an input) to `message` unless the message already names `path`.
+std::string naming(const std::string& message, const std::string& what, const std::string& path);
 // Loads the engine; errors name the model file.
 runtime::Engine load_engine(const Options& o);
-// The model's preprocessing, validated, with its channel count checked against the graph.
-Preprocessing model_preprocessing(const runtime::Engine& engine, const std::string& path);
 // Threads the engine really uses (--threads, or the CPUs this process may run on).
 int effective_threads(int requested);
 
+// In the image plugin (segment.cpp): segments o.images into o.out.
 void segment_images(const Options& o);
+// Loads the plugin (libleanseg-infer-images.so next to the executable) and runs segment_images.
+void segment_images_with_plugin(const Options& o);
 void run_bench(const Options& o);
 
 }  // namespace leanseg::infer

@@ -2,11 +2,14 @@
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
 //   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--overlay]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--threads N] [--runs N] [--warmup N] [--json]
+#include <dlfcn.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "infer.h"
 #include "leanseg/error.h"
+#include "leanseg/process.h"
 
 namespace {
 
@@ -42,6 +45,22 @@ void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
 
 }  // namespace
 
+namespace leanseg::infer {
+
+// The image codecs (OpenCV imgcodecs and its dependency tree) are loaded only here: --bench
+// measures the engine without them. The plugin stays loaded until exit.
+void segment_images_with_plugin(const Options& o) {
+  const std::string path = executable_dir() + "/libleanseg-infer-images.so";
+  void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (plugin == nullptr) throw Error("cannot load the image plugin '" + path + "': " + dlerror());
+  using Segment = void (*)(const Options&);
+  auto* segment = reinterpret_cast<Segment>(dlsym(plugin, "leanseg_infer_segment_images"));
+  if (segment == nullptr) throw Error("'" + path + "' has no leanseg_infer_segment_images: " + dlerror());
+  segment(o);
+}
+
+}  // namespace leanseg::infer
+
 int main(int argc, char** argv) {
   CLI::App app{"leanseg-infer: segment images with a leanseg runtime model (.lsr) on the CPU, without LibTorch"};
   leanseg::infer::Options o;
@@ -50,7 +69,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     check_mode_options(o, given);
     if (o.bench) leanseg::infer::run_bench(o);
-    else leanseg::infer::segment_images(o);
+    else leanseg::infer::segment_images_with_plugin(o);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;  // --help is not an error; every usage error exits 1
   } catch (const std::exception& e) {

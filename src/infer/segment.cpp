@@ -1,5 +1,6 @@
 // `leanseg-infer MODEL.lsr IMAGE... --out DIR`: the same input pipeline and outputs as
-// `leanseg predict` (prediction.h), with the oneDNN engine in place of LibTorch.
+// `leanseg predict` (prediction.h), with the oneDNN engine in place of LibTorch. Built as the
+// plugin libleanseg-infer-images.so (OpenCV's codecs), loaded by leanseg-infer on demand.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,17 +12,12 @@
 #include "leanseg/data.h"
 #include "leanseg/error.h"
 #include "leanseg/prediction.h"
+#include "leanseg/preprocessing.h"
 
 namespace leanseg::infer {
 namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// Prefixes `what` (an input) unless the message already names it.
-std::string naming(const std::string& message, const std::string& what, const std::string& path) {
-  if (message.find(path) != std::string::npos) return message;
-  return what + " '" + path + "': " + message;
-}
 
 // The files read for one job: a single file serves every channel (as in `leanseg predict`).
 std::vector<std::string> job_paths(const std::vector<std::string>& job, const Preprocessing& pre) {
@@ -77,21 +73,6 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
 
 }  // namespace
 
-runtime::Engine load_engine(const Options& o) {
-  runtime::EngineOptions eo;
-  try {
-    eo.precision = runtime::precision_from_name(o.precision);
-  } catch (const Error& e) {
-    throw Error(std::string("--precision: ") + e.what());
-  }
-  eo.threads = o.threads;
-  try {
-    return runtime::Engine::load(o.model, eo);
-  } catch (const std::exception& e) {  // oneDNN's own errors included
-    throw Error(naming(e.what(), "runtime model", o.model));
-  }
-}
-
 Preprocessing model_preprocessing(const runtime::Engine& engine, const std::string& path) {
   const std::string where = "runtime model '" + path + "'";
   const Preprocessing pre = Preprocessing::from_json(engine.model().preprocessing, where);
@@ -124,3 +105,6 @@ void segment_images(const Options& o) {
 }
 
 }  // namespace leanseg::infer
+
+// The plugin's entry point (looked up by name with dlsym).
+extern "C" void leanseg_infer_segment_images(const leanseg::infer::Options& o) { leanseg::infer::segment_images(o); }

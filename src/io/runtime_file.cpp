@@ -273,27 +273,18 @@ std::vector<std::string> header_tensor_order(const std::string& header) {
   return names;
 }
 
-std::string header_of(const std::vector<unsigned char>& bytes) {
-  if (bytes.size() < 8) return {};
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  if (n > bytes.size() - 8) return {};  // SafeTensorsFile::parse reports it
-  return std::string(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
-}
-
 GraphTensor tensor_from_file(const SafeTensorsFile& file, const TensorInfo& info, const std::string& where) {
   GraphTensor t;
   t.name = info.name;
   t.shape = info.shape;
-  const unsigned char* data = file.data(info);
   if (info.dtype == DType::F32) {
     t.type = TensorType::F32;
     t.f32.resize(static_cast<size_t>(info.numel()));
-    if (info.nbytes()) std::memcpy(t.f32.data(), data, info.nbytes());
+    file.read(info, t.f32.data());
   } else if (info.dtype == DType::I64) {
     t.type = TensorType::I64;
     t.i64.resize(static_cast<size_t>(info.numel()));
-    if (info.nbytes()) std::memcpy(t.i64.data(), data, info.nbytes());
+    file.read(info, t.i64.data());
   } else {
     throw Error(where + ": tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) +
                 "; runtime files hold F32 and I64 tensors only");
@@ -396,10 +387,10 @@ void write_runtime_model(const RuntimeModel& model, const std::string& path) {
   atomic_write(path, [&](std::ostream& out) { out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size()); });
 }
 
-RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::string& label) {
+namespace {
+
+RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& label) {
   const std::string where = "'" + label + "'";
-  const std::string header = header_of(bytes);
-  const SafeTensorsFile file = SafeTensorsFile::parse(std::move(bytes), label);
   const json meta = metadata_json(file, where);
   const JsonReader r(meta, where + ": metadata '" + kRuntimeMetadataKey + "'");
   check_format_and_version(r, where);
@@ -413,12 +404,20 @@ RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::st
   require(divisor <= (1 << 20), where + ": size_divisor " + std::to_string(divisor) + " is implausibly large");
   m.size_divisor = static_cast<int>(divisor);
   m.activation_absmax = absmax_from_json(r.object("activation_absmax"), where);
-  for (const auto& name : header_tensor_order(header))
+  for (const auto& name : header_tensor_order(file.header_text()))
     m.graph.initializers.push_back(tensor_from_file(file, file.at(name), where));
   check_model(m, where);
   return m;
 }
 
-RuntimeModel read_runtime_model(const std::string& path) { return parse_runtime_model(read_file_bytes(path), path); }
+}  // namespace
+
+RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::string& label) {
+  return model_from_file(SafeTensorsFile::parse(std::move(bytes), label), label);
+}
+
+// Tensors are read one at a time from the file: loading never holds the file and its parsed
+// copy at once (peak memory of small deployments).
+RuntimeModel read_runtime_model(const std::string& path) { return model_from_file(SafeTensorsFile::open_lazy(path), path); }
 
 }  // namespace leanseg

@@ -1,6 +1,8 @@
 #include "leanseg/safetensors.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -114,19 +116,67 @@ SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
 }
 
 SafeTensorsFile SafeTensorsFile::parse(std::vector<unsigned char> bytes, const std::string& label) {
+  SafeTensorsFile f = from_header(bytes.data(), bytes.size(), bytes.size(), label);
+  f.bytes_ = std::move(bytes);
+  return f;
+}
+
+SafeTensorsFile SafeTensorsFile::open_lazy(const std::string& path) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) throw Error("'" + path + "': cannot read (" + ec.message() + ")");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("'" + path + "': cannot open for reading");
+  std::vector<unsigned char> head(static_cast<size_t>(std::min<uint64_t>(size, 8)));
+  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+  if (head.size() == 8) {
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | head[i];
+    if (header_len <= kMaxHeaderBytes && header_len <= size - 8) {  // else from_header reports it
+      head.resize(static_cast<size_t>(8 + header_len));
+      in.read(reinterpret_cast<char*>(head.data() + 8), static_cast<std::streamsize>(header_len));
+    }
+  }
+  if (!in) throw Error("'" + path + "': read error in the header");
+  SafeTensorsFile f = from_header(head.data(), head.size(), size, path);
+  f.lazy_ = true;
+  return f;
+}
+
+const unsigned char* SafeTensorsFile::data(const TensorInfo& t) const {
+  if (lazy_) throw Error("'" + path_ + "': tensor data of a lazily opened file must be read with read()");
+  return bytes_.data() + data_start_ + t.begin;
+}
+
+void SafeTensorsFile::read(const TensorInfo& t, void* dst) const {
+  if (t.nbytes() == 0) return;
+  if (!lazy_) {
+    std::memcpy(dst, data(t), t.nbytes());
+    return;
+  }
+  std::ifstream in(path_, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(data_start_ + t.begin));
+  in.read(static_cast<char*>(dst), static_cast<std::streamsize>(t.nbytes()));
+  if (!in || static_cast<size_t>(in.gcount()) != t.nbytes())
+    throw Error("'" + path_ + "': cannot read tensor '" + t.name + "' (the file changed or shrank while loading)");
+}
+
+SafeTensorsFile SafeTensorsFile::from_header(const unsigned char* head, size_t available, uint64_t file_size,
+                                             const std::string& label) {
   const std::string where = "'" + label + "'";
-  if (bytes.size() < 8)
-    throw Error(where + ": not a safetensors file (" + std::to_string(bytes.size()) +
+  if (file_size < 8)
+    throw Error(where + ": not a safetensors file (" + std::to_string(file_size) +
                 " bytes, shorter than the 8-byte header length)");
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
-  if (header_len > kMaxHeaderBytes || header_len > bytes.size() - 8)
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | head[i];
+  if (header_len > kMaxHeaderBytes || header_len > file_size - 8)
     throw Error(where + ": header length " + std::to_string(header_len) + " exceeds the file (" +
-                std::to_string(bytes.size()) + " bytes): truncated or not a safetensors file");
+                std::to_string(file_size) + " bytes): truncated or not a safetensors file");
   if (header_len < 2) throw Error(where + ": header length " + std::to_string(header_len) + " is too small for JSON");
+  require(available >= 8 + header_len, where + ": header not read completely");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_len);
+    header = nlohmann::json::parse(head + 8, head + 8 + header_len);
   } catch (const std::exception& e) {
     throw Error(where + ": header is not valid JSON (" + e.what() + ")");
   }
@@ -134,8 +184,9 @@ SafeTensorsFile SafeTensorsFile::parse(std::vector<unsigned char> bytes, const s
 
   SafeTensorsFile f;
   f.path_ = label;
+  f.header_.assign(reinterpret_cast<const char*>(head) + 8, static_cast<size_t>(header_len));
   f.data_start_ = 8 + header_len;
-  const size_t data_size = bytes.size() - f.data_start_;
+  const size_t data_size = static_cast<size_t>(file_size) - f.data_start_;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
       if (!it.value().is_object()) throw Error(where + ": __metadata__ is not a JSON object");
@@ -155,7 +206,6 @@ SafeTensorsFile SafeTensorsFile::parse(std::vector<unsigned char> bytes, const s
             [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin || (a.begin == b.begin && a.name < b.name); });
   f.index_.clear();
   for (size_t i = 0; i < f.tensors_.size(); ++i) f.index_[f.tensors_[i].name] = i;
-  f.bytes_ = std::move(bytes);
   return f;
 }
 

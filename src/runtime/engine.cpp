@@ -23,6 +23,7 @@
 #include "kernels.h"
 #include "leanseg/error.h"
 #include "leanseg/runtime.h"
+#include "leanseg/safetensors.h"
 #include "reference.h"
 
 namespace leanseg::runtime {
@@ -151,6 +152,11 @@ struct Engine::Impl {
   memory output_user;
   std::vector<float> output;
 
+  // The .lsr file the model came from (Engine::load): conv weights are dropped from memory once
+  // packed and read again from it if a new input size needs them packed anew. Null for models
+  // built in memory (from_model), which keep their weights.
+  std::unique_ptr<SafeTensorsFile> source;
+
   void init(RuntimeModel m, const EngineOptions& o);
   void plan(int h, int w);
   void run(const float* input);
@@ -159,6 +165,10 @@ struct Engine::Impl {
   int add_value(const std::string& name, memory::dims dims, bool host);
   memory::desc act_md(const memory::dims& dims) const { return memory::desc(dims, act_dt, tag::nhwc); }
   memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
+  // An initializer of the file that only `readers_needed` nodes read (null otherwise): safe to drop.
+  GraphTensor* droppable(const std::string& name, int readers_needed);
+  void drop(GraphTensor& t) { std::vector<float>().swap(t.f32); }
+  void fetch(GraphTensor& t);  // reads a dropped tensor back from `source`
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
   int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
   // True when every reader of `value` is a Conv/ConvTranspose reading it as its input.
@@ -214,6 +224,10 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   for (const auto& n : nodes)
     for (const auto& in : n.inputs) ++readers[in];
   for (const auto& v : model.graph.outputs) ++readers[v.name];
+  // Initializers the simplification replaced (e.g. transposed-conv weights rearranged into a
+  // 1x1 conv) are dead: free them now.
+  for (auto& t : model.graph.initializers)
+    if (GraphTensor* dead = droppable(t.name, 0)) drop(*dead);
   const auto& shape = model.graph.inputs[0].shape;
   channels = static_cast<int>(shape[1]);
   plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
@@ -230,6 +244,22 @@ int Engine::Impl::add_value(const std::string& name, memory::dims dims, bool hos
   values.push_back(std::move(v));
   value_of[name] = static_cast<int>(values.size()) - 1;
   return static_cast<int>(values.size()) - 1;
+}
+
+GraphTensor* Engine::Impl::droppable(const std::string& name, int readers_needed) {
+  if (!source || source->find(name) == nullptr) return nullptr;
+  auto r = readers.find(name);
+  if ((r == readers.end() ? 0 : r->second) != readers_needed) return nullptr;
+  for (auto& t : model.graph.initializers)
+    if (t.name == name && t.type == TensorType::F32) return &t;
+  return nullptr;
+}
+
+void Engine::Impl::fetch(GraphTensor& t) {
+  const TensorInfo& info = source->at(t.name);
+  require(info.shape == t.shape, "runtime model '" + source->path() + "': tensor '" + t.name + "' changed on disk");
+  t.f32.resize(static_cast<size_t>(t.numel()));
+  source->read(info, t.f32.data());
 }
 
 memory Engine::Impl::constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format) {
@@ -349,6 +379,8 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const bool transposed = n.op == "ConvTranspose";
   const GraphTensor* w = constants.count(n.inputs[1]) ? constants[n.inputs[1]] : nullptr;
   require(w && w->shape.size() == 4, where(n.name) + ": weights must be a constant 4-D tensor");
+  GraphTensor* own = droppable(w->name, 1);  // read from the file, packed, then dropped again
+  if (own && own->f32.empty()) fetch(*own);
   const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants[n.inputs[2]] : nullptr;
   const int x = arena_input(n.inputs[0]);
   const memory::dims xd = values[x].dims;
@@ -455,7 +487,8 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   }
   // Weights: ONNX [O, I/g, kh, kw] (conv) or [I, O/g, kh, kw] (transposed) → the packed layout.
   const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
-  memory user_w = constant_memory(*w, wd, user_tag), packed(packed_w, cpu);
+  // The plain weights are read in place (no copy) by the reorder that packs them.
+  memory user_w({wd, dt::f32, user_tag}, cpu, const_cast<float*>(w->f32.data())), packed(packed_w, cpu);
   if (int8) {  // s8 weights: scale each output channel (mask over the output-channel axes)
     dnnl::primitive_attr wattr;
     wattr.set_output_scales(groups == 1 ? 1 : 3, weight_scales);
@@ -466,6 +499,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   }
   s.fixed_args[DNNL_ARG_WEIGHTS] = packed;
   weights += packed_w.get_size();
+  if (own) drop(*own);
   if (b) {
     s.fixed_args[DNNL_ARG_BIAS] = constant_memory(*b, {out_ch}, tag::a);
     if (int8) {  // oneDNN 2.x adds the bias to the accumulator before the output scale
@@ -868,7 +902,11 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 Engine::~Engine() = default;
 
 Engine Engine::load(const std::string& path, const EngineOptions& options) {
-  return from_model(read_runtime_model(path), options);
+  RuntimeModel model = read_runtime_model(path);
+  auto impl = std::make_unique<Impl>();
+  impl->source = std::make_unique<SafeTensorsFile>(SafeTensorsFile::open_lazy(path));
+  impl->init(std::move(model), options);
+  return Engine(std::move(impl));
 }
 
 Engine Engine::from_model(RuntimeModel model, const EngineOptions& options) {

@@ -54,6 +54,16 @@ TEST(SafeTensors, RoundTripIsBitExactForEveryDtype) {
     ASSERT_EQ(t.nbytes(), payloads[i].size());
     EXPECT_EQ(0, std::memcmp(f.data(t), payloads[i].data(), t.nbytes()));
   }
+  // A lazily opened file validates the same header and reads the same bytes from disk.
+  const auto lazy = SafeTensorsFile::open_lazy(path);
+  ASSERT_EQ(lazy.tensors().size(), specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& t = lazy.at("t" + std::to_string(i));
+    Bytes got(t.nbytes());
+    lazy.read(t, got.data());
+    EXPECT_EQ(got, payloads[i]);
+  }
+  EXPECT_ERROR_CONTAINS(lazy.data(lazy.at("t0")), "must be read with read()");
   // Header is padded so data starts 8-byte aligned.
   const auto bytes = read_file_bytes(path);
   uint64_t n = 0;
@@ -108,6 +118,16 @@ TEST(SafeTensors, MalformedFilesFailWithClearMessages) {
     EXPECT_ERROR_CONTAINS(SafeTensorsFile::parse(c.bytes, "bad.safetensors"), c.message);
     EXPECT_ERROR_CONTAINS(SafeTensorsFile::parse(c.bytes, "bad.safetensors"), "'bad.safetensors'");
   }
+  test::TempDir dir;  // the same checks when only the header is read
+  const std::string path = dir.file("bad.safetensors");
+  for (const auto& c : malformed_cases()) {
+    SCOPED_TRACE(c.label);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(c.bytes.data()),
+                                                static_cast<std::streamsize>(c.bytes.size()));
+    EXPECT_ERROR_CONTAINS(SafeTensorsFile::open_lazy(path), c.message);
+    EXPECT_ERROR_CONTAINS(SafeTensorsFile::open_lazy(path), "bad.safetensors'");
+  }
+  EXPECT_ERROR_CONTAINS(SafeTensorsFile::open_lazy("/nonexistent/model.safetensors"), "/nonexistent/model.safetensors");
 }
 
 TEST(SafeTensors, MissingFileAndMissingTensorAreNamed) {

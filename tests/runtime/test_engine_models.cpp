@@ -119,3 +119,39 @@ TEST(EngineInt8, RefusesAModelWithoutCalibration) {
 
 }  // namespace
 }  // namespace leanseg
+
+namespace leanseg {
+namespace {
+
+// Engine::load drops each conv's plain weights once packed and reads them back from the file
+// when another input size is planned: results at every size equal an engine that kept them.
+TEST(EngineFromFile, ReplansForANewSizeAfterDroppingWeights) {
+  auto model = test::random_model("mobilenet-aspp-se-unet-lite");
+  GraphInputShape shape;
+  shape.height = shape.width = 64;
+  RuntimeModel rt;
+  rt.graph = model_graph(*model, shape);
+  rt.size_divisor = 32;
+  rt.preprocessing = nlohmann::json::object();
+  rt.config = model->config().to_json();
+  test::TempDir dir;
+  const std::string path = dir.file("m.lsr");
+  write_runtime_model(rt, path);
+  for (auto precision : {runtime::Precision::F32, runtime::Precision::BF16}) {
+    auto from_file = runtime::Engine::load(path, {precision, 1});
+    auto in_memory = runtime::Engine::from_model(rt, {precision, 1});
+    for (int size : {64, 96, 64}) {
+      SCOPED_TRACE(size);
+      from_file.set_input_size(size, size);
+      in_memory.set_input_size(size, size);
+      torch::manual_seed(size);
+      const auto x = torch::randn({1, 1, size, size});
+      const auto a = from_file.run(x.data_ptr<float>());
+      const auto& b = in_memory.run(x.data_ptr<float>());
+      EXPECT_EQ(a, b);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace leanseg

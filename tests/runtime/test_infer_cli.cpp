@@ -58,11 +58,18 @@ class InferCli : public ::testing::Test {
 test::TempDir* InferCli::dir_ = nullptr;
 
 TEST(InferCliLinking, DoesNotLinkLibTorch) {
-  const test::CliRun r = run_command("ldd " + std::string(LEANSEG_INFER_PATH));
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("libdnnl"), std::string::npos) << "ldd output looks wrong:\n" << r.out;
-  EXPECT_EQ(r.out.find("libtorch"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("libc10"), std::string::npos) << r.out;
+  const std::string infer = LEANSEG_INFER_PATH;
+  const std::string plugin = std::filesystem::path(infer).parent_path().string() + "/libleanseg-infer-images.so";
+  for (const std::string& binary : {infer, plugin}) {
+    const test::CliRun r = run_command("ldd " + binary);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("libdnnl"), std::string::npos) << "ldd output looks wrong:\n" << r.out;
+    EXPECT_EQ(r.out.find("libtorch"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("libc10"), std::string::npos) << r.out;
+  }
+  // Benchmarking loads no image codecs: OpenCV comes with the plugin, only when segmenting.
+  const test::CliRun direct = run_command("ldd " + infer);
+  EXPECT_EQ(direct.out.find("libopencv"), std::string::npos) << direct.out;
 }
 
 TEST_F(InferCli, WritesMaskProbabilityAndOverlayAtTheOriginalSize) {
