@@ -40,8 +40,13 @@ if step "$RUNS/hc18-m4-distilled/best.safetensors"; then
     --data "$DATA" --out "$RUNS/hc18-m4-distilled" --epochs 8 --distill "$M1" --distill-alpha 0.5 \
     --distill-temperature 2 --no-progress
 fi
-# M3 under the same protocol (time-limited).
+# The M2 baseline on BBBC010 (bbbc010-cpu protocol, time-limited to 25 minutes).
+if step "$RUNS/bbbc010-m2/best.safetensors"; then
+  leanseg train --preset bbbc010-cpu --model unet-32 --data ../shared/data/bbbc010 --out "$RUNS/bbbc010-m2" \
+    --max-minutes 25 --no-progress
+fi
+# M3 under the same protocol, time-limited to 15 minutes.
 if step "$RUNS/hc18-m3/best.safetensors"; then
   leanseg train --preset hc18-cpu --model efficient-unet --data "$DATA" --out "$RUNS/hc18-m3" \
-    --lr 1e-3 --max-minutes 20 --no-progress
+    --lr 1e-3 --max-minutes 15 --no-progress
 fi
