@@ -11,7 +11,8 @@
 
 namespace leanseg {
 
-enum class TensorType { F32, I64 };
+// I8: quantized weights of ONNX QDQ exports (graph_qdq.h); runtime files hold F32 and I64 only.
+enum class TensorType { F32, I64, I8 };
 
 struct GraphAttribute {
   enum class Kind { Int, Float, Ints };
@@ -42,6 +43,7 @@ struct GraphTensor {
   std::vector<int64_t> shape;
   std::vector<float> f32;
   std::vector<int64_t> i64;
+  std::vector<int8_t> i8;
 
   int64_t numel() const;
 };
@@ -61,7 +63,7 @@ struct Graph {
 
   const GraphTensor* initializer(const std::string& tensor_name) const;  // nullptr when absent
   std::map<std::string, int> op_counts() const;                           // op type → nodes
-  int64_t parameter_count() const;                                        // F32 initializer elements
+  int64_t parameter_count() const;                                        // F32 and I8 initializer elements
 
   // Checks the graph is well formed: unique node names and value names, every node input
   // defined earlier (graph input, initializer or an earlier node's output), every output

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "leanseg/error.h"
 #include "leanseg/graph_export.h"
+#include "leanseg/graph_qdq.h"
 #include "leanseg/model_file.h"
 #include "leanseg/onnx_export.h"
 #include "leanseg/runtime_file.h"
@@ -31,6 +32,7 @@ struct ExportArgs {
   std::string calibration_split;  // split.json: calibrate on its training images only
   int calibration_images = 16;
   double calibration_percentile = 100;
+  bool int8 = false;  // onnx: QDQ (int8 weights; activations too with --calibrate)
 };
 
 std::string shape_text(const GraphValue& v) {
@@ -54,18 +56,6 @@ void print_summary(const Graph& graph, const std::string& path, int opset) {
               shape_text(graph.outputs[0]).c_str());
 }
 
-void export_onnx(const ExportArgs& a, const LoadedModel& m, const GraphInputShape& shape) {
-  const Graph graph = model_graph(*m.model, shape);
-  OnnxOptions options;
-  options.opset = a.opset;
-  options.metadata["leanseg"] = nlohmann::json{{"config", m.model->config().to_json()},
-                                               {"preprocessing", m.preprocessing.to_json()},
-                                               {"source", a.model}}
-                                    .dump();
-  write_onnx(graph, a.out, options);
-  print_summary(graph, a.out, a.opset);
-}
-
 // The runtime engine plans for one input size (and re-plans itself for others), so the graph
 // is exported with fixed axes; ONNX-only options are refused rather than silently ignored.
 void check_runtime_options(const ExportArgs& a) {
@@ -73,10 +63,11 @@ void check_runtime_options(const ExportArgs& a) {
           "--dynamic-size/--dynamic-batch apply to --format onnx only: runtime files have a fixed input size "
           "and batch 1 (the engine re-plans for other sizes when asked)");
   require(!a.opset_given, "--opset applies to --format onnx only");
+  require(!a.int8, "--int8 applies to --format onnx (runtime files are quantized by the engine: --calibrate, then --precision int8)");
 }
 
 void check_onnx_options(const ExportArgs& a) {
-  require(a.calibrate.empty(), "--calibrate applies to --format runtime only (int8 calibration of .lsr files)");
+  require(a.calibrate.empty() || a.int8, "--calibrate with --format onnx needs --int8 (QDQ activations)");
 }
 
 // One calibration input: the image brought to the export size the way inference does it
@@ -133,6 +124,39 @@ std::vector<runtime::PlainTensor> calibration_inputs(const ExportArgs& a, const 
   return inputs;
 }
 
+// INT8 models (weights stored int8 by `leanseg compress --quant int8`) and --int8 export as QDQ:
+// int8 conv weights with per-channel scales; with --calibrate also Q/DQ pairs on conv inputs.
+void export_onnx(const ExportArgs& a, const LoadedModel& m, const GraphInputShape& shape) {
+  Graph graph = model_graph(*m.model, shape);
+  const bool int8 = a.int8 || (m.storage.is_object() && m.storage.value("kind", "") == "affine8");
+  if (int8) {
+    std::map<std::string, float> absmax;
+    if (!a.calibrate.empty()) {
+      GraphInputShape fixed = shape;  // value names do not depend on the axes being dynamic
+      fixed.dynamic_batch = fixed.dynamic_size = false;
+      const Graph g = model_graph(*m.model, fixed);
+      absmax = runtime::calibrate_activations(g, calibration_inputs(a, m, g), a.calibration_percentile);
+    }
+    graph = quantize_qdq(graph, absmax);
+    auto ops = graph.op_counts();
+    const int activations = ops["QuantizeLinear"], weights = ops["DequantizeLinear"] - activations;
+    if (absmax.empty())
+      std::printf("int8 QDQ: %d conv weights int8 per output channel (activations float: --calibrate DIR adds Q/DQ pairs)\n", weights);
+    else
+      std::printf("int8 QDQ: %d conv weights int8 per output channel, %d activations int8 (calibrated on %s)\n", weights,
+                  activations, a.calibrate.c_str());
+  }
+  OnnxOptions options;
+  options.opset = a.opset;
+  options.metadata["leanseg"] = nlohmann::json{{"config", m.model->config().to_json()},
+                                               {"preprocessing", m.preprocessing.to_json()},
+                                               {"source", a.model},
+                                               {"int8_qdq", int8}}
+                                    .dump();
+  write_onnx(graph, a.out, options);
+  print_summary(graph, a.out, a.opset);
+}
+
 void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputShape& shape) {
   RuntimeModel rt;
   rt.graph = model_graph(*m.model, shape);
@@ -187,8 +211,8 @@ void add_export(CLI::App& app) {
   cmd->add_flag("--dynamic-size", args->dynamic_size,
                 "Height and width as dynamic axes (multiples of 32 at run time; onnx only)");
   cmd->add_option("--calibrate", args->calibrate,
-                  "runtime: record activation ranges for int8 on images of this dataset folder (or 'random': "
-                  "normal noise, for benchmarking untrained models only)");
+                  "record activation ranges for int8 (runtime; onnx with --int8) on images of this dataset folder "
+                  "(or 'random': normal noise, for benchmarking untrained models only)");
   cmd->add_option("--calibration-split", args->calibration_split,
                   "runtime: a run's split.json: calibrate on its training images only (keeps validation unseen)");
   cmd->add_option("--calibration-images", args->calibration_images, "runtime: images used to calibrate")
@@ -197,6 +221,9 @@ void add_export(CLI::App& app) {
                   "runtime: percentile of |x| the int8 range covers (100 = max)")
       ->capture_default_str();
   cmd->add_flag("--dynamic-batch", args->dynamic_batch, "Batch as a dynamic axis (default: batch 1; onnx only)");
+  cmd->add_flag("--int8", args->int8,
+                "onnx: QDQ int8 export (int8 conv weights per channel; with --calibrate also activations). "
+                "Automatic for models stored int8 (leanseg compress --quant int8)");
   cmd->callback([args, opset] {
     args->opset_given = opset->count() > 0;
     run_export(*args);

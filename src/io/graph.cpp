@@ -57,7 +57,7 @@ std::map<std::string, int> Graph::op_counts() const {
 int64_t Graph::parameter_count() const {
   int64_t n = 0;
   for (const auto& t : initializers)
-    if (t.type == TensorType::F32) n += t.numel();
+    if (t.type == TensorType::F32 || t.type == TensorType::I8) n += t.numel();
   return n;
 }
 
@@ -74,7 +74,7 @@ void Graph::validate() const {
     define(v.name, "graph input");
   }
   for (const auto& t : initializers) {
-    const size_t stored = t.type == TensorType::F32 ? t.f32.size() : t.i64.size();
+    const size_t stored = t.type == TensorType::F32 ? t.f32.size() : t.type == TensorType::I64 ? t.i64.size() : t.i8.size();
     require(static_cast<int64_t>(stored) == t.numel(), "graph '" + name + "': initializer '" + t.name + "' holds " +
                                                            std::to_string(stored) + " values for " +
                                                            std::to_string(t.numel()) + " elements");

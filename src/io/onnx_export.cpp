@@ -19,6 +19,8 @@ const std::map<std::string, int>& operator_min_opsets() {
       {"HardSigmoid", 6}, {"InstanceNormalization", 6}, {"MatMul", 1}, {"MaxPool", 1}, {"Mul", 7},
       {"Relu", 6},    {"Reshape", 5},       {"Shape", 1},   {"Sigmoid", 6},       {"Softmax", 1},
       {"Transpose", 1},
+      // QDQ exports: per-axis (per output channel) scales need opset 13.
+      {"QuantizeLinear", 13}, {"DequantizeLinear", 13},
   };
   return table;
 }
@@ -48,6 +50,9 @@ void set_tensor(onnx::TensorProto& proto, const GraphTensor& t) {
   if (t.type == TensorType::F32) {
     proto.set_data_type(onnx::TensorProto::FLOAT);
     proto.set_raw_data(t.f32.data(), t.f32.size() * sizeof(float));  // little-endian, as ONNX requires
+  } else if (t.type == TensorType::I8) {
+    proto.set_data_type(onnx::TensorProto::INT8);
+    proto.set_raw_data(t.i8.data(), t.i8.size());
   } else {
     proto.set_data_type(onnx::TensorProto::INT64);
     proto.set_raw_data(t.i64.data(), t.i64.size() * sizeof(int64_t));

@@ -374,6 +374,7 @@ std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model) {
                   {"activation_absmax", absmax}};
   std::vector<TensorToWrite> tensors;
   for (const auto& t : model.graph.initializers) {
+    require(t.type != TensorType::I8, "runtime files hold F32 and I64 tensors; '" + t.name + "' is int8 (an ONNX QDQ graph)");
     const bool f32 = t.type == TensorType::F32;
     tensors.push_back({t.name, f32 ? DType::F32 : DType::I64, t.shape,
                        f32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data()),
