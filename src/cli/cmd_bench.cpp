@@ -28,7 +28,7 @@ struct BenchArgs {
   std::vector<std::string> models;
   std::string quant = "fp16,bf16,int8,int4,int2", prune = "0.3,0.5,0.7,0.9", structured = "0.3",
               runtime = "fp32,bf16,int8";
-  bool per_tensor = false;
+  bool per_tensor = false, runtime_models = false;
   int runs = 20, threads = 0;
 };
 
@@ -183,7 +183,7 @@ void run_bench(const BenchArgs& a) {
   const Runner run(a);
   std::vector<Job> jobs;
   if (!a.variants_of.empty()) add_variants(jobs, a, run);
-  for (const auto& f : a.models) add_model_rows(jobs, f, "", true, a, run);
+  for (const auto& f : a.models) add_model_rows(jobs, f, "", a.runtime_models, a, run);
   // FLOPs of a runtime row are those of the LibTorch model it was exported from.
   std::vector<BenchRow> rows;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -221,7 +221,9 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--per-tensor", a->per_tensor, "int8/4/2 variants per tensor (default: per channel)");
   cmd->add_option("--prune", a->prune, "Magnitude sparsities of --variants-of ('' = none)")->capture_default_str();
   cmd->add_option("--structured", a->structured, "Structured pruning ratios of --variants-of ('' = none)")->capture_default_str();
-  cmd->add_option("--runtime", a->runtime, "Runtime precisions measured for every model ('' = none)")->capture_default_str();
+  cmd->add_option("--runtime", a->runtime, "Runtime precisions measured for --variants-of and its structured variants ('' = none)")
+      ->capture_default_str();
+  cmd->add_flag("--runtime-models", a->runtime_models, "Also measure every --model file in the runtime");
   cmd->add_option("--runs", a->runs, "Timed batch-1 runs per row")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--bench-threads", a->threads, "Threads for inference (0: every core)")->check(CLI::NonNegativeNumber);
   cmd->callback([a] { run_bench(*a); });
