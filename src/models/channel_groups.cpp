@@ -88,6 +88,13 @@ ChannelReader conv_bn_reader(const std::string& seq) {
   return [seq](ChannelGroupBuilder& b, int64_t offset) { b.conv_in(seq + ".0", offset); };
 }
 
+void conv_bn_group(ChannelGroupBuilder& b, const std::string& name, const std::string& seq, const ChannelReader& reader) {
+  b.begin(name);
+  conv_bn_out(b, seq);
+  reader(b, 0);
+  b.end();
+}
+
 void separable_out(ChannelGroupBuilder& b, const std::string& seq) { conv_bn_out(b, seq + ".1"); }
 
 ChannelReader separable_reader(const std::string& seq) {
@@ -130,15 +137,14 @@ std::string body(const std::string& path, int i) { return path + ".body." + std:
 }  // namespace
 
 void residual_block_se_groups(ChannelGroupBuilder& b, const std::string& path, bool separable) {
-  b.begin(path + ".mid");
   if (separable) {
+    b.begin(path + ".mid");
     separable_out(b, body(path, 0));
     separable_reader(body(path, 1))(b, 0);
+    b.end();
   } else {
-    conv_bn_out(b, body(path, 0));
-    conv_bn_reader(body(path, 1))(b, 0);
+    conv_bn_group(b, path + ".mid", body(path, 0), conv_bn_reader(body(path, 1)));
   }
-  b.end();
   squeeze_excite_groups(b, path + ".se");
 }
 
@@ -165,10 +171,7 @@ void residual_block_se_out(ChannelGroupBuilder& b, const std::string& path, bool
 }
 
 void bottleneck_block_groups(ChannelGroupBuilder& b, const std::string& path) {
-  b.begin(path + ".reduced");
-  conv_bn_out(b, path + ".reduce");
-  separable_reader(path + ".spatial")(b, 0);
-  b.end();
+  conv_bn_group(b, path + ".reduced", path + ".reduce", separable_reader(path + ".spatial"));
   b.begin(path + ".spatial");
   separable_out(b, path + ".spatial");
   conv_bn_reader(path + ".expand")(b, 0);

@@ -49,6 +49,8 @@ using ChannelReader = std::function<void(ChannelGroupBuilder&, int64_t offset)>;
 // conv_bn_act Seq at `seq` ("0" conv, "1" BatchNorm) as a producer / a reader.
 void conv_bn_out(ChannelGroupBuilder& b, const std::string& seq);
 ChannelReader conv_bn_reader(const std::string& seq);
+// A whole group `name`: the outputs of conv_bn_act Seq `seq`, read by `reader` at offset 0.
+void conv_bn_group(ChannelGroupBuilder& b, const std::string& name, const std::string& seq, const ChannelReader& reader);
 // separable_conv_bn_act Seq at `seq`: depthwise "0", pointwise "1".
 void separable_out(ChannelGroupBuilder& b, const std::string& seq);
 ChannelReader separable_reader(const std::string& seq);

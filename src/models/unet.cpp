@@ -43,14 +43,8 @@ class UNetImpl : public SegmentationModelImpl {
   std::vector<ChannelGroup> channel_groups() const override {
     ChannelGroupBuilder b(*this);
     auto double_conv = [&](const std::string& p, const ChannelReader& next) {
-      b.begin(p + ".mid");
-      conv_bn_out(b, p + ".0");
-      conv_bn_reader(p + ".1")(b, 0);
-      b.end();
-      b.begin(p + ".out");
-      conv_bn_out(b, p + ".1");
-      next(b, 0);
-      b.end();
+      conv_bn_group(b, p + ".mid", p + ".0", conv_bn_reader(p + ".1"));
+      conv_bn_group(b, p + ".out", p + ".1", next);
     };
     auto dec = [](int i) { return "dec" + std::to_string(i); };
     for (int i = 1; i <= 4; ++i) {
