@@ -15,8 +15,20 @@
 
 namespace leanseg {
 
-constexpr int kRuntimeFormatVersion = 1;
+// Version 2 adds packed low-bit weights; files without them are still written as version 1.
+constexpr int kRuntimeFormatVersion = 2;
 constexpr const char* kRuntimeMetadataKey = "leanseg.runtime";
+
+// A conv weight stored as per-output-channel affine codes (integer affine quantization over
+// axis 0: x̂ = (q − z) · s, codes packed `bits` per element, bit_pack.h). In the file: tensors
+// NAME.q_codes (U8), NAME.q_scale (F32 [C]), NAME.q_zero_point (U8 [C]); at load the graph's
+// F32 initializer NAME holds the expanded values x̂.
+struct PackedWeight {
+  int bits = 4;
+  std::vector<uint8_t> codes;  // packed
+  std::vector<float> scale;
+  std::vector<uint8_t> zero_point;
+};
 
 struct RuntimeModel {
   Graph graph;                   // fixed input shape [1, C, H, W]; output "logits" [1, 1, H, W]
@@ -26,7 +38,14 @@ struct RuntimeModel {
   // INT8 calibration: graph value name → max |x| over the calibration images. Empty when the
   // file was exported without calibration (the engine then refuses int8).
   std::map<std::string, float> activation_absmax;
+  // Initializers stored packed (their F32 values in `graph` are the expanded codes).
+  std::map<std::string, PackedWeight> packed_weights;
 };
+
+// Quantizes every Conv/ConvTranspose weight of `m` to `bits` (8, 4 or 2) per index of axis 0,
+// records it in m.packed_weights and replaces the initializer's values with the expanded codes,
+// so the model in memory computes exactly what the written file will.
+void pack_conv_weights(RuntimeModel& m, int bits);
 
 // Graph ↔ JSON (nodes, attributes, inputs, outputs; initializers are not part of the JSON).
 nlohmann::json graph_structure_to_json(const Graph& graph);

@@ -33,6 +33,7 @@ struct ExportArgs {
   int calibration_images = 16;
   double calibration_percentile = 100;
   bool int8 = false;  // onnx: QDQ (int8 weights; activations too with --calibrate)
+  std::string weights = "f32";  // runtime: f32, or int8/int4/int2 packed conv weights
 };
 
 std::string shape_text(const GraphValue& v) {
@@ -68,6 +69,7 @@ void check_runtime_options(const ExportArgs& a) {
 
 void check_onnx_options(const ExportArgs& a) {
   require(a.calibrate.empty() || a.int8, "--calibrate with --format onnx needs --int8 (QDQ activations)");
+  require(a.weights == "f32", "--weights applies to --format runtime (ONNX: --int8)");
 }
 
 // One calibration input: the image brought to the export size the way inference does it
@@ -160,6 +162,13 @@ void export_onnx(const ExportArgs& a, const LoadedModel& m, const GraphInputShap
 void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputShape& shape) {
   RuntimeModel rt;
   rt.graph = model_graph(*m.model, shape);
+  if (a.weights != "f32") {  // packed first: calibration then sees the weights the file holds
+    const int bits = a.weights == "int8" ? 8 : a.weights == "int4" ? 4 : a.weights == "int2" ? 2 : 0;
+    require(bits != 0, "--weights '" + a.weights + "': expected f32, int8, int4 or int2");
+    pack_conv_weights(rt, bits);
+    std::printf("conv weights stored as %d-bit codes per output channel (%zu tensors), expanded at load\n", bits,
+                rt.packed_weights.size());
+  }
   if (!a.calibrate.empty()) {
     rt.activation_absmax = runtime::calibrate_activations(rt.graph, calibration_inputs(a, m, rt.graph),
                                                           a.calibration_percentile);
@@ -173,7 +182,7 @@ void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputS
   write_runtime_model(rt, a.out);
   const Graph& g = rt.graph;
   std::printf("wrote %s: leanseg runtime v%d, %zu nodes (%s), %lld parameters, input %s\n", a.out.c_str(),
-              kRuntimeFormatVersion, g.nodes.size(), op_counts_text(g).c_str(),
+              rt.packed_weights.empty() ? 1 : kRuntimeFormatVersion, g.nodes.size(), op_counts_text(g).c_str(),
               static_cast<long long>(g.parameter_count()), shape_text(g.inputs[0]).c_str());
 }
 
@@ -221,6 +230,10 @@ void add_export(CLI::App& app) {
                   "runtime: percentile of |x| the int8 range covers (100 = max)")
       ->capture_default_str();
   cmd->add_flag("--dynamic-batch", args->dynamic_batch, "Batch as a dynamic axis (default: batch 1; onnx only)");
+  cmd->add_option("--weights", args->weights,
+                  "runtime: conv weights stored as f32, or int8/int4/int2 codes per output channel (packed, "
+                  "expanded at load: a smaller file)")
+      ->capture_default_str();
   cmd->add_flag("--int8", args->int8,
                 "onnx: QDQ int8 export (int8 conv weights per channel; with --calibrate also activations). "
                 "Automatic for models stored int8 (leanseg compress --quant int8)");

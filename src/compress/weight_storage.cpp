@@ -3,7 +3,7 @@
 #include <cstring>
 #include <set>
 
-#include "compress/bit_pack.h"
+#include "io/bit_pack.h"
 #include "compress/quantize.h"
 #include "leanseg/error.h"
 #include "leanseg/tensor_io.h"

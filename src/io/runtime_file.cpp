@@ -1,5 +1,8 @@
 #include "leanseg/runtime_file.h"
 
+#include "io/bit_pack.h"
+
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -246,6 +249,40 @@ void check_absmax(const RuntimeModel& m, const std::string& where) {
   }
 }
 
+// Expanded values of a packed weight: (q − z) · s per index of axis 0.
+std::vector<float> expand(const PackedWeight& p, const std::vector<int64_t>& shape, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  require(!shape.empty() && shape[0] > 0, what + ": a packed weight needs an axis 0");
+  const auto channels = static_cast<size_t>(shape[0]);
+  require(p.scale.size() == channels && p.zero_point.size() == channels,
+          what + ": " + std::to_string(p.scale.size()) + " scales and " + std::to_string(p.zero_point.size()) +
+              " zero points for " + std::to_string(channels) + " channels");
+  const std::vector<uint8_t> q = unpack_codes(p.codes.data(), p.codes.size(), static_cast<size_t>(n), p.bits);
+  std::vector<float> out(static_cast<size_t>(n));
+  const size_t per = static_cast<size_t>(n) / channels;
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = (static_cast<float>(q[i]) - static_cast<float>(p.zero_point[i / per])) * p.scale[i / per];
+  return out;
+}
+
+void check_packed(const RuntimeModel& m, const std::string& where) {
+  for (const auto& [name, p] : m.packed_weights) {
+    const GraphTensor* t = m.graph.initializer(name);
+    require(t && t->type == TensorType::F32, where + ": packed weight '" + name + "' is no F32 tensor of the graph");
+    require(p.bits == 8 || p.bits == 4 || p.bits == 2, where + ": packed weight '" + name + "' has " + std::to_string(p.bits) + " bits (8, 4, 2)");
+    for (float s : p.scale) require(std::isfinite(s) && s > 0, where + ": packed weight '" + name + "' has a scale that is not finite and positive");
+    std::vector<float> values;
+    try {
+      values = expand(p, t->shape, where + ": packed weight '" + name + "'");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      throw Error(what.find(name) != std::string::npos ? what : where + ": packed weight '" + name + "': " + what);
+    }
+    require(values == t->f32, where + ": packed weight '" + name + "' does not expand to the graph's values");
+  }
+}
+
 void check_model(const RuntimeModel& m, const std::string& where) {
   require(m.preprocessing.is_object(), where + ": preprocessing should be a JSON object");
   require(m.config.is_object(), where + ": config should be a JSON object");
@@ -253,6 +290,7 @@ void check_model(const RuntimeModel& m, const std::string& where) {
   check_initializers_match_graph(m.graph, where);
   check_initializer_uses(m.graph, where);
   check_absmax(m, where);
+  check_packed(m, where);
   try {
     m.graph.validate();
   } catch (const Error& e) {
@@ -365,16 +403,28 @@ std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model) {
   check_model(model, where);  // never write a file the reader would refuse
   json absmax = json::object();
   for (const auto& [name, v] : model.activation_absmax) absmax[name] = static_cast<double>(v);
-  const json meta{{"format", kFormatName},
-                  {"version", kRuntimeFormatVersion},
+  json packed = json::object();
+  for (const auto& [name, p] : model.packed_weights) packed[name] = {{"bits", p.bits}, {"shape", model.graph.initializer(name)->shape}};
+  json meta{{"format", kFormatName},
+                  {"version", packed.empty() ? 1 : 2},  // version 1 readers can read it
                   {"graph", graph_structure_to_json(model.graph)},
                   {"preprocessing", model.preprocessing},
                   {"config", model.config},
                   {"size_divisor", model.size_divisor},
                   {"activation_absmax", absmax}};
+  if (!packed.empty()) meta["packed_weights"] = packed;
   std::vector<TensorToWrite> tensors;
   for (const auto& t : model.graph.initializers) {
     require(t.type != TensorType::I8, "runtime files hold F32 and I64 tensors; '" + t.name + "' is int8 (an ONNX QDQ graph)");
+    auto p = model.packed_weights.find(t.name);
+    if (p != model.packed_weights.end()) {
+      const PackedWeight& w = p->second;
+      const int64_t c = static_cast<int64_t>(w.scale.size());
+      tensors.push_back({t.name + ".q_codes", DType::U8, {static_cast<int64_t>(w.codes.size())}, w.codes.data(), w.codes.size()});
+      tensors.push_back({t.name + ".q_scale", DType::F32, {c}, w.scale.data(), w.scale.size() * sizeof(float)});
+      tensors.push_back({t.name + ".q_zero_point", DType::U8, {c}, w.zero_point.data(), w.zero_point.size()});
+      continue;
+    }
     const bool f32 = t.type == TensorType::F32;
     tensors.push_back({t.name, f32 ? DType::F32 : DType::I64, t.shape,
                        f32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data()),
@@ -389,6 +439,53 @@ void write_runtime_model(const RuntimeModel& model, const std::string& path) {
 }
 
 namespace {
+
+// "W" for "W.q_codes", "W.q_scale", "W.q_zero_point"; "" otherwise.
+std::string packed_base(const std::string& name) {
+  for (const char* suffix : {".q_codes", ".q_scale", ".q_zero_point"}) {
+    const std::string s = suffix;
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return name.substr(0, name.size() - s.size());
+  }
+  return "";
+}
+
+template <class T>
+std::vector<T> read_vector(const SafeTensorsFile& file, const std::string& name, DType dtype, const std::string& where) {
+  const TensorInfo* info = file.find(name);
+  require(info != nullptr, where + ": packed weight tensor '" + name + "' is missing");
+  require(info->dtype == dtype && info->shape.size() == 1,
+          where + ": packed weight tensor '" + name + "' should be 1-D " + dtype_name(dtype) + ", got " + dtype_name(info->dtype));
+  std::vector<T> v(static_cast<size_t>(info->numel()));
+  file.read(*info, v.data());
+  return v;
+}
+
+// The expanded F32 initializer of a packed weight, whose shape the graph's node gives.
+struct PackedEntry {
+  int bits = 0;
+  std::vector<int64_t> shape;
+};
+
+void read_packed(const SafeTensorsFile& file, const std::string& name, const PackedEntry& e, RuntimeModel& m,
+                 const std::string& where) {
+  const int bits = e.bits;
+  PackedWeight p;
+  p.bits = bits;
+  require(bits == 8 || bits == 4 || bits == 2, where + ": packed weight '" + name + "' has " + std::to_string(bits) + " bits (8, 4, 2)");
+  p.codes = read_vector<uint8_t>(file, name + ".q_codes", DType::U8, where);
+  p.scale = read_vector<float>(file, name + ".q_scale", DType::F32, where);
+  p.zero_point = read_vector<uint8_t>(file, name + ".q_zero_point", DType::U8, where);
+  GraphTensor t;
+  t.name = name;
+  t.shape = e.shape;
+  try {
+    t.f32 = expand(p, t.shape, where + ": packed weight '" + name + "'");
+  } catch (const Error& e) {
+    throw Error(where + ": packed weight '" + name + "': " + e.what());
+  }
+  m.graph.initializers.push_back(std::move(t));
+  m.packed_weights[name] = std::move(p);
+}
 
 RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& label) {
   const std::string where = "'" + label + "'";
@@ -405,8 +502,34 @@ RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& lab
   require(divisor <= (1 << 20), where + ": size_divisor " + std::to_string(divisor) + " is implausibly large");
   m.size_divisor = static_cast<int>(divisor);
   m.activation_absmax = absmax_from_json(r.object("activation_absmax"), where);
-  for (const auto& name : header_tensor_order(file.header_text()))
+  std::map<std::string, PackedEntry> packed_bits;  // weight name → bits and shape
+  if (meta.contains("packed_weights")) {
+    const json& packed = r.object("packed_weights");
+    for (auto it = packed.begin(); it != packed.end(); ++it) {
+      const std::string what = where + ": packed weight '" + it.key() + "'";
+      const JsonReader e(it.value(), what);
+      PackedEntry entry;
+      entry.bits = static_cast<int>(e.integer("bits"));
+      const json& shape = e.at("shape");
+      require(shape.is_array() && shape.size() == 4, what + ": 'shape' should be 4 integers");
+      for (const auto& d : shape) {
+        require(d.is_number_integer() && d.get<int64_t>() > 0 && d.get<int64_t>() < (int64_t{1} << 31), what + ": bad 'shape'");
+        entry.shape.push_back(d.get<int64_t>());
+      }
+      packed_bits[it.key()] = entry;
+    }
+  }
+  std::set<std::string> done;
+  for (const auto& name : header_tensor_order(file.header_text())) {
+    const std::string base = packed_base(name);
+    if (!base.empty() && packed_bits.count(base)) {
+      if (done.insert(base).second) read_packed(file, base, packed_bits.at(base), m, where);
+      continue;
+    }
     m.graph.initializers.push_back(tensor_from_file(file, file.at(name), where));
+  }
+  for (const auto& [name, entry] : packed_bits)
+    require(done.count(name), where + ": packed weight '" + name + "' has no tensors in the file");
   check_model(m, where);
   return m;
 }
@@ -420,5 +543,36 @@ RuntimeModel parse_runtime_model(std::vector<unsigned char> bytes, const std::st
 // Tensors are read one at a time from the file: loading never holds the file and its parsed
 // copy at once (peak memory of small deployments).
 RuntimeModel read_runtime_model(const std::string& path) { return model_from_file(SafeTensorsFile::open_lazy(path), path); }
+
+void pack_conv_weights(RuntimeModel& m, int bits) {
+  require(bits == 8 || bits == 4 || bits == 2, "packed weights: unknown bit-width " + std::to_string(bits) + " (8, 4, 2)");
+  const float levels = static_cast<float>((1 << bits) - 1);
+  for (const auto& n : m.graph.nodes) {
+    if ((n.op != "Conv" && n.op != "ConvTranspose") || n.inputs.size() < 2) continue;
+    GraphTensor* w = nullptr;
+    for (auto& t : m.graph.initializers)
+      if (t.name == n.inputs[1] && t.type == TensorType::F32 && t.shape.size() == 4) w = &t;
+    if (w == nullptr || m.packed_weights.count(w->name)) continue;
+    // Integer affine quantization per index of axis 0, the range widened to include 0 (as
+    // `leanseg compress` does): s = (max − min) / (2^b − 1), z = round(−min / s).
+    const size_t channels = static_cast<size_t>(w->shape[0]), per = w->f32.size() / channels;
+    PackedWeight p;
+    p.bits = bits;
+    std::vector<uint8_t> q(w->f32.size());
+    for (size_t c = 0; c < channels; ++c) {
+      const auto first = w->f32.begin() + static_cast<std::ptrdiff_t>(c * per), last = first + static_cast<std::ptrdiff_t>(per);
+      const float lo = std::min(0.f, *std::min_element(first, last)), hi = std::max(0.f, *std::max_element(first, last));
+      const float s = hi > lo ? (hi - lo) / levels : 1.f;
+      const float z = std::clamp(std::nearbyint(-lo / s), 0.f, levels);
+      p.scale.push_back(s);
+      p.zero_point.push_back(static_cast<uint8_t>(z));
+      for (size_t i = c * per; i < (c + 1) * per; ++i)
+        q[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(w->f32[i] / s) + z, 0.f, levels));
+    }
+    p.codes = pack_codes(q.data(), q.size(), bits);
+    w->f32 = expand(p, w->shape, "packed weight '" + w->name + "'");
+    m.packed_weights[w->name] = std::move(p);
+  }
+}
 
 }  // namespace leanseg

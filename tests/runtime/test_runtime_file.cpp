@@ -10,6 +10,7 @@
 #include "leanseg/fs.h"
 #include "leanseg/graph_export.h"
 #include "leanseg/model_file.h"
+#include "leanseg/runtime.h"
 #include "leanseg/runtime_file.h"
 #include "leanseg/safetensors.h"
 #include "model_test_util.h"
@@ -222,7 +223,7 @@ TEST(RuntimeFile, MetadataProblemsAreRefused) {
                        "format is 'leanseg-model', expected 'leanseg-runtime'");
   expect_refused_after([](Parts& p) { p.meta.erase("format"); }, "missing key 'format'");
   expect_refused_after([](Parts& p) { p.meta["version"] = 7; },
-                       "'bad.lsr' was written by a newer leanseg (runtime format version 7; this build reads up to 1)");
+                       "'bad.lsr' was written by a newer leanseg (runtime format version 7; this build reads up to 2)");
   expect_refused_after([](Parts& p) { p.meta["version"] = 0; }, "runtime format version 0 is invalid");
   expect_refused_after([](Parts& p) { p.meta["version"] = "1"; }, "'version' should be an integer");
   expect_refused_after([](Parts& p) { p.meta["size_divisor"] = 0; }, "size_divisor 0 is not positive");
@@ -394,6 +395,77 @@ TEST(RuntimeCli, OnnxOnlyOptionsAndBadRequestsFailClearly) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
+}
+
+}  // namespace
+}  // namespace leanseg
+
+namespace leanseg {
+namespace {
+
+// Packed 4/2/8-bit conv weights: a much smaller file that loads to exactly the model written,
+// and that the engine runs like the in-memory model; corrupt packed entries are refused.
+TEST(RuntimePackedWeights, SmallerFileExpandsToTheSameModel) {
+  auto model = test::random_model("mobilenet-aspp-se-unet-lite");
+  GraphInputShape shape;
+  shape.height = shape.width = 64;
+  RuntimeModel plain;
+  plain.graph = model_graph(*model, shape);
+  plain.config = model->config().to_json();
+  plain.preprocessing = nlohmann::json::object();
+  const size_t f32_bytes = serialize_runtime_model(plain).size();
+  for (int bits : {8, 4, 2}) {
+    SCOPED_TRACE(bits);
+    RuntimeModel packed = plain;
+    pack_conv_weights(packed, bits);
+    EXPECT_FALSE(packed.packed_weights.empty());
+    const auto bytes = serialize_runtime_model(packed);
+    EXPECT_LT(static_cast<double>(bytes.size()), f32_bytes * (bits / 32.0 + 0.06)) << "file bytes " << bytes.size();
+    const RuntimeModel back = parse_runtime_model(bytes, "packed.lsr");
+    ASSERT_EQ(back.graph.initializers.size(), packed.graph.initializers.size());
+    for (const auto& t : packed.graph.initializers) EXPECT_EQ(back.graph.initializer(t.name)->f32, t.f32) << t.name;
+    // Each weight within half a quantization step of the float one.
+    for (const auto& [name, p] : packed.packed_weights) {
+      const auto& w = plain.graph.initializer(name)->f32;
+      const auto& q = packed.graph.initializer(name)->f32;
+      const size_t per = w.size() / p.scale.size();
+      for (size_t i = 0; i < w.size(); i += 5) EXPECT_LE(std::abs(w[i] - q[i]), p.scale[i / per] / 2 * 1.001f) << name;
+    }
+  }
+  // The engine runs the file like the model it was written from.
+  RuntimeModel packed = plain;
+  pack_conv_weights(packed, 4);
+  test::TempDir dir;
+  write_runtime_model(packed, dir.file("p.lsr"));
+  auto from_file = runtime::Engine::load(dir.file("p.lsr"), {runtime::Precision::F32, 1});
+  auto in_memory = runtime::Engine::from_model(packed, {runtime::Precision::F32, 1});
+  torch::manual_seed(2);
+  const auto x = torch::randn({1, 1, 64, 64});
+  const std::vector<float> a = from_file.run(x.data_ptr<float>());
+  EXPECT_EQ(a, in_memory.run(x.data_ptr<float>()));
+}
+
+TEST(RuntimePackedWeights, CorruptPackedEntriesAreRefused) {
+  auto model = test::random_model("efficient-unet");
+  GraphInputShape shape;
+  shape.height = shape.width = 32;
+  RuntimeModel m;
+  m.graph = model_graph(*model, shape);
+  m.config = model->config().to_json();
+  m.preprocessing = nlohmann::json::object();
+  pack_conv_weights(m, 4);
+  const std::string name = m.packed_weights.begin()->first;
+  RuntimeModel bad = m;
+  bad.packed_weights[name].scale.pop_back();
+  EXPECT_ERROR_CONTAINS(serialize_runtime_model(bad), "scales and");
+  bad = m;
+  bad.packed_weights[name].codes.pop_back();
+  EXPECT_ERROR_CONTAINS(serialize_runtime_model(bad), name);
+  bad = m;
+  bad.graph.initializers[0].f32[0] += 1;  // values that the codes do not give
+  if (bad.packed_weights.count(bad.graph.initializers[0].name))
+    EXPECT_ERROR_CONTAINS(serialize_runtime_model(bad), "does not expand to the graph's values");
+  EXPECT_ERROR_CONTAINS(pack_conv_weights(bad, 3), "unknown bit-width 3");
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Packed 1/2/4/8-bit codes (sparse masks and low-bit weights in model files).
 #include <random>
 
-#include "compress/bit_pack.h"
+#include "io/bit_pack.h"
 #include "leanseg/error.h"
 #include "test_util.h"
 

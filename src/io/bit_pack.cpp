@@ -1,5 +1,5 @@
 // Torch-free on purpose (see bit_pack.h): standard library only.
-#include "compress/bit_pack.h"
+#include "io/bit_pack.h"
 
 #include <string>
 
