@@ -80,15 +80,19 @@ struct CliRun {
   std::string out;  // stdout + stderr
 };
 
-// Runs the built `leanseg` binary with `args`; returns its exit code and output.
-inline CliRun run_cli(const std::string& args, int threads = 1) {
-  const std::string cmd = std::string(LEANSEG_CLI_PATH) + " --threads " + std::to_string(threads) + " " + args + " 2>&1";
+// Runs a shell command; returns its exit code and output (stdout + stderr).
+inline CliRun run_command(const std::string& cmd) {
   std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   std::array<char, 4096> buf{};
   while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
   const int status = p ? pclose(p) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs the built `leanseg` binary with `args`; returns its exit code and output.
+inline CliRun run_cli(const std::string& args, int threads = 1) {
+  return run_command(std::string(LEANSEG_CLI_PATH) + " --threads " + std::to_string(threads) + " " + args);
 }
 
 }  // namespace leanseg::test

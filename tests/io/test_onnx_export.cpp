@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <fstream>
 #include <opencv2/dnn.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "leanseg/error.h"
 #include "leanseg/compress.h"
@@ -417,6 +419,34 @@ TEST(OnnxCli, Int8ModelFileExportsAsQdq) {
   int int8_tensors = 0;
   for (const auto& t : proto.graph().initializer()) int8_tensors += t.data_type() == onnx::TensorProto::INT8;
   EXPECT_GT(int8_tensors, 20);
+}
+
+// examples/onnx_opencv (OpenCV only) segments an image with an exported model and writes the
+// mask next to it; the mask agrees with `leanseg predict` on the same model file.
+TEST(OnnxExample, SegmentsAnImageLikeLeansegPredict) {
+  test::TempDir dir;
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  auto model = random_model("mobilenet-aspp-se-unet-lite");
+  save_model(dir.file("m.safetensors"), model, pre);
+  CliRun r = run_cli("export --model " + dir.file("m.safetensors") + " --format onnx --out " + dir.file("m.onnx"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  cv::Mat image(80, 100, CV_8UC1);
+  cv::randu(image, 0, 255);
+  cv::circle(image, {50, 40}, 25, cv::Scalar(230), cv::FILLED);
+  cv::imwrite(dir.file("scan.png"), image);
+  const CliRun ex = test::run_command(std::string(LEANSEG_EXAMPLE_ONNX_PATH) + " " + dir.file("m.onnx") + " " +
+                                      dir.file("scan.png") + " --size 64");
+  ASSERT_EQ(ex.code, 0) << ex.out;
+  EXPECT_NE(ex.out.find("wrote " + dir.file("scan_mask.png") + " (100x80"), std::string::npos) << ex.out;
+  r = run_cli("predict --model " + dir.file("m.safetensors") + " " + dir.file("scan.png") + " --out " + dir.file("pred"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const cv::Mat ours = cv::imread(dir.file("scan_mask.png"), cv::IMREAD_GRAYSCALE);
+  const cv::Mat theirs = cv::imread(dir.file("pred/scan_mask.png"), cv::IMREAD_GRAYSCALE);
+  ASSERT_EQ(ours.size(), theirs.size());
+  const double agree = 1.0 - cv::countNonZero(ours != theirs) / static_cast<double>(ours.total());
+  std::printf("[ onnx     ] example vs leanseg predict: masks agree on %.2f%% of pixels\n", 100 * agree);
+  EXPECT_GE(agree, 0.98);
 }
 
 }  // namespace

@@ -13,14 +13,7 @@ namespace leanseg {
 namespace {
 namespace fs = std::filesystem;
 
-test::CliRun run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using test::run_command;
 
 test::CliRun run_infer(const std::string& args) {
   return run_command(std::string(LEANSEG_INFER_PATH) + " --threads 2 " + args);
