@@ -18,6 +18,9 @@ torch::Tensor images_to_batch(const std::vector<cv::Mat>& images01, const Prepro
 // CV_8UC1 0/1 masks → [N, 1, H, W] float.
 torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks);
 
+// A logits function ([1, C, H, W] normalised → [1, 1, H, W]) as prediction.h's network (no
+// gradients, sigmoid of the logits).
+ProbabilityFn logits_probability_fn(std::function<torch::Tensor(const torch::Tensor&)> logits, Preprocessing pre);
 // The LibTorch model as prediction.h's network (eval mode, no gradients, sigmoid of the logits).
 ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre);
 

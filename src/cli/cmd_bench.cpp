@@ -28,7 +28,7 @@ struct BenchArgs {
   std::vector<std::string> models;
   std::string quant = "fp16,bf16,int8,int4,int2", prune = "0.3,0.5,0.7,0.9", structured = "0.3",
               runtime = "fp32,bf16,int8";
-  bool per_tensor = false, runtime_models = false;
+  bool per_tensor = false, runtime_models = false, no_libtorch_int8 = false;
   int runs = 20, threads = 0;
 };
 
@@ -114,6 +114,11 @@ void add_model_rows(std::vector<Job>& jobs, const std::string& file, const std::
   j.row.variant = variant.empty() ? (describe_compression(m).empty() ? "fp32" : describe_compression(m)) : variant;
   j.row.engine = "LibTorch";
   jobs.push_back(j);
+  if (variant == "fp32" && !a.no_libtorch_int8 && !a.split.empty()) {  // LibTorch's quantized kernels
+    Job q = j;
+    q.row.precision = "int8";
+    jobs.push_back(q);
+  }
   if (!with_runtime || a.runtime.empty()) return;
   const std::string lsr = a.out + "/models/" + fs::path(file).stem().string() + ".lsr";
   std::vector<std::string> exp = {"export", "--model", file, "--format", "runtime", "--out", lsr};
@@ -159,7 +164,7 @@ void add_variants(std::vector<Job>& jobs, const BenchArgs& a, const Runner& run)
 void measure(Job& j, const BenchArgs& a, const Runner& run, const std::string& name) {
   std::vector<std::string> eval = {"eval", "--model", j.file, "--data", a.data, "--dataset", a.dataset, "--json"};
   if (!a.split.empty()) eval.insert(eval.end(), {"--split", a.split, "--subset", a.subset});
-  if (j.row.engine == "runtime") eval.insert(eval.end(), {"--precision", j.row.precision});
+  if (j.row.engine == "runtime" || j.row.precision == "int8") eval.insert(eval.end(), {"--precision", j.row.precision});
   const auto e = run.run_json("eval-" + name, eval);
   j.row.dice = number_or_nan(e, "dice"), j.row.iou = number_or_nan(e, "iou"), j.row.hc_mae_mm = number_or_nan(e, "hc_mae_mm");
   j.row.params = e.value("params_total", int64_t{0}), j.row.params_nonzero = e.value("params_nonzero", int64_t{0});
@@ -169,7 +174,8 @@ void measure(Job& j, const BenchArgs& a, const Runner& run, const std::string& n
   const auto t = j.row.engine == "runtime"
                      ? run.run_json("latency-" + name, {j.file, "--bench", "--precision", j.row.precision, "--runs", runs,
                                                         "--threads", std::to_string(a.threads), "--json"}, true)
-                     : run.run_json("latency-" + name, {"latency", "--model", j.file, "--runs", runs, "--json"});
+                     : run.run_json("latency-" + name, {"latency", "--model", j.file, "--runs", runs, "--precision",
+                                                        j.row.precision, "--json"});
   j.row.latency_median_ms = number_or_nan(t, "median_ms"), j.row.latency_p90_ms = number_or_nan(t, "p90_ms");
   j.row.throughput = number_or_nan(t, "throughput");
   j.row.peak_rss_bytes = t.value("peak_rss_bytes", int64_t{0});
@@ -224,6 +230,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--runtime", a->runtime, "Runtime precisions measured for --variants-of and its structured variants ('' = none)")
       ->capture_default_str();
   cmd->add_flag("--runtime-models", a->runtime_models, "Also measure every --model file in the runtime");
+  cmd->add_flag("--no-libtorch-int8", a->no_libtorch_int8,
+                "Skip the row of the --variants-of model on LibTorch's quantized int8 kernels (needs --split)");
   cmd->add_option("--runs", a->runs, "Timed batch-1 runs per row")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--bench-threads", a->threads, "Threads for inference (0: every core)")->check(CLI::NonNegativeNumber);
   cmd->callback([a] { run_bench(*a); });

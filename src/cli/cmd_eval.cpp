@@ -1,18 +1,22 @@
 // `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
-//  [--precision fp32|bf16|int8] [--reference-model FILE]`. FILE is a model file (LibTorch) or an
-// exported .lsr file (the LibTorch-free runtime, at --precision).
+//  [--precision fp32|bf16|int8] [--quantized-engine E] [--reference-model FILE]`. FILE is a model
+// file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's training
+// images) or an exported .lsr file (the LibTorch-free runtime, at --precision).
 #include <filesystem>
 #include <cmath>
 #include <fstream>
 #include <optional>
 #include <iostream>
 
+#include "calibration.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
+#include "leanseg/inference.h"
 #include "leanseg/info.h"
+#include "leanseg/quantized_libtorch.h"
 #include "leanseg/runtime.h"
 
 namespace leanseg::cli {
@@ -20,6 +24,8 @@ namespace {
 
 struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
+  std::string quantized_engine = "auto";
+  int calibration_images = 16;
   bool json = false, per_image = false;
 };
 
@@ -34,12 +40,28 @@ struct Network {
   std::string compression_text;
 };
 
-Network open_network(const std::string& path, const std::string& precision) {
+// LibTorch's quantized kernels on `m`, calibrated on the training side of the evaluation's split.
+Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
+  require(!a.split.empty(),
+          "--precision int8 on a model file calibrates on training images: give --split RUN/split.json (the "
+          "validation images must not be used for calibration)");
+  auto q = std::make_shared<LibTorchInt8Model>(
+      libtorch_int8_model(m, {a.data, a.split, a.calibration_images}, a.quantized_engine));
+  std::fprintf(stderr, "int8 (LibTorch %s engine): %d convolutions quantized, %d left in fp32\n", q->engine().c_str(),
+               q->quantized_convolutions(), q->float_convolutions());
+  Predictor p = libtorch_predictor(m);
+  p.run = logits_probability_fn([q](const torch::Tensor& x) { return q->forward(x); }, m.preprocessing);
+  return p;
+}
+
+Network open_network(const std::string& path, const std::string& precision, const EvalArgs& a) {
   Network n;
   if (!is_runtime_file(path)) {
-    require(precision == "fp32", "--precision " + precision + " needs an exported .lsr model (leanseg export --format runtime)");
+    require(precision == "fp32" || precision == "int8",
+            "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
+            "exported .lsr model (leanseg export --format runtime)");
     const LoadedModel m = load_model(path);
-    n.predictor = libtorch_predictor(m);
+    n.predictor = precision == "int8" ? libtorch_int8_predictor(m, a) : libtorch_predictor(m);
     const ParamCounts c = count_params(*m.model);
     n.params = c.total, n.params_nonzero = c.nonzero;
     n.flops = summarize(m.model, m.preprocessing.input_height, m.preprocessing.input_width).flops;
@@ -63,7 +85,7 @@ Network open_network(const std::string& path, const std::string& precision) {
 }
 
 void run_eval(const EvalArgs& a) {
-  const Network net = open_network(a.model, a.precision);
+  const Network net = open_network(a.model, a.precision, a);
   const Preprocessing& pre = net.predictor.pre;
   const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
   require(data.channels == pre.channels,
@@ -71,7 +93,7 @@ void run_eval(const EvalArgs& a) {
               nlohmann::json(data.channels).dump());
   const auto idx = a.split.empty() ? std::vector<size_t>{} : indices_from_split(data, a.split, a.subset);
   std::optional<Network> reference;
-  if (!a.reference.empty()) reference = open_network(a.reference, "fp32");
+  if (!a.reference.empty()) reference = open_network(a.reference, "fp32", a);
   EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
@@ -95,7 +117,15 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
   cmd->add_option("--split", a->split, "split.json of a training run: score only one side of it");
   cmd->add_option("--subset", a->subset, "train or val (with --split)")->check(CLI::IsMember({"train", "val"}))->capture_default_str();
-  cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (runtime .lsr models)")->capture_default_str();
+  cmd->add_option("--precision", a->precision,
+                  "fp32, bf16 or int8 (.lsr: the runtime; model file: fp32, or int8 on LibTorch's quantized kernels)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+      ->capture_default_str();
+  cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
+      ->capture_default_str();
+  cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--reference-model", a->reference,
                   "Also report the share of pixels whose mask agrees with this model's (file or .lsr, fp32)");
   cmd->add_flag("--json", a->json, "JSON output (keys dice, iou, hc_mae_mm, hd_mm, n_images, ...)");

@@ -4,6 +4,7 @@
 // leanseg's own LibTorch-free engine (runtime_file.h).
 #include <cstdio>
 
+#include "calibration.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "leanseg/error.h"
@@ -15,8 +16,6 @@
 #include "leanseg/data.h"
 #include "runtime/calibrate.h"
 
-#include <opencv2/core.hpp>
-#include <random>
 
 namespace leanseg::cli {
 namespace {
@@ -72,58 +71,9 @@ void check_onnx_options(const ExportArgs& a) {
   require(a.weights == "f32", "--weights applies to --format runtime (ONNX: --int8)");
 }
 
-// One calibration input: the image brought to the export size the way inference does it
-// (resize mode: resized; pad/tile modes: a centred crop, zero-padded if smaller), normalised.
-runtime::PlainTensor calibration_tensor(cv::Mat image, const Preprocessing& pre, int64_t h, int64_t w) {
-  if (pre.intensity == "minmax") cv::normalize(image, image, 0, 1, cv::NORM_MINMAX);
-  if (pre.mode == "resize") {
-    image = resize_image(image, static_cast<int>(h), static_cast<int>(w));
-  } else {
-    cv::Mat canvas = cv::Mat::zeros(static_cast<int>(h), static_cast<int>(w), image.type());
-    const int ch = std::min<int>(h, image.rows), cw = std::min<int>(w, image.cols);
-    image(cv::Rect((image.cols - cw) / 2, (image.rows - ch) / 2, cw, ch)).copyTo(canvas(cv::Rect(0, 0, cw, ch)));
-    image = canvas;
-  }
-  const int c = image.channels();
-  std::vector<float> chw(static_cast<size_t>(c * h * w));
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int k = 0; k < c; ++k)
-        chw[(k * h + y) * w + x] = static_cast<float>((image.ptr<float>(y)[x * c + k] - pre.mean) / pre.std);
-  return runtime::PlainTensor::floats({1, c, h, w}, std::move(chw));
-}
-
-// `random`: standard-normal inputs, for benchmarking untrained models only (say so).
 std::vector<runtime::PlainTensor> calibration_inputs(const ExportArgs& a, const LoadedModel& m, const Graph& g) {
-  const auto& shape = g.inputs[0].shape;
-  std::vector<runtime::PlainTensor> inputs;
-  require(a.calibration_images >= 1, "--calibration-images must be at least 1");
-  if (a.calibrate == "random") {
-    std::mt19937 rng(1);
-    std::normal_distribution<float> normal;
-    for (int i = 0; i < a.calibration_images; ++i) {
-      std::vector<float> v(static_cast<size_t>(shape[1] * shape[2] * shape[3]));
-      for (auto& x : v) x = normal(rng);
-      inputs.push_back(runtime::PlainTensor::floats(shape, std::move(v)));
-    }
-    return inputs;
-  }
-  const bool bbbc = detect_dataset_kind(a.calibrate) == "bbbc010";
-  const Dataset d = read_dataset(a.calibrate, "auto", bbbc ? m.preprocessing.channels : std::vector<std::string>{});
-  require(!d.samples.empty(), "--calibrate " + a.calibrate + ": the dataset has no images");
-  std::vector<size_t> pool;  // candidates: the run's training images, or every image
-  if (!a.calibration_split.empty()) pool = indices_from_split(d, a.calibration_split, "train");
-  else
-    for (size_t i = 0; i < d.samples.size(); ++i) pool.push_back(i);
-  const size_t n = std::min<size_t>(pool.size(), static_cast<size_t>(a.calibration_images));
-  for (size_t i = 0; i < n; ++i) {  // spread over the pool, deterministic
-    const Sample& s = d.samples[pool[i * pool.size() / n]];
-    require(s.image.channels() == shape[1], "--calibrate: " + s.image_path + " has " +
-                                                std::to_string(s.image.channels()) + " channels, the model takes " +
-                                                std::to_string(shape[1]));
-    inputs.push_back(calibration_tensor(s.image, m.preprocessing, shape[2], shape[3]));
-  }
-  return inputs;
+  return cli::calibration_inputs({a.calibrate, a.calibration_split, a.calibration_images}, m.preprocessing,
+                                 g.inputs[0].shape);
 }
 
 // INT8 models (weights stored int8 by `leanseg compress --quant int8`) and --int8 export as QDQ:

@@ -42,7 +42,7 @@ std::string bench_markdown(const std::vector<BenchRow>& rows) {
         "| latency median / p90 (ms) | throughput (img/s) |\n"
      << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
-    md << "| " << r.model << " | " << r.variant << " | " << r.engine << (r.engine == "runtime" ? " " + r.precision : "")
+    md << "| " << r.model << " | " << r.variant << " | " << r.engine << (r.engine == "runtime" || r.precision != "fp32" ? " " + r.precision : "")
        << " | " << fixed(r.dice, 4) << " | " << fixed(r.iou, 4) << " | " << fixed(r.hc_mae_mm, 2) << " | "
        << mega(static_cast<double>(r.params)) << "M (" << mega(static_cast<double>(r.params_nonzero)) << "M) | "
        << fixed(r.flops / 1e9, 2) << " | " << mega(static_cast<double>(r.file_bytes)) << " | "
@@ -88,7 +88,7 @@ void bench_plot(const std::vector<BenchRow>& rows, const std::string& png_path, 
   // Labels and sizes follow the series' order (the map's, by model name).
   for (const auto& [model, i] : series_of)
     for (const BenchRow* r : groups[i]) {
-      spec.point_labels.push_back(r->variant + (r->engine == "runtime" ? " [rt " + r->precision + "]" : ""));
+      spec.point_labels.push_back(r->variant + (r->engine == "runtime" ? " [rt " + r->precision + "]" : r->precision != "fp32" ? " [LibTorch " + r->precision + "]" : ""));
       spec.point_sizes.push_back(static_cast<double>(r->file_bytes));
     }
   plot_png(spec, png_path);

@@ -41,18 +41,22 @@ cv::Mat tensor_to_mat(const torch::Tensor& prob2d) {
   return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32FC1, c.data_ptr<float>()).clone();
 }
 
-cv::Mat run_whole(SegmentationModel& model, const Preprocessing& pre, const cv::Mat& image01) {
-  return tensor_to_mat(torch::sigmoid(model->forward(image_to_tensor(image01, pre)))[0][0]);
-}
-
 }  // namespace
 
-ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre) {
-  return [model, pre](const cv::Mat& image01) mutable {
+ProbabilityFn logits_probability_fn(std::function<torch::Tensor(const torch::Tensor&)> logits, Preprocessing pre) {
+  return [logits = std::move(logits), pre](const cv::Mat& image01) {
     torch::NoGradGuard no_grad;
-    model->eval();
-    return run_whole(model, pre, image01);
+    return tensor_to_mat(torch::sigmoid(logits(image_to_tensor(image01, pre)))[0][0]);
   };
+}
+
+ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre) {
+  return logits_probability_fn(
+      [model](const torch::Tensor& x) mutable {
+        model->eval();
+        return model->forward(x);
+      },
+      std::move(pre));
 }
 
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01) {

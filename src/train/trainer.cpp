@@ -292,15 +292,18 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     m.epoch = epoch;
     m.lr = sched.lr;
     m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch, strategies);
-    auto quantized = strategies.quantized(model);  // QAT: validate and save what deployment runs
+    // QAT: validate what deployment runs, Q(master weights); the files keep the fp32 master
+    // weights, so quantizing them later (`leanseg compress --quant`) gives exactly the validated
+    // model (re-quantizing already quantized weights is not idempotent: the range can shrink).
+    auto quantized = strategies.quantized(model);
     const ValScores v = validate(model, val_set, o, pre);
+    quantized.reset();
     m.val_loss = v.loss, m.val_dice = v.dice, m.val_iou = v.iou;
     m.seconds = seconds_since(t0);
     result.history.push_back(m);
     if (sched.observe(v.dice, epoch, o)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
     set_lr(opt, sched.lr);
     save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
-    quantized.reset();  // the checkpoint keeps the fp32 weights the optimizer updates
     const double total_seconds = elapsed_before + seconds_since(start);
     save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
                                        {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds}});

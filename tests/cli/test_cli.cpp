@@ -4,6 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/model_file.h"
+#include "leanseg/quantized_libtorch.h"
 #include "model_test_util.h"
 
 namespace leanseg {
@@ -87,6 +88,23 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --precision int8");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--calibrate"), std::string::npos) << r.out;
+
+  // LibTorch's quantized kernels on the model file: calibrated on the split's training images only.
+  const std::string model_int8 = "eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --precision int8";
+  r = run_cli(model_int8);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--split"), std::string::npos) << r.out;
+  if (quantized_engines().empty()) return;
+  std::ofstream(dir.file("split.json")) << R"({"train": ["im0", "im1"], "val": ["im2"]})";
+  r = run_cli(model_int8 + " --split " + dir.file("split.json") + " --reference-model " + dir.file("m.safetensors") + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("convolutions quantized, 0 left in fp32"), std::string::npos) << r.out;
+  const auto q = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(q["n_images"], 1);
+  EXPECT_GE(q["mask_agreement"].get<double>(), 0.95);
+  r = run_cli("latency --model " + dir.file("m.safetensors") + " --precision int8 --runs 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"libtorch-int8-"), std::string::npos) << r.out;
 }
 
 }  // namespace
