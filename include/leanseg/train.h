@@ -47,6 +47,10 @@ struct TrainOptions {
   double val_fraction = 0.2;
   uint64_t seed = 42;
   int loader_threads = 1;
+  // Conv weights and training batches in channels-last (NHWC) memory: oneDNN's faster layout for
+  // M1's training step on this CPU (bench/train_step_vs_pytorch.sh); the same numbers up to
+  // floating-point summation order.
+  bool channels_last = false;
   double max_minutes = 0;  // stop (cleanly, after an epoch) when exceeded; 0 = no limit
   std::string out_dir;
   bool resume = false;

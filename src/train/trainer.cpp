@@ -110,6 +110,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
   for (size_t b = 0; b < loader.batches(); ++b) {
     Batch batch = loader.next();
     strategies.resize_batch(batch.images, batch.masks, epoch);
+    if (o.channels_last) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
     opt.zero_grad();
     double value = 0;
     {
@@ -257,6 +258,11 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));
   const Preprocessing pre = preprocessing_for(o, data);
+  if (o.channels_last) {  // before the optimizer: its state then takes the same layout
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
   std::vector<torch::Tensor> trainable;
   for (auto& p : model->parameters())
     if (p.requires_grad()) trainable.push_back(p);

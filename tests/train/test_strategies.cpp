@@ -169,3 +169,35 @@ TEST(Strategies, BadStrategyOptionsAreRejected) {
 
 }  // namespace
 }  // namespace leanseg
+
+namespace leanseg {
+namespace {
+
+TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
+  test::TempDir dir;
+  const Dataset d = disc_dataset(16, 64, 8);
+  auto options = [&](const std::string& out, bool channels_last) {
+    TrainOptions o = tiny_options(dir.file(out));
+    o.epochs = 2;
+    o.channels_last = channels_last;
+    return o;
+  };
+  const TrainResult nchw = train_model(d, options("nchw", false));
+  const TrainResult nhwc = train_model(d, options("nhwc", true));
+  ASSERT_EQ(nchw.history.size(), nhwc.history.size());
+  for (size_t e = 0; e < nchw.history.size(); ++e)  // the same training, up to summation order
+    EXPECT_NEAR(nhwc.history[e].train_loss, nchw.history[e].train_loss, 1e-3 * nchw.history[e].train_loss) << e;
+  TrainOptions killed = options("resumed", true);
+  killed.stop_after_epochs = 1;
+  train_model(d, killed);
+  TrainOptions resumed = options("resumed", true);
+  resumed.resume = true;
+  train_model(d, resumed);
+  const auto a = load_model(dir.file("nhwc/last.safetensors")), b = load_model(dir.file("resumed/last.safetensors"));
+  const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+  EXPECT_EQ(a.extra["train_options"]["channels_last"], true);
+}
+
+}  // namespace
+}  // namespace leanseg
