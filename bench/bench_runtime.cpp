@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "leanseg/error.h"
+#include "leanseg/threads.h"
 #include "leanseg/fs.h"
 #include "leanseg/graph_export.h"
 #include "leanseg/model.h"
@@ -221,7 +222,7 @@ int main(int argc, char** argv) {
   app.add_flag("--libtorch-memory", a.libtorch_memory, "Run only LibTorch and print its peak RSS");
   CLI11_PARSE(app, argc, argv);
   try {
-    at::set_num_threads(a.threads);
+    leanseg::set_cpu_threads(a.threads);  // as `leanseg` does (OpenBLAS kept at 1 thread)
     torch::InferenceMode inference;
     if (a.libtorch_memory) {
       for (const auto& name : a.models) libtorch_memory(a, name);

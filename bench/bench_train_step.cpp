@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "leanseg/model.h"
+#include "leanseg/threads.h"
 #include "leanseg/train.h"
 
 int main(int argc, char** argv) {
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
     else if (a == "--model") model_name = next();
     else if (a == "--channels-last") channels_last = true;
   }
-  at::set_num_threads(threads);
+  leanseg::set_cpu_threads(threads);  // as `leanseg train` does (OpenBLAS kept at 1 thread)
   torch::manual_seed(0);
   auto model = leanseg::create_model(model_name);
   model->train();

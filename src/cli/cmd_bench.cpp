@@ -111,7 +111,8 @@ void add_model_rows(std::vector<Job>& jobs, const std::string& file, const std::
   Job j;
   j.file = file;
   j.row.model = model_label(m.model->config().arch);
-  j.row.variant = variant.empty() ? (describe_compression(m).empty() ? "fp32" : describe_compression(m)) : variant;
+  const std::string described = describe_compression(m);
+  j.row.variant = !variant.empty() ? variant : described.empty() ? "fp32" : described;
   j.row.engine = "LibTorch";
   jobs.push_back(j);
   if (variant == "fp32" && !a.no_libtorch_int8 && !a.split.empty()) {  // LibTorch's quantized kernels

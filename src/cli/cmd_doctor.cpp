@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "leanseg/threads.h"
 
 namespace leanseg::cli {
 namespace {
@@ -92,6 +93,7 @@ void run_doctor() {
     if (l.find("/blas/libblas") != std::string::npos) netlib = true;
   }
   if (blas.empty()) std::printf("BLAS              (none loaded)\n");
+  if (const int t = openblas_threads()) std::printf("OpenBLAS threads  %d (LibTorch parallelises around it)\n", t);
   std::printf("sgemm 512^3       %.1f GFLOP/s (median of 7)\n", gemm);
   std::printf("conv 64x64x3x3    %.1f GFLOP/s at 128x128 (median of 7)\n", conv);
   if (netlib || gemm < 10)

@@ -5,15 +5,16 @@
 
 #include "commands.h"
 #include "leanseg/error.h"
+#include "leanseg/threads.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"leanseg: train, compress, evaluate and deploy efficient segmentation models on CPUs"};
   app.require_subcommand(1);
   // LibTorch may start with 1 intra-op thread here; default to every core, --threads overrides.
-  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  leanseg::set_cpu_threads(0);
   app.add_option("--threads", "Intra-op threads (default: all cores)")
       ->check(CLI::Range(1, 256))
-      ->each([](const std::string& v) { at::set_num_threads(std::stoi(v)); });
+      ->each([](const std::string& v) { leanseg::set_cpu_threads(std::stoi(v)); });
   leanseg::cli::add_info(app);
   leanseg::cli::add_doctor(app);
   leanseg::cli::add_train(app);

@@ -88,6 +88,19 @@ std::string percent(double p) {
   return buf;
 }
 
+// How the file's model was trained, where it says something beyond plain training.
+std::string describe_training(const LoadedModel& m) {
+  if (!m.extra.is_object() || !m.extra.contains("train_options")) return "";
+  const nlohmann::json& t = m.extra["train_options"];
+  if (t.contains("distillation") && t["distillation"].is_object()) {
+    const nlohmann::json& d = t["distillation"];
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "distilled (T=%g, alpha=%g)", d.value("temperature", 0.0), d.value("alpha", 0.0));
+    return buf;
+  }
+  return "";
+}
+
 std::string describe_step(const nlohmann::json& s) {
   const std::string step = s.value("step", "");
   if (step == "prune" && s.value("method", "") == "structured")
@@ -98,7 +111,10 @@ std::string describe_step(const nlohmann::json& s) {
            s.value("scope", "global") + (s.value("frozen_included", false) ? ", frozen weights included" : "") + ")";
   if (step == "finetune") {
     const int e = s.value("epochs", 0);
-    return "fine-tune " + std::to_string(e) + (e == 1 ? " epoch" : " epochs");
+    std::string text = (s.value("qat_bits", 0) ? "quantization-aware fine-tune " : "fine-tune ") + std::to_string(e) +
+                       (e == 1 ? " epoch" : " epochs");
+    if (s.contains("teacher")) text += " (distilled)";
+    return text;
   }
   if (step == "quantize")
     return s.value("quant", "?") + (s.value("per_channel", false) ? " per channel" : "") +
@@ -109,7 +125,7 @@ std::string describe_step(const nlohmann::json& s) {
 }  // namespace
 
 std::string describe_compression(const LoadedModel& m) {
-  std::string text;
+  std::string text = describe_training(m);
   if (m.extra.is_object() && m.extra.contains("compression") && m.extra["compression"].is_object()) {
     for (const auto& s : m.extra["compression"].value("steps", nlohmann::json::array()))
       text += (text.empty() ? "" : " → ") + describe_step(s);

@@ -258,7 +258,18 @@ torch::Tensor LibTorchInt8Model::Impl::input_u8(const Values& v, const std::stri
   const torch::Tensor& x = v.at(name);
   if (x.is_quantized()) return x;
   const auto [scale, zero_point] = u8_params(ranges.at(name));
-  return at::quantize_per_tensor(x.contiguous(), scale, zero_point, at::kQUInt8);
+  // The quantized kernels work in NHWC: quantizing straight into it saves a reorder both ways.
+  const auto layout = x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  // ATen's elementwise ops are vectorised and parallel; quantize_per_tensor in this LibTorch
+  // build (no fbgemm) is a scalar loop that cost more than the int8 convolutions themselves.
+  // Both round half to even, so the codes are identical.
+  const auto codes = x.contiguous(layout).mul(1.0 / scale).round_().add_(zero_point).clamp_(0, 255).to(torch::kByte);
+  return at::_make_per_tensor_quantized_tensor(codes, scale, zero_point);
+}
+
+// The fp32 values of a quantized tensor, with vectorised ATen ops (see input_u8).
+static torch::Tensor dequantize_fast(const torch::Tensor& q) {
+  return q.int_repr().to(torch::kFloat).sub_(q.q_zero_point()).mul_(q.q_scale());
 }
 
 torch::Tensor LibTorchInt8Model::Impl::run_conv(const QuantizedConv& c, const Values& v) const {
@@ -286,6 +297,13 @@ torch::Tensor LibTorchInt8Model::Impl::run(const torch::Tensor& image, Mode mode
   torch::NoGradGuard no_grad;
   if (mode == Mode::Int8) at::globalContext().setQEngine(engine);
   Values v = constants;
+  std::map<std::string, torch::Tensor> dequantized;  // a quantized value read by several fp32 ops
+  auto float_value = [&](const std::string& name, const torch::Tensor& t) {
+    if (!t.is_quantized()) return t;
+    auto it = dequantized.find(name);
+    if (it == dequantized.end()) it = dequantized.emplace(name, dequantize_fast(t)).first;
+    return it->second;
+  };
   require(graph.inputs.size() == 1, "int8 (LibTorch): graph '" + graph.name + "' should have one input");
   v[graph.inputs[0].name] = image.to(torch::kFloat).contiguous();
   if (mode == Mode::Calibrate) ranges[graph.inputs[0].name].observe(image);
@@ -302,7 +320,7 @@ torch::Tensor LibTorchInt8Model::Impl::run(const torch::Tensor& image, Mode mode
     for (const auto& name : n.inputs) {
       const auto it = v.find(name);
       require(it != v.end(), "int8 (LibTorch): node '" + n.name + "' reads '" + name + "', which is not computed");
-      in.push_back(it->second.is_quantized() ? it->second.dequantize() : it->second);
+      in.push_back(float_value(name, it->second));
     }
     const auto out = float_op(n, in);
     for (size_t k = 0; k < n.outputs.size() && k < out.size(); ++k) {
@@ -311,7 +329,7 @@ torch::Tensor LibTorchInt8Model::Impl::run(const torch::Tensor& image, Mode mode
     }
   }
   const torch::Tensor y = v.at(graph.outputs.at(0).name);
-  return y.is_quantized() ? y.dequantize() : y;
+  return y.is_quantized() ? dequantize_fast(y) : y;
 }
 
 LibTorchInt8Model::LibTorchInt8Model(Graph graph, const std::vector<at::Tensor>& calibration, const std::string& engine)

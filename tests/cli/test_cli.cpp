@@ -25,6 +25,16 @@ TEST(Cli, InfoJsonHasTheDocumentedKeys) {
   EXPECT_LT(j["flops"].template get<double>(), 8.9e9);
 }
 
+TEST(Cli, DoctorReportsThreadsAndKeepsOpenBlasSingleThreaded) {
+  const CliRun r = run_cli("doctor");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("threads           2 (intra-op)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("oneDNN"), std::string::npos) << r.out;
+  // run_cli passes --threads 2. LibTorch parallelises around BLAS calls; a multi-threaded OpenBLAS inside would oversubscribe.
+  if (r.out.find("openblas") != std::string::npos)
+    EXPECT_NE(r.out.find("OpenBLAS threads  1"), std::string::npos) << r.out;
+}
+
 TEST(Cli, ErrorsAreClearAndExitNonZero) {
   CliRun r = run_cli("info --model resnet");
   EXPECT_EQ(r.code, 1);

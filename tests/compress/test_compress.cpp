@@ -34,6 +34,21 @@ TEST(Compress, FinetuneOptionsComeFromTheModelsRecipe) {
   EXPECT_EQ(o.model, "efficient-unet");
 }
 
+TEST(Compress, DescriptionNamesEveryStepAndHowTheModelWasTrained) {
+  LoadedModel m;
+  m.model = test::tiny_efficient_unet();
+  EXPECT_EQ(describe_compression(m), "");
+  m.extra = {{"train_options", {{"distillation", {{"teacher", "t.safetensors"}, {"alpha", 0.5}, {"temperature", 2.0}}}}}};
+  EXPECT_EQ(describe_compression(m), "distilled (T=2, alpha=0.5)");
+  m.extra = {{"compression",
+              {{"steps",
+                {{{"step", "prune"}, {"method", "magnitude"}, {"sparsity", 0.5}, {"scope", "global"}},
+                 {{"step", "finetune"}, {"epochs", 4}, {"qat_bits", 4}, {"teacher", "t.safetensors"}},
+                 {{"step", "quantize"}, {"quant", "int4"}, {"per_channel", true}, {"bits", 4}}}}}}};
+  EXPECT_EQ(describe_compression(m),
+            "magnitude pruning 50% (global) → quantization-aware fine-tune 4 epochs (distilled) → int4 per channel (affine)");
+}
+
 TEST(Compress, FinetuneAfterPruningKeepsExactlyThePrunedWeightsAtZero) {
   test::TempDir dir;
   LoadedModel m;
