@@ -50,10 +50,23 @@ nlohmann::json encode_weight(const std::string& name, const torch::Tensor& w, co
     return nullptr;
   }
   const AffineQuantized q = affine_quantize(wf, bits, st.per_channel);
-  out.emplace_back(name + ".q_codes", bytes_tensor(pack_codes(q.codes.data_ptr<uint8_t>(), q.codes.numel(), bits)));
+  nlohmann::json entry = {{"kind", st.kind}, {"shape", shape}, {"bits", bits}, {"per_channel", st.per_channel}};
+  // A pruned weight keeps only its non-zero codes plus a 1-bit mask when that is smaller: a
+  // zero always quantizes to the zero point, so decoding gives exactly the same codes.
+  const auto nonzero = (wf != 0).flatten();
+  const int64_t nnz = nonzero.sum().item<int64_t>();
+  const size_t n = static_cast<size_t>(wf.numel());
+  torch::Tensor codes = q.codes.flatten().contiguous();
+  if (packed_size(static_cast<size_t>(nnz), bits) + packed_size(n, 1) < packed_size(n, bits)) {
+    const auto mask_bits = nonzero.to(torch::kUInt8).contiguous();
+    out.emplace_back(name + ".nz_mask", bytes_tensor(pack_codes(mask_bits.data_ptr<uint8_t>(), n, 1)));
+    codes = codes.masked_select(nonzero).contiguous();
+    entry["nnz"] = nnz;
+  }
+  out.emplace_back(name + ".q_codes", bytes_tensor(pack_codes(codes.data_ptr<uint8_t>(), codes.numel(), bits)));
   out.emplace_back(name + ".q_scale", q.scale);
   out.emplace_back(name + ".q_zero_point", q.zero_point);
-  return {{"kind", st.kind}, {"shape", shape}, {"bits", bits}, {"per_channel", st.per_channel}};
+  return entry;
 }
 
 // Reads the entries of one file with their expected dtype and shape, remembering which it used.
@@ -80,6 +93,13 @@ std::vector<uint8_t> unpack_entry(const torch::Tensor& packed, int64_t count, in
   }
 }
 
+// The 1-bit non-zero mask of weight `name` with n elements, as a bool tensor [n].
+torch::Tensor read_mask(EntryReader& rd, const std::string& name, int64_t n, const std::string& what) {
+  const auto packed = rd.get(name + ".nz_mask", DType::U8, {static_cast<int64_t>(packed_size(n, 1))});
+  auto bits = unpack_entry(packed, n, 1, what);
+  return torch::from_blob(bits.data(), {n}, torch::kUInt8).to(torch::kBool);
+}
+
 torch::Tensor decode_weight(EntryReader& rd, const std::string& name, const nlohmann::json& entry, const torch::Tensor& dst) {
   const std::string what = rd.where + ": tensor '" + name + "'";
   require(entry.is_object() && entry.contains("kind") && entry["kind"].is_string(), what + ": storage entry has no 'kind'");
@@ -92,9 +112,7 @@ torch::Tensor decode_weight(EntryReader& rd, const std::string& name, const nloh
   if (kind == "f16" || kind == "bf16")
     return rd.get(name, kind == "f16" ? DType::F16 : DType::BF16, shape).to(torch::kFloat32);
   if (kind == "sparse") {
-    const auto packed = rd.get(name + ".nz_mask", DType::U8, {static_cast<int64_t>(packed_size(n, 1))});
-    auto bits = unpack_entry(packed, n, 1, what);
-    const auto mask = torch::from_blob(bits.data(), {n}, torch::kUInt8).to(torch::kBool);
+    const auto mask = read_mask(rd, name, n, what);
     const auto values = rd.get(name + ".nz_values", DType::F32, {mask.sum().item<int64_t>()});
     return torch::zeros({n}, torch::kFloat32).masked_scatter_(mask, values).reshape(shape);
   }
@@ -105,15 +123,34 @@ torch::Tensor decode_weight(EntryReader& rd, const std::string& name, const nloh
   q.per_channel = entry.value("per_channel", false);
   require(!q.per_channel || !shape.empty(), what + ": per-channel storage of a scalar");
   const int64_t channels = q.per_channel ? shape[0] : 1;
-  const auto packed = rd.get(name + ".q_codes", DType::U8, {static_cast<int64_t>(packed_size(n, bits))});
-  auto codes = unpack_entry(packed, n, bits, what);
-  q.codes = torch::from_blob(codes.data(), shape, torch::kUInt8).clone();
+  // Layout first (entry sizes), values second: a wrong bit width is reported as the wrong size.
+  torch::Tensor mask;
+  int64_t count = n;
+  if (entry.contains("nnz")) {  // pruned: codes of the non-zero elements only
+    mask = read_mask(rd, name, n, what);
+    count = mask.sum().item<int64_t>();
+    require(entry["nnz"].is_number_integer() && entry["nnz"].get<int64_t>() == count,
+            what + ": storage says " + entry["nnz"].dump() + " non-zero codes, the mask has " + std::to_string(count) + " (corrupt file)");
+  }
+  const auto packed = rd.get(name + ".q_codes", DType::U8, {static_cast<int64_t>(packed_size(static_cast<size_t>(count), bits))});
   q.scale = rd.get(name + ".q_scale", DType::F32, {channels});
   require(torch::isfinite(q.scale).all().item<bool>() && (q.scale > 0).all().item<bool>(),
           what + ": quantization scale is not finite and positive (corrupt file)");
   q.zero_point = rd.get(name + ".q_zero_point", DType::U8, {channels});
   require((q.zero_point.to(torch::kInt32) < (1 << bits)).all().item<bool>(),
           what + ": zero point does not fit in " + std::to_string(bits) + " bits (corrupt file)");
+  auto codes = unpack_entry(packed, count, bits, what);
+  const auto stored = torch::from_blob(codes.data(), {count}, torch::kUInt8);
+  if (!mask.defined()) {
+    q.codes = stored.reshape(shape).clone();
+    return affine_dequantize(q);
+  }
+  // The elements left out are the zero point, i.e. exactly 0 after dequantization.
+  std::vector<int64_t> zp_shape(shape.size(), 1);
+  if (!shape.empty()) zp_shape[0] = channels;
+  q.codes = q.zero_point.reshape(zp_shape).expand(shape).flatten().clone();
+  q.codes.masked_scatter_(mask, stored);
+  q.codes = q.codes.reshape(shape);
   return affine_dequantize(q);
 }
 

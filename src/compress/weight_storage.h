@@ -8,6 +8,10 @@
 //   affineB  NAME.q_codes         U8 [ceil(numel·B/8)]: codes q, packed B bits each
 //            NAME.q_scale         F32 [C]: s (C = size of axis 0 per channel, else 1)
 //            NAME.q_zero_point    U8 [C]: z
+//   affineB of a pruned weight, when smaller ("nnz" in its storage entry):
+//            NAME.nz_mask         as for sparse
+//            NAME.q_codes         U8 [ceil(nnz·B/8)]: the codes of the non-zero elements only
+//            NAME.q_scale, NAME.q_zero_point as above (the other elements are z, i.e. 0)
 // "storage": {"kind", "per_channel", "tensors": {NAME: {"kind", "shape", ...}}}; tensors stored
 // as f32 are not listed.
 #pragma once

@@ -88,6 +88,30 @@ TEST(CompressedModelFile, EveryStorageKindRoundTripsExactlyAndShrinksTheFile) {
     EXPECT_LT(ratio, 0.2);
     expect_weights(*pruned, *load_model(path).model, sparse);
   }
+
+  // Pruned and quantized: only the non-zero codes plus a 1-bit mask (bits per weight:
+  // 1 + (1 − p)·B against B), decoded to exactly the full tensor's (de)quantized values.
+  struct PrunedCase {
+    double sparsity;
+    WeightStorage st;
+    double max_ratio;
+  };
+  for (const PrunedCase& c : std::vector<PrunedCase>{{0.5, {"affine8", true}, 0.165},
+                                                     {0.9, {"affine8", true}, 0.06},
+                                                     {0.9, {"affine4", true}, 0.047}}) {
+    auto pruned = test::random_model("unet-32");
+    magnitude_prune(*pruned, {c.sparsity, PruneScope::Global, {}, false});
+    const std::string label = "pruned " + std::to_string(static_cast<int>(c.sparsity * 100)) + "% " + c.st.kind;
+    SCOPED_TRACE(label);
+    const auto path = dir.file(label + ".safetensors");
+    save_model(path, pruned, pre, nlohmann::json::object(), c.st);
+    const double ratio = file_size(path) / f32_bytes;
+    std::printf("%-22s %12lld %8.4f\n", label.c_str(), static_cast<long long>(file_size(path)), ratio);
+    EXPECT_LT(ratio, c.max_ratio);
+    const LoadedModel loaded = load_model(path);
+    EXPECT_TRUE(loaded.storage["tensors"].begin()->contains("nnz"));
+    expect_weights(*pruned, *loaded.model, c.st);
+  }
 }
 
 TEST(CompressedModelFile, PrunedZerosSurviveQuantization) {
@@ -162,6 +186,18 @@ TEST(CompressedModelFile, BadCompactEntriesFailWithClearMessages) {
   const auto stray = dir.file("stray.safetensors");
   rewrite(good, stray, all, [&](nlohmann::json& j) { j["storage"]["tensors"]["head.extra.weight"] = {{"kind", "f16"}}; });
   EXPECT_ERROR_CONTAINS(load_model(stray), "storage lists tensor 'head.extra.weight' that does not belong to this model");
+
+  // Pruned + quantized entries: the mask must agree with the stored count.
+  auto pruned = test::tiny_efficient_unet();
+  magnitude_prune(*pruned, {0.7, PruneScope::Global, {}, false});
+  const auto sparse_q = dir.file("sparse_q.safetensors");
+  save_model(sparse_q, pruned, Preprocessing{}, nlohmann::json::object(), {"affine8", true});
+  const auto entries = nlohmann::json::parse(SafeTensorsFile::open(sparse_q).metadata().at("leanseg"))["storage"]["tensors"];
+  const std::string pruned_weight = entries.begin().key();
+  ASSERT_TRUE(entries.begin()->contains("nnz"));
+  const auto count = dir.file("count.safetensors");
+  rewrite(sparse_q, count, all, [&](nlohmann::json& j) { j["storage"]["tensors"][pruned_weight]["nnz"] = 3; });
+  EXPECT_ERROR_CONTAINS(load_model(count), "tensor '" + pruned_weight + "': storage says 3 non-zero codes, the mask has");
 
   const auto plain = dir.file("plain.safetensors");  // the storage entry dropped: leftovers are named
   rewrite(good, plain, all, [&](nlohmann::json& j) { j.erase("storage"); });
