@@ -92,12 +92,17 @@ void print_agreement(const std::string& what, const torch::Tensor& ours, const t
 std::vector<Variant> engine_variants(const Args& a, const std::string& name, const SegmentationModelImpl& model,
                                      const torch::Tensor& x, const torch::Tensor& reference, std::vector<Row>& na) {
   std::vector<Variant> out;
-  for (const auto p : {runtime::Precision::F32, runtime::Precision::BF16, runtime::Precision::I8}) {
-    const std::string variant = std::string("runtime-") + runtime::precision_name(p);
+  const std::pair<runtime::Precision, bool> kinds[] = {{runtime::Precision::F32, false},
+                                                        {runtime::Precision::F32, true},
+                                                        {runtime::Precision::BF16, false},
+                                                        {runtime::Precision::I8, false}};
+  for (const auto& [p, winograd] : kinds) {
+    const std::string variant = std::string("runtime-") + runtime::precision_name(p) + (winograd ? "-wino" : "");
     try {
       RuntimeModel rt = export_model(model, a.size);
       if (p == runtime::Precision::I8) calibrate_on_noise(rt, a.calibration_images);
-      auto engine = std::make_shared<runtime::Engine>(runtime::Engine::from_model(std::move(rt), {p, a.threads}));
+      auto engine =
+          std::make_shared<runtime::Engine>(runtime::Engine::from_model(std::move(rt), {p, a.threads, winograd}));
       const float* input = x.data_ptr<float>();
       print_agreement(variant, logits_tensor(engine->run(input), a.size), reference);
       out.push_back({variant, [engine, input] { engine->run(input); }, engine->arena_bytes(), engine->weight_bytes(), {}});

@@ -17,6 +17,7 @@ runtime::Engine load_engine(const Options& o) {
     throw Error(std::string("--precision: ") + e.what());
   }
   eo.threads = o.threads;
+  eo.winograd = o.winograd;
   try {
     return runtime::Engine::load(o.model, eo);
   } catch (const std::exception& e) {  // oneDNN's own errors included

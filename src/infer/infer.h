@@ -13,6 +13,7 @@ struct Options {
   std::string out;                  // output folder (segmentation)
   std::string precision = "fp32";
   int threads = 0;                  // 0: every core
+  bool winograd = false;            // fp32: Winograd kernels on large 3x3 convs
   bool overlay = false;
   bool bench = false, json = false;
   int runs = 30, warmup = 3;

@@ -25,6 +25,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
   app.add_option("--precision", o.precision, "fp32, bf16 or int8 (int8 needs a calibrated export)")
       ->capture_default_str();
   app.add_option("--threads", o.threads, "Threads (0: every core)")->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_flag("--winograd", o.winograd,
+               "fp32: Winograd kernels for 3x3 convs on maps >= 64x64 (faster; those weights take 4x the memory)");
   app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();

@@ -143,6 +143,7 @@ struct Engine::Impl {
   int height = 0, width = 0, channels = 0;
   std::vector<Value> values;
   std::map<std::string, int> value_of;  // graph value → index in `values`
+  std::map<std::string, std::vector<std::string>> split_concats;  // concat read in parts by its conv
   std::vector<Step> steps;
   std::vector<unsigned char, std::allocator<unsigned char>> arena;
   std::vector<unsigned char> scratch;
@@ -168,6 +169,11 @@ struct Engine::Impl {
   // An initializer of the file that only `readers_needed` nodes read (null otherwise): safe to drop.
   GraphTensor* droppable(const std::string& name, int readers_needed);
   void drop(GraphTensor& t) { std::vector<float>().swap(t.f32); }
+  // Weights the simplification rearranged (read by one conv): like file weights, dropped once
+  // packed; a later plan for another size simplifies the graph again.
+  GraphTensor* droppable_rewritten(const std::string& name);
+  bool rewritten_dropped = false;
+  void simplify();
   void fetch(GraphTensor& t);  // reads a dropped tensor back from `source`
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
   int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
@@ -191,10 +197,24 @@ struct Engine::Impl {
   }
 
   void lower_conv(size_t i, std::set<size_t>& fused);
+  struct ConvOutput {
+    memory::dims dims;
+    dt type;
+    float scale;  // int8 outputs: x ≈ q / scale
+    memory::format_tag layout = memory::format_tag::nhwc;  // nChw16c: a Winograd conv
+  };
+  bool winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
+                        const memory::dims& out_dims) const;
+  bool read_by_one_winograd_conv(const std::string& value, const memory::dims& dims) const;
+  int relaid(int value, memory::format_tag layout);  // a copy of `value` in another layout
+  Step conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x, int64_t channel_offset,
+                 const ConvOutput& o, const dnnl::post_ops& post, const std::vector<float>& weight_scales);
+  void accumulate_into(int out, int addend, const std::string& node);
   void lower_binary(const GraphNode& n);
   void lower_eltwise(const GraphNode& n);
   void lower_pool(const GraphNode& n);
   void lower_concat(const GraphNode& n);
+  bool read_in_parts_by_a_conv(const GraphNode& concat, int64_t axis) const;
   void lower_depth_to_space(const GraphNode& n);
   void lower_depthwise_upsample(const GraphNode& n);
   int converted(int value, dt type);  // `value` as `type` (a reorder step when it differs)
@@ -216,9 +236,21 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
           "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");
   require(model.graph.outputs.size() == 1, "runtime model '" + model.graph.name + "': expected one output");
+  simplify();
+  const auto& shape = model.graph.inputs[0].shape;
+  channels = static_cast<int>(shape[1]);
+  plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
+}
+
+void Engine::Impl::simplify() {
+  // The rewrite reads the weights it rearranges: bring back those dropped after an earlier plan.
+  if (source)
+    for (auto& t : model.graph.initializers)
+      if (t.type == TensorType::F32 && t.f32.empty() && readers[t.name] == 0 && source->find(t.name)) fetch(t);
   SimplifiedGraph simplified = simplify_for_engine(model.graph);
   nodes = std::move(simplified.nodes);
   rewritten_constants = std::move(simplified.new_constants);
+  constants.clear(), readers.clear();
   for (const auto& t : model.graph.initializers) constants[t.name] = &t;
   for (const auto& t : rewritten_constants) constants[t.name] = &t;
   for (const auto& n : nodes)
@@ -228,9 +260,14 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   // 1x1 conv) are dead: free them now.
   for (auto& t : model.graph.initializers)
     if (GraphTensor* dead = droppable(t.name, 0)) drop(*dead);
-  const auto& shape = model.graph.inputs[0].shape;
-  channels = static_cast<int>(shape[1]);
-  plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
+  rewritten_dropped = false;
+}
+
+GraphTensor* Engine::Impl::droppable_rewritten(const std::string& name) {
+  if (!source || readers[name] != 1) return nullptr;
+  for (auto& t : rewritten_constants)
+    if (t.name == name) return &t;
+  return nullptr;
 }
 
 int Engine::Impl::add_value(const std::string& name, memory::dims dims, bool host) {
@@ -373,7 +410,11 @@ int Engine::Impl::host_input(const std::string& name) {
 }
 
 // Conv / ConvTranspose with its following residual Add and activation fused when nothing else
-// reads the intermediate values.
+// reads the intermediate values. A conv reading a Concat that nothing else reads runs as one
+// conv per concatenated input, each on its slice of the weights' input channels, accumulating
+// into the same output (sum post-op): conv(concat(a, b)) = conv_a(a) + conv_b(b). The concat
+// is never materialised, which saves its buffer (the largest at a U-Net's full-resolution
+// skip) and its copy.
 void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const GraphNode& n = nodes[i];
   const bool transposed = n.op == "ConvTranspose";
@@ -381,9 +422,16 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   require(w && w->shape.size() == 4, where(n.name) + ": weights must be a constant 4-D tensor");
   GraphTensor* own = droppable(w->name, 1);  // read from the file, packed, then dropped again
   if (own && own->f32.empty()) fetch(*own);
+  GraphTensor* derived = droppable_rewritten(w->name);
   const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants[n.inputs[2]] : nullptr;
-  const int x = arena_input(n.inputs[0]);
-  const memory::dims xd = values[x].dims;
+  std::vector<int> parts;  // arena values whose channels, in order, make the conv's input
+  auto split = split_concats.find(n.inputs[0]);
+  if (split != split_concats.end())
+    for (const auto& in : split->second) parts.push_back(arena_input(in));
+  else
+    parts.push_back(arena_input(n.inputs[0]));
+  memory::dims xd = values[parts[0]].dims;
+  for (size_t p = 1; p < parts.size(); ++p) xd[1] += values[parts[p]].dims[1];
   const int64_t groups = int_attr(n, "group", 1);
   const auto k = ints_attr(n, "kernel_shape", {w->shape[2], w->shape[3]});
   const auto st = ints_attr(n, "strides", {1, 1});
@@ -403,7 +451,6 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   // What follows: [Add(this, other)] then [activation], each only if it is the sole reader.
   std::string out_name = n.outputs[0];
   int sum_other = -1;
-  dnnl::post_ops post;
   auto sole_reader = [&](const std::string& value) -> size_t {
     if (readers[value] != 1) return SIZE_MAX;
     for (size_t j = i + 1; j < nodes.size(); ++j)
@@ -418,13 +465,12 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     if (it != value_of.end() && !values[it->second].host && values[it->second].dims == od &&
         values[it->second].md.data_type() == act_dt) {
       sum_other = it->second;
-      post.append_sum(1.f);
       fused.insert(j);
       out_name = nodes[j].outputs[0];
       j = sole_reader(out_name);
     }
   }
-  Activation act;
+  Activation act{dnnl::algorithm::eltwise_relu};
   bool has_act = false, nonnegative_out = false;
   if (j != SIZE_MAX && activation_of(nodes[j], &act)) {
     has_act = true;
@@ -433,38 +479,163 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     nonnegative_out = act.algorithm != dnnl::algorithm::eltwise_clip || act.alpha >= 0;
   }
 
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const bool int8 = options.precision == Precision::I8;
-  float src_scale = 1.f;
-  std::vector<float> weight_scales;  // per output channel: 127 / max |w|
-  int src = x;
   // int8 output: when only convolutions read the result, write it quantized (scaled by its own
   // calibration) so the next conv reads it directly: no f32 round trip through memory. oneDNN
-  // applies the output scale before the post-ops, so a clip's bounds scale with it.
-  dt out_dt = act_dt;
-  float dst_scale = 1.f;
-  if (int8 && sum_other < 0 && only_convs_read(out_name) &&
+  // applies the output scale before the post-ops, so a clip's bounds scale with it. Convs split
+  // over a concat accumulate in the output, which therefore stays f32.
+  ConvOutput o{od, act_dt, 1.f};
+  if (int8 && sum_other < 0 && parts.size() == 1 && only_convs_read(out_name) &&
       (!has_act || act.algorithm != dnnl::algorithm::eltwise_logistic) && model.activation_absmax.count(out_name)) {
-    out_dt = nonnegative_out ? dt::u8 : dt::s8;
-    dst_scale = (nonnegative_out ? 255.f : 127.f) / std::max(model.activation_absmax.at(out_name), 1e-8f);
-    if (has_act && act.algorithm == dnnl::algorithm::eltwise_clip) act.alpha *= dst_scale, act.beta *= dst_scale;
+    o.type = nonnegative_out ? dt::u8 : dt::s8;
+    o.scale = (nonnegative_out ? 255.f : 127.f) / std::max(model.activation_absmax.at(out_name), 1e-8f);
+    if (has_act && act.algorithm == dnnl::algorithm::eltwise_clip) act.alpha *= o.scale, act.beta *= o.scale;
   }
-  if (has_act) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+  const std::vector<float> weight_scales = int8 ? per_channel_weight_scales(*w, transposed, groups) : std::vector<float>();
+  const int out = add_value(out_name, od, false);
+  values[out].nonnegative = nonnegative_out;
+  values[out].md = memory::desc(od, o.type, tag::nhwc);
+  values[out].qscale = o.scale;
+  // Winograd kernels read and write oneDNN's blocked layout: the parts accumulate in a blocked
+  // buffer that is converted to NHWC once at the end.
+  std::vector<int64_t> part_channels;
+  for (int p : parts) part_channels.push_back(values[p].dims[1]);
+  const bool winograd = winograd_applies(n, *w, part_channels, od) && sum_other < 0;
+  // Between two Winograd convs the value stays blocked: no conversion either way.
+  const bool stays_blocked = winograd && read_by_one_winograd_conv(out_name, od);
+  int target = out;
+  if (winograd) {
+    o.layout = tag::nChw16c;
+    if (stays_blocked) {
+      values[out].md = memory::desc(od, dt::f32, tag::nChw16c);
+    } else {
+      target = add_value(out_name + "#blocked", od, false);
+      values[target].md = memory::desc(od, dt::f32, tag::nChw16c);
+    }
+  }
+  const int first_write = static_cast<int>(steps.size());  // the addend's copy or part 0
+  int64_t channel_offset = 0;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    // Part 0 adds the fused residual (if any); later parts add to what earlier ones wrote.
+    dnnl::post_ops post;
+    if (p > 0 || sum_other >= 0) post.append_sum(1.f);
+    if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+    if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
+    const int x = winograd ? relaid(parts[p], tag::nChw16c) : parts[p];
+    Step s = conv_step(n, *w, p == 0 ? b : nullptr, x, channel_offset, o, post, weight_scales);
+    channel_offset += values[parts[p]].dims[1];
+    s.value_args.push_back({DNNL_ARG_DST, target});
+    produce(std::move(s), target);
+    values[target].first = first_write;
+  }
+  if (target != out) {
+    Step back;
+    back.name = n.name + "#nhwc";
+    back.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[target].md, cpu, values[out].md));
+    back.value_args = {{DNNL_ARG_FROM, target}, {DNNL_ARG_TO, out}};
+    use(target);
+    produce(std::move(back), out);
+  }
+  if (own) drop(*own);
+  if (derived) drop(*derived), rewritten_dropped = true;
+}
+
+// Where Winograd pays: oneDNN's F(4x4, 3x3) fp32 kernels take dense 3x3 stride-1 convs with
+// channel counts in whole 16-blocks. Measured here (docs/runtime.md) they beat the direct kernels
+// 1.4-2.7x on maps of 64x64 and more; below that the transformed weights (4x the bytes) cost
+// memory for little or no time.
+bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
+                                    const memory::dims& out_dims) const {
+  constexpr int64_t kMinPixels = 64 * 64;
+  if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv") return false;
+  if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3 || out_dims[1] % 16 != 0) return false;
+  if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
+      ints_attr(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||
+      ints_attr(n, "pads", {0, 0, 0, 0}) != std::vector<int64_t>{1, 1, 1, 1})
+    return false;
+  for (int64_t c : in_channels)
+    if (c % 16 != 0) return false;
+  return out_dims[2] * out_dims[3] >= kMinPixels;
+}
+
+// True when the only reader of `value` (of `dims`) is a conv that will run as Winograd: the
+// value can then stay in the blocked layout between the two.
+bool Engine::Impl::read_by_one_winograd_conv(const std::string& value, const memory::dims& dims) const {
+  if (readers.at(value) != 1) return false;
+  for (const auto& r : nodes) {
+    if (std::find(r.inputs.begin(), r.inputs.end(), value) == r.inputs.end()) continue;
+    if (r.op != "Conv" || r.inputs[0] != value || r.inputs.size() < 2 || !constants.count(r.inputs[1])) return false;
+    const GraphTensor& w = *constants.at(r.inputs[1]);
+    return w.shape.size() == 4 && winograd_applies(r, w, {dims[1]}, {dims[0], w.shape[0], dims[2], dims[3]});
+  }
+  return false;
+}
+
+int Engine::Impl::relaid(int v, memory::format_tag layout) {
+  if (values[v].md == memory::desc(values[v].dims, values[v].md.data_type(), layout)) return v;
+  const int c = add_value(values[v].name + "#relaid", values[v].dims, false);
+  values[c].md = memory::desc(values[v].dims, values[v].md.data_type(), layout);
+  values[c].nonnegative = values[v].nonnegative;
+  Step s;
+  s.name = values[c].name;
+  s.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[v].md, cpu, values[c].md));
+  s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}};
+  use(v);
+  produce(std::move(s), c);
+  use(c);
+  return c;
+}
+
+// The addend of a fused residual add becomes the conv's output before the conv runs: the
+// output takes its bytes when it dies here, or a copy of it otherwise.
+void Engine::Impl::accumulate_into(int out, int addend, const std::string& node) {
+  if (values[addend].last <= static_cast<int>(steps.size()) && readers[values[addend].name] == 1 &&
+      addend != value_of[model.graph.inputs[0].name]) {
+    values[out].storage = addend;  // in place: the addend dies here
+  } else {
+    Step copy;  // the addend lives on: copy it into the output first
+    copy.name = node + "#addend";
+    copy.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[addend].md, cpu, values[out].md));
+    copy.value_args = {{DNNL_ARG_FROM, addend}, {DNNL_ARG_TO, out}};
+    use(addend);
+    produce(std::move(copy), out);
+  }
+  use(addend);
+}
+
+// One oneDNN (de)convolution step reading `x`, which holds input channels
+// [channel_offset, channel_offset + channels of x) of the node's weights; packs those weights.
+Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x,
+                             int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
+                             const std::vector<float>& weight_scales) {
+  const bool transposed = n.op == "ConvTranspose";
+  const bool int8 = options.precision == Precision::I8;
+  const int64_t groups = int_attr(n, "group", 1);
+  const auto k = ints_attr(n, "kernel_shape", {w.shape[2], w.shape[3]});
+  const auto st = ints_attr(n, "strides", {1, 1});
+  const auto pads = ints_attr(n, "pads", {0, 0, 0, 0});
+  const auto dil = ints_attr(n, "dilations", {1, 1});
+  const int64_t out_ch = o.dims[1], all_in = transposed ? w.shape[0] : w.shape[1] * groups;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   attr.set_post_ops(post);
+  float src_scale = 1.f;
+  int src = x;
   if (int8) {
     src = quantized_input(x, &src_scale);
-    weight_scales = per_channel_weight_scales(*w, transposed, groups);
     std::vector<float> out_scales(weight_scales.size());
-    for (size_t c = 0; c < out_scales.size(); ++c) out_scales[c] = dst_scale / (src_scale * weight_scales[c]);
+    for (size_t c = 0; c < out_scales.size(); ++c) out_scales[c] = o.scale / (src_scale * weight_scales[c]);
     attr.set_output_scales(1 << 1, out_scales);  // dst axis 1 = output channels
   }
+  const int64_t in_ch = values[x].dims[1];
+  require(channel_offset == 0 || (groups == 1 && !transposed),
+          where(n.name) + ": only a dense convolution can read a concatenation in parts");
   const memory::dims strides = {st[0], st[1]}, dilates = {dil[0] - 1, dil[1] - 1};
   const memory::dims pad_l = {pads[0], pads[1]}, pad_r = {pads[2], pads[3]};
   memory::dims wd = groups == 1 ? memory::dims{out_ch, in_ch, k[0], k[1]}
                                 : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
   const memory::desc w_any(wd, int8 ? dt::s8 : act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
-  const memory::desc src_md = values[src].md, dst_md(od, out_dt, tag::nhwc);
+  const memory::desc src_md = values[src].md, dst_md(o.dims, o.type, o.layout);
   Step s;
   s.name = n.name;
   memory::desc packed_w;
@@ -481,25 +652,35 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   };
   try {
     if (transposed) create(dnnl::deconvolution_forward(), dnnl::algorithm::deconvolution_direct);
+    else if (o.layout == tag::nChw16c) create(dnnl::convolution_forward(), dnnl::algorithm::convolution_winograd);
     else create(dnnl::convolution_forward(), dnnl::algorithm::convolution_direct);
   } catch (const dnnl::error& e) {
     throw Error(where(n.name) + ": oneDNN has no " + precision_name(options.precision) + " implementation (" + e.what() + ")");
   }
   // Weights: ONNX [O, I/g, kh, kw] (conv) or [I, O/g, kh, kw] (transposed) → the packed layout.
+  // The plain weights are read in place (no copy) by the reorder that packs them; a part of a
+  // split conv reads its input-channel slice through a strided view.
   const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
-  // The plain weights are read in place (no copy) by the reorder that packs them.
-  memory user_w({wd, dt::f32, user_tag}, cpu, const_cast<float*>(w->f32.data())), packed(packed_w, cpu);
+  memory::desc user_md(wd, dt::f32, user_tag);
+  if (channel_offset > 0 || in_ch != all_in)
+    user_md = memory::desc({out_ch, all_in, k[0], k[1]}, dt::f32, user_tag)
+                  .submemory_desc(wd, {0, channel_offset, 0, 0});
+  memory user_w(user_md, cpu, const_cast<float*>(w.f32.data())), packed(packed_w, cpu);
+  if (channel_offset > 0 || in_ch != all_in) {  // a dense copy of the slice: not every packing reads views
+    memory dense({wd, dt::f32, user_tag}, cpu);
+    dnnl::reorder(user_w, dense).execute(stream, user_w, dense);
+    user_md = dense.get_desc();
+    user_w = dense;
+  }
   if (int8) {  // s8 weights: scale each output channel (mask over the output-channel axes)
     dnnl::primitive_attr wattr;
     wattr.set_output_scales(groups == 1 ? 1 : 3, weight_scales);
-    dnnl::reorder(dnnl::reorder::primitive_desc(cpu, user_w.get_desc(), cpu, packed_w, wattr))
-        .execute(stream, user_w, packed);
+    dnnl::reorder(dnnl::reorder::primitive_desc(cpu, user_md, cpu, packed_w, wattr)).execute(stream, user_w, packed);
   } else {
     dnnl::reorder(user_w, packed).execute(stream, user_w, packed);
   }
   s.fixed_args[DNNL_ARG_WEIGHTS] = packed;
   weights += packed_w.get_size();
-  if (own) drop(*own);
   if (b) {
     s.fixed_args[DNNL_ARG_BIAS] = constant_memory(*b, {out_ch}, tag::a);
     if (int8) {  // oneDNN 2.x adds the bias to the accumulator before the output scale
@@ -509,30 +690,8 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     weights += b->f32.size() * sizeof(float);
   }
   s.value_args.push_back({DNNL_ARG_SRC, src});
-
-  const int out = add_value(out_name, od, false);
-  values[out].nonnegative = nonnegative_out;
-  values[out].md = dst_md;
-  values[out].qscale = dst_scale;
-  if (sum_other >= 0) {
-    if (values[sum_other].last <= static_cast<int>(steps.size()) && readers[values[sum_other].name] == 1 &&
-        sum_other != value_of[model.graph.inputs[0].name]) {
-      values[out].storage = sum_other;  // in place: the addend dies here
-    } else {
-      Step copy;  // the addend lives on: copy it into the output first
-      copy.name = n.name + "#addend";
-      copy.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[sum_other].md, cpu, dst_md));
-      copy.value_args = {{DNNL_ARG_FROM, sum_other}, {DNNL_ARG_TO, out}};
-      use(sum_other);
-      produce(std::move(copy), out);
-    }
-    use(sum_other);
-  }
-  s.value_args.push_back({DNNL_ARG_DST, out});
   use(src);
-  const int first = values[out].first;
-  produce(std::move(s), out);
-  if (sum_other >= 0 && values[out].storage == out) values[out].first = first;  // written by the copy
+  return s;
 }
 
 void Engine::Impl::lower_binary(const GraphNode& n) {
@@ -645,6 +804,10 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
 
 void Engine::Impl::lower_concat(const GraphNode& n) {
   int64_t axis = int_attr(n, "axis", 1);
+  if (read_in_parts_by_a_conv(n, axis)) {
+    split_concats[n.outputs[0]] = n.inputs;  // lower_conv reads the inputs directly
+    return;
+  }
   Step s;
   s.name = n.name;
   std::vector<memory::desc> srcs;
@@ -668,6 +831,19 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   for (const auto& [arg, v] : s.value_args) values[out].nonnegative = values[out].nonnegative && values[v].nonnegative;
   s.value_args.push_back({DNNL_ARG_DST, out});
   produce(std::move(s), out);
+}
+
+// A channel concat whose only reader is a dense Conv (as its input) of arena values.
+bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat, int64_t axis) const {
+  if ((axis != 1 && axis != -3) || readers.at(concat.outputs[0]) != 1) return false;
+  for (const auto& in : concat.inputs) {
+    auto v = value_of.find(in);
+    if (v == value_of.end() || values[v->second].host || values[v->second].dims.size() != 4) return false;
+  }
+  for (const auto& r : nodes)
+    if (std::find(r.inputs.begin(), r.inputs.end(), concat.outputs[0]) != r.inputs.end())
+      return r.op == "Conv" && r.inputs[0] == concat.outputs[0] && int_attr(r, "group", 1) == 1;
+  return false;
 }
 
 // DepthToSpace(2, DCR) in NHWC is a pure permutation of bytes: [N, H, W, (dy, dx, C)] →
@@ -775,7 +951,8 @@ void Engine::Impl::plan(int h, int w) {
           "runtime model '" + model.graph.name + "': input size " + std::to_string(h) + "x" + std::to_string(w) +
               " (HxW) is not a positive multiple of " + std::to_string(d));
   height = h, width = w;
-  values.clear(), value_of.clear(), steps.clear();
+  if (rewritten_dropped) simplify();
+  values.clear(), value_of.clear(), steps.clear(), split_concats.clear();
   weights = 0;
   omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
 

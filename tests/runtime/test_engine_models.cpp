@@ -12,9 +12,11 @@ namespace {
 
 struct Outputs {
   torch::Tensor libtorch, engine;
+  size_t weight_bytes = 0;
 };
 
-Outputs run_both(const std::string& name, runtime::Precision precision, int64_t h, int64_t w, int channels = 1) {
+Outputs run_both(const std::string& name, runtime::Precision precision, int64_t h, int64_t w, int channels = 1,
+                 bool winograd = false) {
   auto model = test::random_model(name, channels);
   torch::manual_seed(3);
   const torch::Tensor x = torch::randn({1, channels, h, w});
@@ -28,9 +30,10 @@ Outputs run_both(const std::string& name, runtime::Precision precision, int64_t 
   RuntimeModel rt;
   rt.graph = model_graph(*model, shape);
   rt.size_divisor = model->size_divisor();
-  auto engine = runtime::Engine::from_model(rt, {precision, 2});
+  auto engine = runtime::Engine::from_model(rt, {precision, 2, winograd});
   const auto& logits = engine.run(x.data_ptr<float>());
-  return {reference, torch::from_blob(const_cast<float*>(logits.data()), {1, 1, h, w}, torch::kFloat32).clone()};
+  return {reference, torch::from_blob(const_cast<float*>(logits.data()), {1, 1, h, w}, torch::kFloat32).clone(),
+          engine.weight_bytes()};
 }
 
 class EngineZoo : public ::testing::TestWithParam<std::string> {};
@@ -39,6 +42,16 @@ TEST_P(EngineZoo, Fp32MatchesLibTorch) {
   const auto o = run_both(GetParam(), runtime::Precision::F32, 64, 96);
   EXPECT_LE((o.engine - o.libtorch).abs().max().item<double>(), 1e-3);
   EXPECT_LE(test::relative_difference(o.engine, o.libtorch), 1e-4);
+}
+
+// Winograd F(4x4, 3x3) runs on the 3x3 convs of maps >= 64x64 (128x128 input: the two finest
+// levels); its transformed weights take 4x the bytes, which shows that it really ran.
+TEST_P(EngineZoo, Fp32WithWinogradMatchesLibTorch) {
+  const auto direct = run_both(GetParam(), runtime::Precision::F32, 128, 128);
+  const auto o = run_both(GetParam(), runtime::Precision::F32, 128, 128, 1, true);
+  EXPECT_LE((o.engine - o.libtorch).abs().max().item<double>(), 1e-3);
+  EXPECT_LE(test::relative_difference(o.engine, o.libtorch), 1e-4);
+  if (GetParam() == "unet-32" || GetParam() == "mobilenet-aspp-se-unet") EXPECT_GT(o.weight_bytes, direct.weight_bytes);
 }
 
 // bf16 keeps 8 mantissa bits: through ~50 layers of a random-weight model the logits move by
@@ -125,8 +138,11 @@ namespace {
 
 // Engine::load drops each conv's plain weights once packed and reads them back from the file
 // when another input size is planned: results at every size equal an engine that kept them.
-TEST(EngineFromFile, ReplansForANewSizeAfterDroppingWeights) {
-  auto model = test::random_model("mobilenet-aspp-se-unet-lite");
+// unet-32's transposed convs run as 1x1 convs on rearranged weights, which are dropped too and
+// rearranged again for the new size.
+class EngineFromFile : public ::testing::TestWithParam<std::string> {};
+TEST_P(EngineFromFile, ReplansForANewSizeAfterDroppingWeights) {
+  auto model = test::random_model(GetParam());
   GraphInputShape shape;
   shape.height = shape.width = 64;
   RuntimeModel rt;
@@ -152,6 +168,13 @@ TEST(EngineFromFile, ReplansForANewSizeAfterDroppingWeights) {
     }
   }
 }
+INSTANTIATE_TEST_SUITE_P(Runtime, EngineFromFile, ::testing::Values("mobilenet-aspp-se-unet-lite", "unet-32"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s)
+                             if (c == '-') c = '_';
+                           return s;
+                         });
 
 }  // namespace
 }  // namespace leanseg

@@ -6,6 +6,7 @@
 #include "leanseg/error.h"
 #include "leanseg/runtime.h"
 #include "runtime/arena.h"
+#include "runtime/calibrate.h"
 #include "runtime/graph_rewrite.h"
 #include "runtime/reference.h"
 #include "test_util.h"
@@ -114,6 +115,36 @@ TEST(EngineOps, ConvWithGroupsDilationStrideAndFusedReluSixAndResidual) {
   y = t.node("ConvTranspose", "up", {y, t.constant("up.weight", {4, 1, 2, 2}), t.constant("up.bias", {1})},
              {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2}), Attr::of("pads", Ints{0, 0, 0, 0})});
   EXPECT_LT(engine_vs_reference(t.finish(y)), 1e-4);
+}
+
+// A concat read only by a dense conv runs as one conv per input accumulating into the output:
+// same result, and the concat's buffer never exists. Three 16-channel inputs, a ReLU fused after
+// the last part, and in int8 each part quantized with its own input's calibration.
+TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
+  auto build = [](bool conv_reads_concat) {
+    TestGraph t(16, 32, 32);
+    auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
+    auto b = t.conv("cb", a, 16, 16, 3);
+    auto c = t.conv("cc", b, 16, 16, 1);
+    auto cat = t.node("Concat", "cat", {a, b, c}, {Attr::of("axis", int64_t{1})});
+    auto y = conv_reads_concat ? t.conv("fuse", cat, 48, 16, 3) : t.node("Relu", "cat_relu", {cat});
+    if (conv_reads_concat) y = t.node("Relu", "fuse_relu", {y});
+    y = t.conv("head", y, conv_reads_concat ? 16 : 48, 1, 1);
+    return t.finish(y);
+  };
+  const RuntimeModel split = build(true);
+  EXPECT_LT(engine_vs_reference(split), 1e-4);
+  // Three 16-channel maps alive with the output, never a 48-channel concat beside them.
+  const size_t map16 = 32 * 32 * 16 * sizeof(float);
+  EXPECT_LE(Engine::from_model(split, {Precision::F32, 1}).arena_bytes(), 4 * map16 + 4096);
+  EXPECT_GE(Engine::from_model(build(false), {Precision::F32, 1}).arena_bytes(), 6 * map16);
+  RuntimeModel q = split;
+  const auto& s = q.graph.inputs[0].shape;
+  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
+  q.activation_absmax = calibrate_activations(q.graph, inputs, 100);
+  const auto ref = run_reference(q.graph, {{"image", inputs[0]}}).at("logits");
+  double range = *std::max_element(ref.f32.begin(), ref.f32.end()) - *std::min_element(ref.f32.begin(), ref.f32.end());
+  EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
 }
 
 TEST(EngineOps, GroupedTransposedConvPoolsConcatAndBroadcasts) {
