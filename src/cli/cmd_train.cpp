@@ -16,7 +16,7 @@ namespace {
 
 struct TrainArgs {
   std::string preset = "hc18-cpu", data, dataset = "auto", out, model, encoder_weights, pos_weight, channels;
-  bool resume = false, no_augment = false, no_progress = false, channels_last = false;
+  bool resume = false, no_augment = false, no_progress = false, nchw = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
   // strategies (T4)
@@ -45,7 +45,7 @@ TrainOptions resolve(const TrainArgs& a) {
   if (a.no_augment) o.augment = false;
   o.progress = !a.no_progress;
   o.resume = a.resume;
-  o.channels_last = a.channels_last;
+  o.channels_last = !a.nchw;
   o.stop_after_epochs = a.stop_after;
   o.out_dir = a.out;
   o.qat_bits = a.qat_bits;
@@ -98,7 +98,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--model", a->model, "Override the preset's model");
   cmd->add_option("--encoder-weights", a->encoder_weights, "ImageNet MobileNetV2 safetensors for M1/M4");
   cmd->add_flag("--resume", a->resume, "Continue from RUN/checkpoint.safetensors");
-  cmd->add_flag("--channels-last", a->channels_last, "Channels-last (NHWC) weights and batches: faster for M1 here");
+  cmd->add_flag("--nchw", a->nchw,
+                "Train in NCHW memory instead of the default channels-last (NHWC, faster here); --resume keeps the run's layout");
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size)->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);

@@ -32,6 +32,13 @@ void save_checkpoint(const std::string& path, SegmentationModel model, torch::op
   save_tensors(path, tensors, {{"format", "leanseg-checkpoint"}, {"leanseg_checkpoint", meta.dump()}});
 }
 
+nlohmann::json checkpoint_trainer_state(const std::string& path) {
+  const auto file = SafeTensorsFile::open_lazy(path);
+  auto it = file.metadata().find("leanseg_checkpoint");
+  require(it != file.metadata().end(), "'" + path + "': not a leanseg training checkpoint");
+  return nlohmann::json::parse(it->second).at("trainer");
+}
+
 nlohmann::json load_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt) {
   const auto file = SafeTensorsFile::open(path);
   const std::string where = "'" + path + "'";

@@ -13,5 +13,8 @@ void save_checkpoint(const std::string& path, SegmentationModel model, torch::op
 // Restores model and optimizer in place; returns the trainer state. Throws Error naming the
 // file when it does not match the model being trained.
 nlohmann::json load_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt);
+// The trainer state alone (tensors not read), e.g. to take the run's memory layout before the
+// model is built.
+nlohmann::json checkpoint_trainer_state(const std::string& path);
 
 }  // namespace leanseg

@@ -18,7 +18,7 @@ nlohmann::json TrainOptions::to_json() const {
   if (qat_bits) j["qat"] = {{"bits", qat_bits}, {"per_channel", qat_per_channel}};
   if (!teacher.empty()) j["distillation"] = {{"teacher", teacher}, {"alpha", distill_alpha}, {"temperature", distill_temperature}};
   if (progressive_start) j["progressive"] = {{"start", progressive_start}, {"epochs", progressive_epochs}};
-  if (channels_last) j["channels_last"] = true;
+  j["channels_last"] = channels_last;
   if (prune_target > 0) j["gradual_pruning"] = {{"target", prune_target}, {"epochs", prune_epochs}};
   return j;
 }

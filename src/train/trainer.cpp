@@ -258,6 +258,9 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));
   const Preprocessing pre = preprocessing_for(o, data);
+  // A resumed run keeps the layout it was started with, so that it reaches exactly the weights
+  // of an uninterrupted run (checkpoints from before the layout was recorded: NCHW).
+  if (o.resume && fs::exists(ckpt)) o.channels_last = checkpoint_trainer_state(ckpt).value("channels_last", false);
   if (o.channels_last) {  // before the optimizer: its state then takes the same layout
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
@@ -312,7 +315,8 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
     const double total_seconds = elapsed_before + seconds_since(start);
     save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
-                                       {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds}});
+                                       {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
+                                       {"channels_last", o.channels_last}});
     write_metrics(o.out_dir, result.history);
     if (o.progress)
       std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s)\n", epoch,

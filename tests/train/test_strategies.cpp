@@ -197,7 +197,21 @@ TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
   const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
   for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
   EXPECT_EQ(a.extra["train_options"]["channels_last"], true);
+  // A run started in NCHW and resumed with the (channels-last) default continues in NCHW: it
+  // ends on exactly the weights of the uninterrupted NCHW run.
+  TrainOptions killed_nchw = options("resumed_nchw", false);
+  killed_nchw.stop_after_epochs = 1;
+  train_model(d, killed_nchw);
+  TrainOptions resumed_default = options("resumed_nchw", true);
+  resumed_default.resume = true;
+  train_model(d, resumed_default);
+  const auto c = load_model(dir.file("nchw/last.safetensors")), r = load_model(dir.file("resumed_nchw/last.safetensors"));
+  const auto sc = state_dict(*c.model), sr = state_dict(*r.model);
+  for (size_t i = 0; i < sc.size(); ++i) EXPECT_TRUE(torch::equal(sc[i].second, sr[i].second)) << sc[i].first;
+  EXPECT_EQ(r.extra["train_options"]["channels_last"], false);
 }
+
+TEST(Strategies, TrainingDefaultsToChannelsLast) { EXPECT_TRUE(TrainOptions().channels_last); }
 
 }  // namespace
 }  // namespace leanseg
