@@ -165,6 +165,11 @@ struct Engine::Impl {
  private:
   int add_value(const std::string& name, memory::dims dims, bool host);
   memory::desc act_md(const memory::dims& dims) const { return memory::desc(dims, act_dt, tag::nhwc); }
+  // `dims` in the layout of `like` (blocked nChw16c or NHWC), activation type.
+  memory::desc layout_like(const memory::desc& like, const memory::dims& dims) const {
+    const bool blocked = like == memory::desc(like.dims(), like.data_type(), tag::nChw16c);
+    return memory::desc(dims, act_dt, blocked ? tag::nChw16c : tag::nhwc);
+  }
   memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
   // An initializer of the file that only `readers_needed` nodes read (null otherwise): safe to drop.
   GraphTensor* droppable(const std::string& name, int readers_needed);
@@ -176,6 +181,9 @@ struct Engine::Impl {
   void simplify();
   void fetch(GraphTensor& t);  // reads a dropped tensor back from `source`
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
+  // As arena_input, in NHWC: the ops other than convolutions and pools take only that layout
+  // (a value a Winograd conv left blocked is converted once, the copy shared by its readers).
+  int nhwc_input(const std::string& name) { return relaid(arena_input(name), memory::format_tag::nhwc); }
   int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
   // True when every reader of `value` is a Conv/ConvTranspose reading it as its input.
   bool only_convs_read(const std::string& value) const {
@@ -205,8 +213,9 @@ struct Engine::Impl {
   };
   bool winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                         const memory::dims& out_dims) const;
-  bool read_by_one_winograd_conv(const std::string& value, const memory::dims& dims) const;
   int relaid(int value, memory::format_tag layout);  // a copy of `value` in another layout
+  bool read_by_winograd_concat(const std::string& value, const memory::dims& dims) const;
+  const GraphNode* sole_reader_node(const std::string& value) const;
   Step conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x, int64_t channel_offset,
                  const ConvOutput& o, const dnnl::post_ops& post, const std::vector<float>& weight_scales);
   void accumulate_into(int out, int addend, const std::string& node);
@@ -462,8 +471,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
     const std::string& other = nodes[j].inputs[0] == out_name ? nodes[j].inputs[1] : nodes[j].inputs[0];
     auto it = value_of.find(other);
-    if (it != value_of.end() && !values[it->second].host && values[it->second].dims == od &&
-        values[it->second].md.data_type() == act_dt) {
+    if (it != value_of.end() && !values[it->second].host && values[it->second].md == act_md(od)) {
       sum_other = it->second;
       fused.insert(j);
       out_name = nodes[j].outputs[0];
@@ -501,17 +509,11 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   std::vector<int64_t> part_channels;
   for (int p : parts) part_channels.push_back(values[p].dims[1]);
   const bool winograd = winograd_applies(n, *w, part_channels, od) && sum_other < 0;
-  // Between two Winograd convs the value stays blocked: no conversion either way.
-  const bool stays_blocked = winograd && read_by_one_winograd_conv(out_name, od);
-  int target = out;
+  // A Winograd conv's output stays blocked: convs and pools read it as it is, other readers
+  // through one NHWC copy (nhwc_input).
   if (winograd) {
     o.layout = tag::nChw16c;
-    if (stays_blocked) {
-      values[out].md = memory::desc(od, dt::f32, tag::nChw16c);
-    } else {
-      target = add_value(out_name + "#blocked", od, false);
-      values[target].md = memory::desc(od, dt::f32, tag::nChw16c);
-    }
+    values[out].md = memory::desc(od, dt::f32, tag::nChw16c);
   }
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or part 0
   int64_t channel_offset = 0;
@@ -521,20 +523,12 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     if (p > 0 || sum_other >= 0) post.append_sum(1.f);
     if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
     if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    const int x = winograd ? relaid(parts[p], tag::nChw16c) : parts[p];
+    const int x = relaid(parts[p], winograd ? tag::nChw16c : tag::nhwc);
     Step s = conv_step(n, *w, p == 0 ? b : nullptr, x, channel_offset, o, post, weight_scales);
     channel_offset += values[parts[p]].dims[1];
-    s.value_args.push_back({DNNL_ARG_DST, target});
-    produce(std::move(s), target);
-    values[target].first = first_write;
-  }
-  if (target != out) {
-    Step back;
-    back.name = n.name + "#nhwc";
-    back.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[target].md, cpu, values[out].md));
-    back.value_args = {{DNNL_ARG_FROM, target}, {DNNL_ARG_TO, out}};
-    use(target);
-    produce(std::move(back), out);
+    s.value_args.push_back({DNNL_ARG_DST, out});
+    produce(std::move(s), out);
+    values[out].first = first_write;
   }
   if (own) drop(*own);
   if (derived) drop(*derived), rewritten_dropped = true;
@@ -558,22 +552,43 @@ bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, co
   return out_dims[2] * out_dims[3] >= kMinPixels;
 }
 
-// True when the only reader of `value` (of `dims`) is a conv that will run as Winograd: the
-// value can then stay in the blocked layout between the two.
-bool Engine::Impl::read_by_one_winograd_conv(const std::string& value, const memory::dims& dims) const {
-  if (readers.at(value) != 1) return false;
-  for (const auto& r : nodes) {
-    if (std::find(r.inputs.begin(), r.inputs.end(), value) == r.inputs.end()) continue;
-    if (r.op != "Conv" || r.inputs[0] != value || r.inputs.size() < 2 || !constants.count(r.inputs[1])) return false;
-    const GraphTensor& w = *constants.at(r.inputs[1]);
-    return w.shape.size() == 4 && winograd_applies(r, w, {dims[1]}, {dims[0], w.shape[0], dims[2], dims[3]});
+const GraphNode* Engine::Impl::sole_reader_node(const std::string& value) const {
+  auto r = readers.find(value);
+  if (r == readers.end() || r->second != 1) return nullptr;
+  for (const auto& n : nodes)
+    if (std::find(n.inputs.begin(), n.inputs.end(), value) != n.inputs.end()) return &n;
+  return nullptr;
+}
+
+// True when `value` (of `dims`) is read only by a channel concat that a Winograd conv reads in
+// parts (a U-Net decoder's upsampled half): it can be written blocked straight away.
+bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memory::dims& dims) const {
+  if (!options.winograd) return false;
+  const GraphNode* concat = sole_reader_node(value);
+  if (!concat || concat->op != "Concat" || (int_attr(*concat, "axis", 1) != 1 && int_attr(*concat, "axis", 1) != -3))
+    return false;
+  const GraphNode* conv = sole_reader_node(concat->outputs[0]);
+  if (!conv || conv->op != "Conv" || conv->inputs[0] != concat->outputs[0] || !constants.count(conv->inputs[1]))
+    return false;
+  std::vector<int64_t> channels;
+  for (const auto& in : concat->inputs) {
+    auto v = value_of.find(in);
+    if (in != value && v == value_of.end()) return false;  // computed later: no decision yet
+    channels.push_back(in == value ? dims[1] : values[v->second].dims[1]);
   }
-  return false;
+  const GraphTensor& w = *constants.at(conv->inputs[1]);
+  return w.shape.size() == 4 && winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
 }
 
 int Engine::Impl::relaid(int v, memory::format_tag layout) {
   if (values[v].md == memory::desc(values[v].dims, values[v].md.data_type(), layout)) return v;
-  const int c = add_value(values[v].name + "#relaid", values[v].dims, false);
+  const std::string name = values[v].name + (layout == tag::nhwc ? "#nhwc" : "#blocked");
+  auto found = value_of.find(name);
+  if (found != value_of.end()) {
+    use(found->second);
+    return found->second;
+  }
+  const int c = add_value(name, values[v].dims, false);
   values[c].md = memory::desc(values[v].dims, values[v].md.data_type(), layout);
   values[c].nonnegative = values[v].nonnegative;
   Step s;
@@ -705,7 +720,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
   memory::desc src1_md;
   int a = -1, b = -1;
   if (c0 || c1) {
-    a = arena_input(n.inputs[c0 ? 1 : 0]);
+    a = nhwc_input(n.inputs[c0 ? 1 : 0]);
     const GraphTensor& t = *constants[n.inputs[c0 ? 0 : 1]];
     memory::dims d(4, 1);  // numpy broadcasting: align trailing axes
     for (size_t k = 0; k < t.shape.size(); ++k) d[4 - t.shape.size() + k] = t.shape[k];
@@ -713,8 +728,8 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
     s.fixed_args[DNNL_ARG_SRC_1] = constant_memory(t, d, tag::abcd);
     src1_md = s.fixed_args[DNNL_ARG_SRC_1].get_desc();
   } else {
-    a = arena_input(n.inputs[0]);
-    b = arena_input(n.inputs[1]);
+    a = nhwc_input(n.inputs[0]);
+    b = nhwc_input(n.inputs[1]);
     if (values[a].dims != values[b].dims) {
       // src0 must have the full shape; the other broadcasts.
       memory::dims full = values[a].dims;
@@ -743,7 +758,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
 
 void Engine::Impl::lower_eltwise(const GraphNode& n) {
   if (value_of.count(n.inputs[0]) && values[value_of[n.inputs[0]]].host) return lower_host(n);
-  const int x = arena_input(n.inputs[0]);
+  const int x = nhwc_input(n.inputs[0]);
   std::vector<Activation> chain;
   Activation act;
   if (activation_of(n, &act)) {
@@ -788,7 +803,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   dnnl::pooling_forward::primitive_desc pd(
       dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
                                   global ? dnnl::algorithm::pooling_avg_exclude_padding : dnnl::algorithm::pooling_max,
-                                  values[x].md, act_md(od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
+                                  values[x].md, layout_like(values[x].md, od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
                                   {pads[2], pads[3]}),
       attr, cpu);
   Step s;
@@ -796,6 +811,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   s.primitive = dnnl::pooling_forward(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], od, false);
+  values[out].md = layout_like(values[x].md, od);
   values[out].nonnegative = values[x].nonnegative;
   s.value_args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}};
   use(x);
@@ -813,7 +829,7 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   std::vector<memory::desc> srcs;
   memory::dims od;
   for (size_t k = 0; k < n.inputs.size(); ++k) {
-    const int v = arena_input(n.inputs[k]);
+    const int v = nhwc_input(n.inputs[k]);
     if (axis < 0) axis += static_cast<int64_t>(values[v].dims.size());
     if (k == 0) od = values[v].dims;
     else od[axis] += values[v].dims[axis];
@@ -850,13 +866,21 @@ bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat, int64_t axis
 // [N, H, dy, W, dx, C]. One oneDNN reorder between two strided 6-D views of the two buffers.
 void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   require(int_attr(n, "blocksize", 0) == 2, where(n.name) + ": only DepthToSpace with blocksize 2 is supported");
-  const int x = arena_input(n.inputs[0]);
+  const int x = nhwc_input(n.inputs[0]);
   const memory::dims xd = values[x].dims;
   const int64_t N = xd[0], C = xd[1] / 4, H = xd[2], W = xd[3];
   const dt type = values[x].md.data_type();
   const memory::dims view = {N, H, W, 2, 2, C};
-  const memory::desc from(view, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 1});
-  const memory::desc to(view, type, memory::dims{4 * H * W * C, 4 * W * C, 2 * C, 2 * W * C, C, 1});
+  memory::desc from(view, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 1});
+  memory::desc to(view, type, memory::dims{4 * H * W * C, 4 * W * C, 2 * C, 2 * W * C, C, 1});
+  // Written in oneDNN's blocked nChw16c layout when a Winograd conv reads it next: channels
+  // split into 16-blocks, [N, C/16, 2H, 2W, 16].
+  const bool blocked = C % 16 == 0 && read_by_winograd_concat(n.outputs[0], {N, C, 2 * H, 2 * W});
+  if (blocked) {
+    const memory::dims view7 = {N, H, W, 2, 2, C / 16, 16};
+    from = memory::desc(view7, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 16, 1});
+    to = memory::desc(view7, type, memory::dims{4 * H * W * C, 64 * W, 32, 32 * W, 16, 64 * H * W, 1});
+  }
   Step s;
   s.name = n.name;
   dnnl::primitive_attr attr;
@@ -865,7 +889,7 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   s.primitive = dnnl::reorder(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], {N, C, 2 * H, 2 * W}, false);
-  values[out].md = memory::desc({N, C, 2 * H, 2 * W}, type, tag::nhwc);
+  values[out].md = memory::desc({N, C, 2 * H, 2 * W}, type, blocked ? tag::nChw16c : tag::nhwc);
   values[out].nonnegative = values[x].nonnegative;
   values[out].qscale = values[x].qscale;
   s.value_args = {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, out}};
@@ -899,7 +923,7 @@ int Engine::Impl::converted(int v, dt type) {
 void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
   const GraphTensor* w = constants.at(n.inputs[1]);
   const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants.at(n.inputs[2]) : nullptr;
-  const int x = converted(arena_input(n.inputs[0]), dt::f32);
+  const int x = converted(nhwc_input(n.inputs[0]), dt::f32);
   const memory::dims xd = values[x].dims;
   const int64_t C = xd[1];
   require(w->shape[0] == C, where(n.name) + ": weights for " + std::to_string(w->shape[0]) + " channels, input has " +
