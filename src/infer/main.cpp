@@ -1,7 +1,7 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
 //   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--overlay]
-//   leanseg-infer MODEL.lsr --bench [--precision P] [--threads N] [--runs N] [--warmup N] [--json]
+//   leanseg-infer MODEL.lsr --bench [--precision P] [--winograd] [--threads N] [--runs N] [--warmup N] [--json]
 #include <dlfcn.h>
 
 #include <CLI/CLI.hpp>

@@ -104,6 +104,13 @@ TEST_F(InferCli, BenchJsonHasTheDocumentedKeys) {
   EXPECT_EQ(j["threads"], 2);
   EXPECT_EQ(j["runs"], 3);
   EXPECT_EQ(j["height"], 64);
+  EXPECT_EQ(j["winograd"], false);
+  // --winograd: the 64x64 level's 3x3 convs take Winograd's 4x larger transformed weights.
+  const auto w = run_infer(model() + " --bench --runs 2 --warmup 0 --json --winograd");
+  ASSERT_EQ(w.code, 0) << w.out;
+  const auto jw = nlohmann::json::parse(w.out.substr(w.out.find('{')));
+  EXPECT_EQ(jw["winograd"], true);
+  EXPECT_GT(jw["weight_bytes"].get<int64_t>(), j["weight_bytes"].get<int64_t>());
 }
 
 TEST_F(InferCli, BenchTextIsHumanReadable) {
