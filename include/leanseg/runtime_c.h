@@ -25,6 +25,13 @@ typedef struct ls_engine ls_engine;
  * threads: 0 for every core. Returns NULL on failure (message in err). */
 ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len);
 
+/* Option bits for ls_engine_load_flags. */
+#define LS_ENGINE_WINOGRAD 1u /* fp32: Winograd kernels for 3x3 convs on large maps (faster, more memory) */
+
+/* As ls_engine_load, with option bits (LS_ENGINE_*; unknown bits are an error). */
+ls_engine* ls_engine_load_flags(const char* path, const char* precision, int threads, unsigned flags, char* err,
+                                size_t err_len);
+
 /* Re-plans for another input size (positive multiples of the model's size divisor). */
 int ls_engine_set_input_size(ls_engine* engine, int height, int width, char* err, size_t err_len);
 

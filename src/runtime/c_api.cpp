@@ -72,13 +72,21 @@ const std::vector<float>& run_checked(ls_engine* engine, const float* input, flo
 extern "C" {
 
 ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len) {
+  return ls_engine_load_flags(path, precision, threads, 0u, err, err_len);
+}
+
+ls_engine* ls_engine_load_flags(const char* path, const char* precision, int threads, unsigned flags, char* err,
+                                size_t err_len) {
   ls_engine* result = nullptr;
   guarded(err, err_len, [&] {
     leanseg::require(path != nullptr, "ls_engine_load: path is NULL");
     leanseg::require(threads >= 0, "ls_engine_load: threads must be >= 0 (0: every core), got " + std::to_string(threads));
+    leanseg::require((flags & ~LS_ENGINE_WINOGRAD) == 0u,
+                     "ls_engine_load_flags: unknown option bits " + std::to_string(flags & ~LS_ENGINE_WINOGRAD));
     leanseg::runtime::EngineOptions options;
     options.precision = leanseg::runtime::precision_from_name(precision ? precision : "fp32");
     options.threads = threads;
+    options.winograd = (flags & LS_ENGINE_WINOGRAD) != 0u;
     try {
       result = new ls_engine{Engine::load(path, options)};
     } catch (const Error& e) {

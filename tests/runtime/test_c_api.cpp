@@ -76,6 +76,23 @@ TEST(CApi, LogitsAndProbabilitiesMatchTheEngineAndLibTorch) {
   EXPECT_LE(test::relative_difference(ours, reference), 1e-4);
 }
 
+TEST(CApi, WinogradFlagRunsTheWinogradEngine) {
+  test::TempDir dir;
+  write_model(dir.file("m.lsr"));
+  char err[512] = "";
+  ls_engine* e = ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, LS_ENGINE_WINOGRAD, err, sizeof err);
+  ASSERT_NE(e, nullptr) << err;
+  torch::manual_seed(4);
+  const torch::Tensor x = torch::randn({1, 1, kSize, kSize});
+  std::vector<float> logits(kSize * kSize);
+  ASSERT_EQ(ls_engine_run(e, x.data_ptr<float>(), logits.data(), err, sizeof err), 0) << err;
+  ls_engine_free(e);
+  auto engine = runtime::Engine::load(dir.file("m.lsr"), {runtime::Precision::F32, 2, true});
+  EXPECT_EQ(logits, engine.run(x.data_ptr<float>()));
+  EXPECT_EQ(ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 6u, err, sizeof err), nullptr);
+  EXPECT_NE(std::string(err).find("unknown option bits 6"), std::string::npos) << err;
+}
+
 TEST(CApi, ErrorsComeBackAsMessagesNotExceptions) {
   test::TempDir dir;
   write_model(dir.file("m.lsr"));
