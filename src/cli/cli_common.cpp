@@ -43,8 +43,10 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
   if (std::isfinite(r.hc_mae_mm))
     std::printf("  HC abs. error: mean %.2f mm, median %.2f mm\n", r.hc_mae_mm, r.hc_median_mm);
   if (std::isfinite(r.hd_mm)) std::printf("  Hausdorff distance (mean): %.2f %s\n", r.hd_mm, std::isfinite(r.hc_mae_mm) ? "mm" : "px");
-  std::printf("  params %lld (non-zero %lld), %.3f GFLOPs, file %.2f MB, peak RSS %.0f MB\n",
-              static_cast<long long>(r.params_total), static_cast<long long>(r.params_nonzero), r.flops / 1e9,
+  char gflops[32] = "n/a";
+  if (std::isfinite(r.flops)) std::snprintf(gflops, sizeof gflops, "%.3f", r.flops / 1e9);
+  std::printf("  params %lld (non-zero %lld), %s GFLOPs, file %.2f MB, peak RSS %.0f MB\n",
+              static_cast<long long>(r.params_total), static_cast<long long>(r.params_nonzero), gflops,
               r.file_bytes / 1e6, r.peak_rss_bytes / 1e6);
   std::printf("  latency per image (whole pipeline) median %.1f ms, p90 %.1f ms\n", r.latency_median_ms, r.latency_p90_ms);
   if (std::isfinite(r.mask_agreement))

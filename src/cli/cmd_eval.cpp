@@ -81,6 +81,7 @@ Network open_network(const std::string& path, const std::string& precision, cons
   n.predictor.size_divisor = rt->engine.model().size_divisor;
   n.predictor.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
   n.params = n.params_nonzero = rt->engine.model().graph.parameter_count();
+  n.flops = rt->engine.flops();
   return n;
 }
 

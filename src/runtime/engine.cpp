@@ -148,6 +148,7 @@ struct Engine::Impl {
   std::vector<unsigned char, std::allocator<unsigned char>> arena;
   std::vector<unsigned char> scratch;
   size_t weights = 0;
+  double flops = 0;  // convolutions at the planned size
   memory input_user, input_mem;  // user's planar f32 buffer → arena image
   int output_value = -1;
   memory output_user;
@@ -696,6 +697,9 @@ Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const Gra
   }
   s.fixed_args[DNNL_ARG_WEIGHTS] = packed;
   weights += packed_w.get_size();
+  // Per output pixel of a conv (input pixel of a transposed conv): Cout x Cin/g x kh x kw MACs.
+  const memory::dims& pixels = transposed ? values[x].dims : o.dims;
+  flops += 2.0 * static_cast<double>(pixels[2] * pixels[3]) * static_cast<double>(out_ch * (in_ch / groups) * k[0] * k[1]);
   if (b) {
     s.fixed_args[DNNL_ARG_BIAS] = constant_memory(*b, {out_ch}, tag::a);
     if (int8) {  // oneDNN 2.x adds the bias to the accumulator before the output scale
@@ -936,6 +940,7 @@ void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
     for (int d = 0; d < 4; ++d) s.taps[d * C + c] = w->f32[c * 4 + d];
   if (b) s.bias = b->f32;
   weights += (s.taps.size() + s.bias.size()) * sizeof(float);
+  flops += 2.0 * static_cast<double>(xd[2] * xd[3] * C) * 4;  // depthwise, kernel 2x2
   const memory::dims od = {xd[0], C, 2 * xd[2], 2 * xd[3]};
   const bool direct = act_dt == dt::f32;
   const int y = add_value(direct ? n.outputs[0] : n.outputs[0] + "#f32", od, false);
@@ -977,7 +982,7 @@ void Engine::Impl::plan(int h, int w) {
   height = h, width = w;
   if (rewritten_dropped) simplify();
   values.clear(), value_of.clear(), steps.clear(), split_concats.clear();
-  weights = 0;
+  weights = 0, flops = 0;
   omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
 
   const memory::dims image_dims = {1, channels, h, w};
@@ -1130,5 +1135,6 @@ const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }
 size_t Engine::arena_bytes() const { return impl_->arena.size(); }
 size_t Engine::weight_bytes() const { return impl_->weights; }
+double Engine::flops() const { return impl_->flops; }
 
 }  // namespace leanseg::runtime

@@ -3,6 +3,7 @@
 // and ≤ 1e-4 of the logit range; bf16: within bf16's precision.
 #include "leanseg/error.h"
 #include "leanseg/graph_export.h"
+#include "leanseg/info.h"
 #include "leanseg/runtime.h"
 #include "model_test_util.h"
 #include "runtime/calibrate.h"
@@ -52,6 +53,29 @@ TEST_P(EngineZoo, Fp32WithWinogradMatchesLibTorch) {
   EXPECT_LE((o.engine - o.libtorch).abs().max().item<double>(), 1e-3);
   EXPECT_LE(test::relative_difference(o.engine, o.libtorch), 1e-4);
   if (GetParam() == "unet-32" || GetParam() == "mobilenet-aspp-se-unet") EXPECT_GT(o.weight_bytes, direct.weight_bytes);
+}
+
+// The engine's FLOPs (what `leanseg eval` reports for .lsr files) are `leanseg info`'s count of
+// what it computes, whatever it rewrote (transposed convs as 1x1 convs, convs split over
+// concats): exactly equal for unet-32. Slightly less where the exported graph computes less: the
+// ASPP projection of the image-pooling branch runs once on the pooled pixel and is broadcast
+// (info counts it at every bottleneck pixel, M1/M4), and M3's linear-attention matmuls run as
+// host ops (not counted).
+TEST_P(EngineZoo, FlopsMatchTheModelSummary) {
+  auto model = test::random_model(GetParam());
+  GraphInputShape shape;
+  shape.height = 64, shape.width = 96;
+  RuntimeModel rt;
+  rt.graph = model_graph(*model, shape);
+  rt.size_divisor = model->size_divisor();
+  const double engine = runtime::Engine::from_model(rt, {runtime::Precision::F32, 1}).flops();
+  const double summary = summarize(model, 64, 96).flops;
+  if (GetParam() == "unet-32") {
+    EXPECT_DOUBLE_EQ(engine, summary);
+  } else {
+    EXPECT_LT(engine, summary);
+    EXPECT_GT(engine, 0.99 * summary);
+  }
 }
 
 // bf16 keeps 8 mantissa bits: through ~50 layers of a random-weight model the logits move by
