@@ -505,8 +505,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   values[out].nonnegative = nonnegative_out;
   values[out].md = memory::desc(od, o.type, tag::nhwc);
   values[out].qscale = o.scale;
-  // Winograd kernels read and write oneDNN's blocked layout: the parts accumulate in a blocked
-  // buffer that is converted to NHWC once at the end.
+  // Winograd kernels read and write oneDNN's blocked layout (nChw16c).
   std::vector<int64_t> part_channels;
   for (int p : parts) part_channels.push_back(values[p].dims[1]);
   const bool winograd = winograd_applies(n, *w, part_channels, od) && sum_other < 0;
