@@ -206,6 +206,13 @@ struct Engine::Impl {
   }
 
   void lower_conv(size_t i, std::set<size_t>& fused);
+  struct Followers {
+    std::string out_name;  // the value the fused conv finally writes
+    int sum_other = -1;    // residual addend (sum post-op), or -1
+    bool has_act = false, nonnegative_out = false;
+    Activation act{dnnl::algorithm::eltwise_relu};
+  };
+  Followers fusable_followers(size_t i, const memory::dims& od, std::set<size_t>& fused);
   struct ConvOutput {
     memory::dims dims;
     dt type;
@@ -458,35 +465,11 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
                            : (xd[2 + a] + pads[a] + pads[a + 2] - ek) / st[a] + 1;
   }
 
-  // What follows: [Add(this, other)] then [activation], each only if it is the sole reader.
-  std::string out_name = n.outputs[0];
-  int sum_other = -1;
-  auto sole_reader = [&](const std::string& value) -> size_t {
-    if (readers[value] != 1) return SIZE_MAX;
-    for (size_t j = i + 1; j < nodes.size(); ++j)
-      for (const auto& in : nodes[j].inputs)
-        if (in == value) return j;
-    return SIZE_MAX;
-  };
-  size_t j = sole_reader(out_name);
-  if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
-    const std::string& other = nodes[j].inputs[0] == out_name ? nodes[j].inputs[1] : nodes[j].inputs[0];
-    auto it = value_of.find(other);
-    if (it != value_of.end() && !values[it->second].host && values[it->second].md == act_md(od)) {
-      sum_other = it->second;
-      fused.insert(j);
-      out_name = nodes[j].outputs[0];
-      j = sole_reader(out_name);
-    }
-  }
-  Activation act{dnnl::algorithm::eltwise_relu};
-  bool has_act = false, nonnegative_out = false;
-  if (j != SIZE_MAX && activation_of(nodes[j], &act)) {
-    has_act = true;
-    fused.insert(j);
-    out_name = nodes[j].outputs[0];
-    nonnegative_out = act.algorithm != dnnl::algorithm::eltwise_clip || act.alpha >= 0;
-  }
+  const Followers f = fusable_followers(i, od, fused);
+  const std::string& out_name = f.out_name;
+  const int sum_other = f.sum_other;
+  const bool has_act = f.has_act, nonnegative_out = f.nonnegative_out;
+  Activation act = f.act;
 
   const bool int8 = options.precision == Precision::I8;
   // int8 output: when only convolutions read the result, write it quantized (scaled by its own
@@ -532,6 +515,38 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   }
   if (own) drop(*own);
   if (derived) drop(*derived), rewritten_dropped = true;
+}
+
+// What follows conv node i: [Add(conv, other)] then [activation], each taken into the conv (and
+// marked in `fused`) only when it is the sole reader of the value before it.
+Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::dims& od, std::set<size_t>& fused) {
+  Followers f;
+  f.out_name = nodes[i].outputs[0];
+  auto sole_reader = [&](const std::string& value) -> size_t {
+    if (readers[value] != 1) return SIZE_MAX;
+    for (size_t j = i + 1; j < nodes.size(); ++j)
+      for (const auto& in : nodes[j].inputs)
+        if (in == value) return j;
+    return SIZE_MAX;
+  };
+  size_t j = sole_reader(f.out_name);
+  if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
+    const std::string& other = nodes[j].inputs[0] == f.out_name ? nodes[j].inputs[1] : nodes[j].inputs[0];
+    auto it = value_of.find(other);
+    if (it != value_of.end() && !values[it->second].host && values[it->second].md == act_md(od)) {
+      f.sum_other = it->second;
+      fused.insert(j);
+      f.out_name = nodes[j].outputs[0];
+      j = sole_reader(f.out_name);
+    }
+  }
+  if (j != SIZE_MAX && activation_of(nodes[j], &f.act)) {
+    f.has_act = true;
+    fused.insert(j);
+    f.out_name = nodes[j].outputs[0];
+    f.nonnegative_out = f.act.algorithm != dnnl::algorithm::eltwise_clip || f.act.alpha >= 0;
+  }
+  return f;
 }
 
 // Where Winograd pays: oneDNN's F(4x4, 3x3) fp32 kernels take dense 3x3 stride-1 convs with
