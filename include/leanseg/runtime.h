@@ -21,8 +21,8 @@ struct EngineOptions {
   Precision precision = Precision::F32;
   int threads = 0;  // 0: every core
   // fp32 only: dense 3x3 stride-1 convolutions on large maps use oneDNN's Winograd F(4x4, 3x3)
-  // kernels (about 2x faster there; weights of those layers take 4x the memory, and each runs
-  // between blocked copies of its input and output). Off: direct convolutions everywhere.
+  // kernels (about 2x faster there; those layers' weights take 4x the memory, and oneDNN's
+  // scratchpad grows). Their outputs stay in oneDNN's blocked layout. Off: direct convolutions.
   bool winograd = false;
 };
 

@@ -231,10 +231,12 @@ struct Engine::Impl {
   void lower_eltwise(const GraphNode& n);
   void lower_pool(const GraphNode& n);
   void lower_concat(const GraphNode& n);
-  bool read_in_parts_by_a_conv(const GraphNode& concat, int64_t axis) const;
+  bool read_in_parts_by_a_conv(const GraphNode& concat) const;
+  const GraphNode* conv_reading_channel_concat(const GraphNode& concat) const;
   void lower_depth_to_space(const GraphNode& n);
   void lower_depthwise_upsample(const GraphNode& n);
   int converted(int value, dt type);  // `value` as `type` (a reorder step when it differs)
+  int copied(int value, const std::string& name, const memory::desc& md);
   void lower_host(const GraphNode& n);
   void bind();
   std::string where(const std::string& node) const { return "runtime model '" + model.graph.name + "', node '" + node + "'"; }
@@ -523,11 +525,8 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
   Followers f;
   f.out_name = nodes[i].outputs[0];
   auto sole_reader = [&](const std::string& value) -> size_t {
-    if (readers[value] != 1) return SIZE_MAX;
-    for (size_t j = i + 1; j < nodes.size(); ++j)
-      for (const auto& in : nodes[j].inputs)
-        if (in == value) return j;
-    return SIZE_MAX;
+    const GraphNode* r = sole_reader_node(value);
+    return r ? static_cast<size_t>(r - nodes.data()) : SIZE_MAX;
   };
   size_t j = sole_reader(f.out_name);
   if (j != SIZE_MAX && nodes[j].op == "Add" && nodes[j].inputs.size() == 2) {
@@ -580,11 +579,8 @@ const GraphNode* Engine::Impl::sole_reader_node(const std::string& value) const 
 bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memory::dims& dims) const {
   if (!options.winograd) return false;
   const GraphNode* concat = sole_reader_node(value);
-  if (!concat || concat->op != "Concat" || (int_attr(*concat, "axis", 1) != 1 && int_attr(*concat, "axis", 1) != -3))
-    return false;
-  const GraphNode* conv = sole_reader_node(concat->outputs[0]);
-  if (!conv || conv->op != "Conv" || conv->inputs[0] != concat->outputs[0] || !constants.count(conv->inputs[1]))
-    return false;
+  const GraphNode* conv = concat ? conv_reading_channel_concat(*concat) : nullptr;
+  if (!conv) return false;
   std::vector<int64_t> channels;
   for (const auto& in : concat->inputs) {
     auto v = value_of.find(in);
@@ -595,25 +591,15 @@ bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memor
   return w.shape.size() == 4 && winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
 }
 
+// One copy per value and layout, shared by every reader that needs it.
 int Engine::Impl::relaid(int v, memory::format_tag layout) {
-  if (values[v].md == memory::desc(values[v].dims, values[v].md.data_type(), layout)) return v;
+  const memory::desc md(values[v].dims, values[v].md.data_type(), layout);
+  if (values[v].md == md) return v;
   const std::string name = values[v].name + (layout == tag::nhwc ? "#nhwc" : "#blocked");
   auto found = value_of.find(name);
-  if (found != value_of.end()) {
-    use(found->second);
-    return found->second;
-  }
-  const int c = add_value(name, values[v].dims, false);
-  values[c].md = memory::desc(values[v].dims, values[v].md.data_type(), layout);
-  values[c].nonnegative = values[v].nonnegative;
-  Step s;
-  s.name = values[c].name;
-  s.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[v].md, cpu, values[c].md));
-  s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}};
-  use(v);
-  produce(std::move(s), c);
-  use(c);
-  return c;
+  if (found == value_of.end()) return copied(v, name, md);
+  use(found->second);
+  return found->second;
 }
 
 // The addend of a fused residual add becomes the conv's output before the conv runs: the
@@ -688,19 +674,15 @@ Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const Gra
     throw Error(where(n.name) + ": oneDNN has no " + precision_name(options.precision) + " implementation (" + e.what() + ")");
   }
   // Weights: ONNX [O, I/g, kh, kw] (conv) or [I, O/g, kh, kw] (transposed) → the packed layout.
-  // The plain weights are read in place (no copy) by the reorder that packs them; a part of a
-  // split conv reads its input-channel slice through a strided view.
+  // The plain weights are read in place (no copy) by the reorder that packs them.
   const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
-  memory::desc user_md(wd, dt::f32, user_tag);
-  if (channel_offset > 0 || in_ch != all_in)
-    user_md = memory::desc({out_ch, all_in, k[0], k[1]}, dt::f32, user_tag)
-                  .submemory_desc(wd, {0, channel_offset, 0, 0});
+  const memory::desc user_md(wd, dt::f32, user_tag);
   memory user_w(user_md, cpu, const_cast<float*>(w.f32.data())), packed(packed_w, cpu);
-  if (channel_offset > 0 || in_ch != all_in) {  // a dense copy of the slice: not every packing reads views
-    memory dense({wd, dt::f32, user_tag}, cpu);
-    dnnl::reorder(user_w, dense).execute(stream, user_w, dense);
-    user_md = dense.get_desc();
-    user_w = dense;
+  if (in_ch != all_in) {  // a dense copy of the slice first: the Winograd packing reads no views
+    const memory::desc all({out_ch, all_in, k[0], k[1]}, dt::f32, user_tag);
+    memory view(all.submemory_desc(wd, {0, channel_offset, 0, 0}), cpu, const_cast<float*>(w.f32.data()));
+    user_w = memory(user_md, cpu);
+    dnnl::reorder(view, user_w).execute(stream, view, user_w);
   }
   if (int8) {  // s8 weights: scale each output channel (mask over the output-channel axes)
     dnnl::primitive_attr wattr;
@@ -838,7 +820,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
 
 void Engine::Impl::lower_concat(const GraphNode& n) {
   int64_t axis = int_attr(n, "axis", 1);
-  if (read_in_parts_by_a_conv(n, axis)) {
+  if (read_in_parts_by_a_conv(n)) {
     split_concats[n.outputs[0]] = n.inputs;  // lower_conv reads the inputs directly
     return;
   }
@@ -867,17 +849,23 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   produce(std::move(s), out);
 }
 
-// A channel concat whose only reader is a dense Conv (as its input) of arena values.
-bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat, int64_t axis) const {
-  if ((axis != 1 && axis != -3) || readers.at(concat.outputs[0]) != 1) return false;
+// A channel concat of arena values whose only reader is a dense Conv (as its input).
+bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat) const {
   for (const auto& in : concat.inputs) {
     auto v = value_of.find(in);
     if (v == value_of.end() || values[v->second].host || values[v->second].dims.size() != 4) return false;
   }
-  for (const auto& r : nodes)
-    if (std::find(r.inputs.begin(), r.inputs.end(), concat.outputs[0]) != r.inputs.end())
-      return r.op == "Conv" && r.inputs[0] == concat.outputs[0] && int_attr(r, "group", 1) == 1;
-  return false;
+  return conv_reading_channel_concat(concat) != nullptr;
+}
+
+// The dense Conv that is the only reader of a channel concat (as its input), or null.
+const GraphNode* Engine::Impl::conv_reading_channel_concat(const GraphNode& concat) const {
+  const int64_t axis = int_attr(concat, "axis", 1);
+  if (concat.op != "Concat" || (axis != 1 && axis != -3)) return nullptr;
+  const GraphNode* conv = sole_reader_node(concat.outputs[0]);
+  const bool dense_conv = conv && conv->op == "Conv" && conv->inputs[0] == concat.outputs[0] &&
+                          int_attr(*conv, "group", 1) == 1 && constants.count(conv->inputs[1]);
+  return dense_conv ? conv : nullptr;
 }
 
 // DepthToSpace(2, DCR) in NHWC is a pure permutation of bytes: [N, H, W, (dy, dx, C)] →
@@ -918,15 +906,22 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
 
 int Engine::Impl::converted(int v, dt type) {
   if (values[v].md.data_type() == type) return v;
-  const int c = add_value(values[v].name + "#" + std::to_string(static_cast<int>(type)), values[v].dims, false);
-  values[c].md = memory::desc(values[v].dims, type, tag::nhwc);
+  return copied(v, values[v].name + "#" + std::to_string(static_cast<int>(type)),
+                memory::desc(values[v].dims, type, tag::nhwc));
+}
+
+// A new arena value `name` holding `v` reordered into `md` (int8 values scaled back to float).
+int Engine::Impl::copied(int v, const std::string& name, const memory::desc& md) {
+  const int c = add_value(name, values[v].dims, false);
+  values[c].md = md;
   values[c].nonnegative = values[v].nonnegative;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  if (values[v].qscale != 1.f) attr.set_output_scales(0, {1.f / values[v].qscale});  // int8 → float
-  dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, values[c].md, attr);
+  if (values[v].qscale != 1.f && md.data_type() != values[v].md.data_type())
+    attr.set_output_scales(0, {1.f / values[v].qscale});  // int8 → float
+  dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, md, attr);
   Step s;
-  s.name = values[c].name;
+  s.name = name;
   s.primitive = dnnl::reorder(pd);
   s.scratchpad = pd.scratchpad_desc();
   s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}};

@@ -9,6 +9,13 @@ namespace {
 
 std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
 
+// The checkpoint's own metadata entry (model config, Adam steps, trainer state).
+nlohmann::json checkpoint_meta(const SafeTensorsFile& file, const std::string& path) {
+  auto it = file.metadata().find("leanseg_checkpoint");
+  require(it != file.metadata().end(), "'" + path + "': not a leanseg training checkpoint");
+  return nlohmann::json::parse(it->second);
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt,
@@ -33,18 +40,13 @@ void save_checkpoint(const std::string& path, SegmentationModel model, torch::op
 }
 
 nlohmann::json checkpoint_trainer_state(const std::string& path) {
-  const auto file = SafeTensorsFile::open_lazy(path);
-  auto it = file.metadata().find("leanseg_checkpoint");
-  require(it != file.metadata().end(), "'" + path + "': not a leanseg training checkpoint");
-  return nlohmann::json::parse(it->second).at("trainer");
+  return checkpoint_meta(SafeTensorsFile::open_lazy(path), path).at("trainer");
 }
 
 nlohmann::json load_checkpoint(const std::string& path, SegmentationModel model, torch::optim::Adam& opt) {
   const auto file = SafeTensorsFile::open(path);
   const std::string where = "'" + path + "'";
-  auto it = file.metadata().find("leanseg_checkpoint");
-  require(it != file.metadata().end(), where + ": not a leanseg training checkpoint");
-  const auto meta = nlohmann::json::parse(it->second);
+  const auto meta = checkpoint_meta(file, path);
   require(meta.at("config") == model->config().to_json(),
           where + ": checkpoint was made for a different model config: " + meta.at("config").dump());
   for (auto& [name, dst] : state_dict(*model))

@@ -187,28 +187,24 @@ TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
   ASSERT_EQ(nchw.history.size(), nhwc.history.size());
   for (size_t e = 0; e < nchw.history.size(); ++e)  // the same training, up to summation order
     EXPECT_NEAR(nhwc.history[e].train_loss, nchw.history[e].train_loss, 1e-3 * nchw.history[e].train_loss) << e;
-  TrainOptions killed = options("resumed", true);
-  killed.stop_after_epochs = 1;
-  train_model(d, killed);
-  TrainOptions resumed = options("resumed", true);
-  resumed.resume = true;
-  train_model(d, resumed);
-  const auto a = load_model(dir.file("nhwc/last.safetensors")), b = load_model(dir.file("resumed/last.safetensors"));
-  const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
-  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
-  EXPECT_EQ(a.extra["train_options"]["channels_last"], true);
-  // A run started in NCHW and resumed with the (channels-last) default continues in NCHW: it
-  // ends on exactly the weights of the uninterrupted NCHW run.
-  TrainOptions killed_nchw = options("resumed_nchw", false);
-  killed_nchw.stop_after_epochs = 1;
-  train_model(d, killed_nchw);
-  TrainOptions resumed_default = options("resumed_nchw", true);
-  resumed_default.resume = true;
-  train_model(d, resumed_default);
-  const auto c = load_model(dir.file("nchw/last.safetensors")), r = load_model(dir.file("resumed_nchw/last.safetensors"));
-  const auto sc = state_dict(*c.model), sr = state_dict(*r.model);
-  for (size_t i = 0; i < sc.size(); ++i) EXPECT_TRUE(torch::equal(sc[i].second, sr[i].second)) << sc[i].first;
-  EXPECT_EQ(r.extra["train_options"]["channels_last"], false);
+  // Killed after epoch 1 in one layout, resumed asking for another: the run must end on exactly
+  // the weights of the uninterrupted run `reference`; returns the resumed run's last model.
+  auto resume_matches = [&](const std::string& out, bool started_channels_last, bool resumed_channels_last,
+                            const std::string& reference) {
+    TrainOptions killed = options(out, started_channels_last);
+    killed.stop_after_epochs = 1;
+    train_model(d, killed);
+    TrainOptions resumed = options(out, resumed_channels_last);
+    resumed.resume = true;
+    train_model(d, resumed);
+    const auto a = load_model(dir.file(reference + "/last.safetensors")), b = load_model(dir.file(out + "/last.safetensors"));
+    const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
+    for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << out << " " << sa[i].first;
+    return b;
+  };
+  EXPECT_EQ(resume_matches("resumed", true, true, "nhwc").extra["train_options"]["channels_last"], true);
+  // A run started in NCHW and resumed with the (channels-last) default continues in NCHW.
+  EXPECT_EQ(resume_matches("resumed_nchw", false, true, "nchw").extra["train_options"]["channels_last"], false);
 }
 
 TEST(Strategies, TrainingDefaultsToChannelsLast) { EXPECT_TRUE(TrainOptions().channels_last); }
