@@ -1,7 +1,8 @@
 // `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
-//  [--precision fp32|bf16|int8] [--quantized-engine E] [--reference-model FILE]`. FILE is a model
-// file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's training
-// images) or an exported .lsr file (the LibTorch-free runtime, at --precision).
+//  [--precision fp32|bf16|int8] [--winograd] [--quantized-engine E] [--reference-model FILE]`. FILE
+// is a model file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's
+// training images) or an exported .lsr file (the LibTorch-free runtime, at --precision; fp32 can
+// take the Winograd kernels, to score exactly what `leanseg-infer --winograd` deploys).
 #include <filesystem>
 #include <cmath>
 #include <fstream>
@@ -26,7 +27,7 @@ struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
   std::string quantized_engine = "auto";
   int calibration_images = 16;
-  bool json = false, per_image = false;
+  bool json = false, per_image = false, winograd = false;
 };
 
 bool is_runtime_file(const std::string& path) { return std::filesystem::path(path).extension() == ".lsr"; }
@@ -54,8 +55,11 @@ Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
   return p;
 }
 
-Network open_network(const std::string& path, const std::string& precision, const EvalArgs& a) {
+Network open_network(const std::string& path, const std::string& precision, bool winograd, const EvalArgs& a) {
   Network n;
+  require(!winograd || (is_runtime_file(path) && precision == "fp32"),
+          "--winograd selects the runtime's fp32 Winograd kernels: it needs an exported .lsr model and --precision "
+          "fp32 (got '" + path + "', " + precision + ")");
   if (!is_runtime_file(path)) {
     require(precision == "fp32" || precision == "int8",
             "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
@@ -75,6 +79,7 @@ Network open_network(const std::string& path, const std::string& precision, cons
   };
   runtime::EngineOptions options;
   options.precision = runtime::precision_from_name(precision);
+  options.winograd = winograd;
   auto rt = std::make_shared<Runtime>(Runtime{runtime::Engine::load(path, options), {}});
   rt->pre = Preprocessing::from_json(rt->engine.model().preprocessing, "runtime model '" + path + "'");
   n.predictor.pre = rt->pre;
@@ -86,7 +91,7 @@ Network open_network(const std::string& path, const std::string& precision, cons
 }
 
 void run_eval(const EvalArgs& a) {
-  const Network net = open_network(a.model, a.precision, a);
+  const Network net = open_network(a.model, a.precision, a.winograd, a);
   const Preprocessing& pre = net.predictor.pre;
   const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
   require(data.channels == pre.channels,
@@ -94,7 +99,7 @@ void run_eval(const EvalArgs& a) {
               nlohmann::json(data.channels).dump());
   const auto idx = a.split.empty() ? std::vector<size_t>{} : indices_from_split(data, a.split, a.subset);
   std::optional<Network> reference;
-  if (!a.reference.empty()) reference = open_network(a.reference, "fp32", a);
+  if (!a.reference.empty()) reference = open_network(a.reference, "fp32", false, a);
   EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
@@ -122,6 +127,7 @@ void add_eval(CLI::App& app) {
                   "fp32, bf16 or int8 (.lsr: the runtime; model file: fp32, or int8 on LibTorch's quantized kernels)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
+  cmd->add_flag("--winograd", a->winograd, ".lsr at fp32: Winograd kernels for the large 3x3 convolutions (leanseg-infer --winograd)");
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
   cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")

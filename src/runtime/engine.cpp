@@ -5,7 +5,8 @@
 //   2. create one oneDNN primitive per step, activations in NHWC (channels-last: every oneDNN
 //      primitive runs it natively, so no layout reorders are needed between layers), weights
 //      reordered once into the layout each convolution asks for;
-//   3. give every activation a fixed offset in one arena (arena.h) and one shared scratchpad.
+//   3. give every activation and every step's oneDNN scratchpad a fixed offset in one arena
+//      (arena.h), planned from when each is alive.
 // The few ops at the bottleneck that are not image-shaped (attention's reshapes, softmax and
 // matmuls; GroupNorm on pooled features) run on small host tensors with the reference code.
 #include <omp.h>
@@ -146,7 +147,6 @@ struct Engine::Impl {
   std::map<std::string, std::vector<std::string>> split_concats;  // concat read in parts by its conv
   std::vector<Step> steps;
   std::vector<unsigned char, std::allocator<unsigned char>> arena;
-  std::vector<unsigned char> scratch;
   size_t weights = 0;
   double flops = 0;  // convolutions at the planned size
   memory input_user, input_mem;  // user's planar f32 buffer → arena image
@@ -1028,7 +1028,7 @@ void Engine::Impl::plan(int h, int w) {
   bind();
 }
 
-// Arena offsets for every arena value, then the memory objects and argument maps.
+// Arena offsets for every arena value and scratchpad, then the memory objects and argument maps.
 void Engine::Impl::bind() {
   std::vector<int> roots;
   std::map<int, size_t> request_of;
@@ -1047,6 +1047,14 @@ void Engine::Impl::bind() {
       q.bytes = std::max(q.bytes, values[v].md.get_size());
     }
   }
+  // oneDNN's scratchpads (Winograd's transformed tiles can take tens of MB) live for one step:
+  // planned in the arena too, they reuse bytes of activations that are dead at that step.
+  std::map<size_t, size_t> scratch_request_of;  // step → request
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].kind == Step::Kind::Primitive && steps[i].scratchpad.get_size() > 0) {
+      scratch_request_of[i] = requests.size();
+      requests.push_back({steps[i].scratchpad.get_size(), static_cast<int>(i), static_cast<int>(i)});
+    }
   const ArenaPlan plan = plan_arena(requests);
   arena.assign(plan.total_bytes + 64, 0);
   unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
@@ -1054,19 +1062,16 @@ void Engine::Impl::bind() {
     if (!values[v].host)
       values[v].mem = memory(values[v].md, cpu, base + plan.offsets[request_of[storage_root(static_cast<int>(v))]]);
 
-  size_t scratch_bytes = 0;
-  for (const auto& s : steps)
-    if (s.kind == Step::Kind::Primitive) scratch_bytes = std::max(scratch_bytes, s.scratchpad.get_size());
-  scratch.assign(scratch_bytes + 64, 0);
-  unsigned char* scratch_base = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
-  for (auto& s : steps) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Step& s = steps[i];
     if (s.kind != Step::Kind::Primitive) continue;
     s.args = s.fixed_args;
     for (const auto& [arg, v] : s.value_args) {
       auto view = s.views.find(arg);
       s.args[arg] = view == s.views.end() ? values[v].mem : memory(view->second, cpu, values[v].mem.get_data_handle());
     }
-    if (s.scratchpad.get_size() > 0) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, scratch_base);
+    auto r = scratch_request_of.find(i);
+    if (r != scratch_request_of.end()) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, base + plan.offsets[r->second]);
   }
   steps[0].args[DNNL_ARG_FROM] = input_user;
   if (!values[output_value].host)

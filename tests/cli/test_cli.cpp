@@ -95,6 +95,16 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   const auto rt = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   EXPECT_GE(rt["mask_agreement"].get<double>(), 0.999);
   EXPECT_NEAR(rt["dice"].get<double>(), j["dice"].get<double>(), 1e-3);
+  // --winograd scores what `leanseg-infer --winograd` deploys; only the runtime's fp32 has it.
+  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --winograd --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NEAR(nlohmann::json::parse(r.out.substr(r.out.find('{')))["dice"].get<double>(), rt["dice"].get<double>(), 1e-4);
+  for (const std::string bad : {"--model " + dir.file("m.safetensors") + " --winograd",
+                                "--model " + dir.file("m.lsr") + " --winograd --precision bf16"}) {
+    r = run_cli("eval " + bad + " --data " + dir.file("data"));
+    EXPECT_EQ(r.code, 1) << bad;
+    EXPECT_NE(r.out.find("--winograd selects"), std::string::npos) << r.out;
+  }
   r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --precision int8");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--calibrate"), std::string::npos) << r.out;
