@@ -77,6 +77,10 @@ struct AugmentOptions {
   double rotate_deg = 20, rotate_p = 0.5;
   double scale = 0.1, scale_p = 0.5;
   double translate = 0.1, translate_p = 0.5;
+  // Also turn by k quarter turns, k uniform in 0..3: with the flip, all eight symmetries of the
+  // square. For images without a canonical orientation (microscopy), and the mirroring
+  // test-time augmentation along both axes (`--tta hv`) needs it.
+  bool rot90 = false;
 };
 void augment(cv::Mat& image, cv::Mat& mask, const AugmentOptions& o, std::mt19937_64& rng);
 

@@ -28,6 +28,7 @@ struct EvalReport {
   double mask_agreement = std::nan("");  // fraction of pixels where the reference model's mask agrees
   int64_t params_total = 0, params_nonzero = 0;
   double flops = 0;
+  std::string tta = "none";  // test-time mirroring the predictor used (prediction.h)
   int64_t file_bytes = 0, peak_rss_bytes = 0;
   std::vector<ImageScore> images;
   nlohmann::json to_json(bool per_image) const;

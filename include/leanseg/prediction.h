@@ -24,6 +24,13 @@ using ProbabilityFn = std::function<cv::Mat(const cv::Mat& image01)>;
 cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, const cv::Mat& image01,
                                  const ProbabilityFn& run);
 
+// Test-time augmentation by mirroring (nnU-Net's "mirroring"): `run` also sees the image flipped
+// left-right ("h"; 2 passes) or flipped left-right, up-down and both ("hv"; 4 passes); each
+// probability map is flipped back and the maps are averaged. "none" returns `run` itself.
+// Throws Error for any other name.
+ProbabilityFn mirrored_probability_fn(ProbabilityFn run, const std::string& tta);
+const std::vector<std::string>& tta_names();  // "none", "h", "hv"
+
 // The LibTorch-free engine as the network: re-planned for the image's size (a no-op when it is
 // unchanged), normalised planar input, sigmoid of the logits. Keeps references to both.
 ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre);

@@ -37,7 +37,8 @@ Dataset load_dataset(const std::string& dir, const std::string& kind, const std:
 std::string format_seconds(double s) { return format_duration(s); }
 
 void print_report_summary(const EvalReport& r, const std::string& what) {
-  std::printf("%s: %d images\n", what.c_str(), r.n_images);
+  std::printf("%s: %d images%s\n", what.c_str(), r.n_images,
+              r.tta == "none" ? "" : (", test-time mirroring " + r.tta).c_str());
   std::printf("  Dice %.4f  IoU %.4f (mean over images)   Dice %.4f  IoU %.4f (all pixels)\n", r.dice, r.iou,
               r.dice_pixels, r.iou_pixels);
   if (std::isfinite(r.hc_mae_mm))

@@ -1,5 +1,5 @@
 // `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
-//  [--precision fp32|bf16|int8] [--winograd] [--quantized-engine E] [--reference-model FILE]`. FILE
+//  [--precision fp32|bf16|int8] [--winograd] [--tta none|h|hv] [--quantized-engine E] [--reference-model FILE]`. FILE
 // is a model file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's
 // training images) or an exported .lsr file (the LibTorch-free runtime, at --precision; fp32 can
 // take the Winograd kernels, to score exactly what `leanseg-infer --winograd` deploys).
@@ -25,7 +25,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
-  std::string quantized_engine = "auto";
+  std::string quantized_engine = "auto", tta = "none";
   int calibration_images = 16;
   bool json = false, per_image = false, winograd = false;
 };
@@ -91,7 +91,8 @@ Network open_network(const std::string& path, const std::string& precision, bool
 }
 
 void run_eval(const EvalArgs& a) {
-  const Network net = open_network(a.model, a.precision, a.winograd, a);
+  Network net = open_network(a.model, a.precision, a.winograd, a);
+  net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   const Preprocessing& pre = net.predictor.pre;
   const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
   require(data.channels == pre.channels,
@@ -101,6 +102,7 @@ void run_eval(const EvalArgs& a) {
   std::optional<Network> reference;
   if (!a.reference.empty()) reference = open_network(a.reference, "fp32", false, a);
   EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
+  rep.tta = a.tta;
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
   if (a.json) {
@@ -128,6 +130,9 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
   cmd->add_flag("--winograd", a->winograd, ".lsr at fp32: Winograd kernels for the large 3x3 convolutions (leanseg-infer --winograd)");
+  cmd->add_option("--tta", a->tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
+      ->check(CLI::IsMember(tta_names()))
+      ->capture_default_str();
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
   cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")

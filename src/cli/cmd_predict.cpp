@@ -1,4 +1,4 @@
-// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM]`: masks,
+// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM] [--tta none|h|hv]`: masks,
 // probability maps, overlays (contour on the image) and the head circumference in mm.
 #include <filesystem>
 #include <iostream>
@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct PredictArgs {
-  std::string model, out;
+  std::string model, out, tta = "none";
   std::vector<std::string> inputs;
   bool overlay = false;
   double pixel_size = 0;
@@ -28,6 +28,7 @@ struct PredictArgs {
 void run_predict(const PredictArgs& a) {
   const LoadedModel m = load_model(a.model);
   const auto& pre = m.preprocessing;
+  const ProbabilityFn run = mirrored_probability_fn(libtorch_probability_fn(m.model, pre), a.tta);
   fs::create_directories(a.out);
   nlohmann::json results = nlohmann::json::array();
   for (const auto& job : expand_image_inputs(a.inputs)) {
@@ -37,7 +38,7 @@ void run_predict(const PredictArgs& a) {
     std::vector<std::string> paths = job;
     if (paths.size() == 1 && pre.channels.size() > 1) paths.assign(pre.channels.size(), job[0]);
     const cv::Mat image = read_input_image(paths, pre.channels, pre.intensity, pre.max_value);
-    const cv::Mat prob = predict_probability(m.model, pre, image);
+    const cv::Mat prob = predict_probability_with(pre, m.model->size_divisor(), image, run);
     const cv::Mat mask = threshold_mask(prob, pre.threshold);
     const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
     cv::Mat prob8;
@@ -69,6 +70,9 @@ void add_predict(CLI::App& app) {
   cmd->add_option("inputs", a->inputs, "Images or folders (a.tif+b.tif for multi-channel models)")->required();
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_flag("--overlay", a->overlay, "Also write the contour drawn on the image");
+  cmd->add_option("--tta", a->tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
+      ->check(CLI::IsMember(tta_names()))
+      ->capture_default_str();
   cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
   cmd->callback([a] { run_predict(*a); });
 }

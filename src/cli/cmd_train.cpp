@@ -16,7 +16,7 @@ namespace {
 
 struct TrainArgs {
   std::string preset = "hc18-cpu", data, dataset = "auto", out, model, encoder_weights, pos_weight, channels;
-  bool resume = false, no_augment = false, no_progress = false, nchw = false;
+  bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
   // strategies (T4)
@@ -43,6 +43,7 @@ TrainOptions resolve(const TrainArgs& a) {
     if (!o.pos_weight_auto) o.loss.pos_weight = parse_positive(a.pos_weight, "--pos-weight");
   }
   if (a.no_augment) o.augment = false;
+  if (a.rot90) o.augment_options.rot90 = true;
   o.progress = !a.no_progress;
   o.resume = a.resume;
   o.channels_last = !a.nchw;
@@ -110,6 +111,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--max-minutes", a->max_minutes, "Stop after the epoch that crosses this time (0 = none)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", a->stop_after, "Stop after N epochs of this process (testing resume)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-augment", a->no_augment);
+  cmd->add_flag("--rot90", a->rot90,
+                "Augment with quarter turns too (with the flip: all 8 symmetries of the square); for images without "
+                "a canonical orientation, e.g. microscopy. Give it again with --resume");
   cmd->add_flag("--no-progress", a->no_progress);
   auto* strategies = "Training strategies";
   cmd->add_option("--qat", a->qat_bits, "Quantization-aware training at 8, 4 or 2 bits (straight-through estimator)")

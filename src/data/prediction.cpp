@@ -70,6 +70,31 @@ cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, con
   return prob(cv::Rect(0, 0, image01.cols, image01.rows)).clone();
 }
 
+const std::vector<std::string>& tta_names() {
+  static const std::vector<std::string> names = {"none", "h", "hv"};
+  return names;
+}
+
+ProbabilityFn mirrored_probability_fn(ProbabilityFn run, const std::string& tta) {
+  require(std::find(tta_names().begin(), tta_names().end(), tta) != tta_names().end(),
+          "test-time augmentation '" + tta + "': expected none, h (left-right mirror) or hv (both mirrors)");
+  if (tta == "none") return run;
+  // OpenCV's flip codes: 1 left-right, 0 up-down, -1 both.
+  std::vector<int> flips = {1};
+  if (tta == "hv") flips = {1, 0, -1};
+  return [run = std::move(run), flips](const cv::Mat& image01) {
+    cv::Mat sum = run(image01).clone();
+    for (int code : flips) {
+      cv::Mat flipped, prob, back;
+      cv::flip(image01, flipped, code);
+      prob = run(flipped);
+      cv::flip(prob, back, code);
+      sum += back;
+    }
+    return cv::Mat(sum / static_cast<double>(flips.size() + 1));
+  };
+}
+
 std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& pre) {
   require(image01.depth() == CV_32F, "image_to_planar: expected a float image");
   const int c = image01.channels();

@@ -103,7 +103,7 @@ nlohmann::json EvalReport::to_json(bool per_image) const {
                       {"hd_mm", num(hd_mm)}, {"latency_median_ms", num(latency_median_ms)},
                       {"latency_p90_ms", num(latency_p90_ms)}, {"params_total", params_total},
                       {"params_nonzero", params_nonzero}, {"flops", flops}, {"file_bytes", file_bytes},
-                      {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}};
+                      {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}, {"tta", tta}};
   if (per_image) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : images) {

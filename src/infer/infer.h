@@ -14,6 +14,7 @@ struct Options {
   std::string precision = "fp32";
   int threads = 0;                  // 0: every core
   bool winograd = false;            // fp32: Winograd kernels on large 3x3 convs
+  std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
   bool bench = false, json = false;
   int runs = 30, warmup = 3;

@@ -1,6 +1,6 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
-//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--overlay]
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--tta none|h|hv] [--overlay]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--winograd] [--threads N] [--runs N] [--warmup N] [--json]
 #include <dlfcn.h>
 
@@ -14,7 +14,7 @@
 namespace {
 
 struct Given {
-  CLI::Option *out, *runs, *warmup;
+  CLI::Option *out, *runs, *warmup, *tta;
 };
 
 Given add_options(CLI::App& app, leanseg::infer::Options& o) {
@@ -27,6 +27,9 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
   app.add_option("--threads", o.threads, "Threads (0: every core)")->check(CLI::Range(0, 1024))->capture_default_str();
   app.add_flag("--winograd", o.winograd,
                "fp32: Winograd kernels for 3x3 convs on maps >= 64x64 (faster; those weights take 4x the memory)");
+  g.tta = app.add_option("--tta", o.tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
+              ->check(CLI::IsMember({"none", "h", "hv"}))
+              ->capture_default_str();
   app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
@@ -38,7 +41,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
 // Options of the other mode are refused rather than silently ignored.
 void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
-    leanseg::require(!o.overlay && g.out->count() == 0, "--out and --overlay apply to segmentation, not --bench");
+    leanseg::require(!o.overlay && g.out->count() == 0 && g.tta->count() == 0,
+                     "--out, --overlay and --tta apply to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && g.runs->count() == 0 && g.warmup->count() == 0,
                      "--json, --runs and --warmup apply to --bench only");

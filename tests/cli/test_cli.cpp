@@ -95,6 +95,11 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   const auto rt = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   EXPECT_GE(rt["mask_agreement"].get<double>(), 0.999);
   EXPECT_NEAR(rt["dice"].get<double>(), j["dice"].get<double>(), 1e-3);
+  // Test-time mirroring is recorded in the report.
+  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --tta h --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out.substr(r.out.find('{')))["tta"], "h");
+  EXPECT_EQ(rt["tta"], "none");
   // --winograd scores what `leanseg-infer --winograd` deploys; only the runtime's fp32 has it.
   r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --winograd --json");
   ASSERT_EQ(r.code, 0) << r.out;

@@ -1,4 +1,5 @@
 #include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "leanseg/data.h"
 #include "leanseg/error.h"
@@ -38,6 +39,43 @@ TEST(Augment, FlipOnlyIsExact) {
   cv::flip(original_mask, flipped_mask, 1);
   EXPECT_EQ(cv::norm(image, flipped_image, cv::NORM_INF), 0);
   EXPECT_EQ(cv::norm(mask, flipped_mask, cv::NORM_INF), 0);
+}
+
+// Quarter turns alone on a square image are exact rotations, image and mask alike, and every
+// one of the four turns is drawn.
+TEST(Augment, QuarterTurnsAreExactAndAllFourOccur) {
+  cv::Mat scene, scene_mask;
+  square_scene(scene, scene_mask);
+  const cv::Rect square_part(0, 0, 96, 96);
+  AugmentOptions o;
+  o.flip_p = o.rotate_p = o.scale_p = o.translate_p = 0;
+  o.rot90 = true;
+  std::set<int> seen;
+  for (uint64_t seed = 0; seed < 24; ++seed) {
+    cv::Mat image = scene(square_part).clone(), mask = scene_mask(square_part).clone();
+    std::mt19937_64 rng(seed);
+    augment(image, mask, o, rng);
+    int turns = -1;
+    for (int k = 0; k < 4 && turns < 0; ++k) {
+      cv::Mat expected = scene(square_part).clone(), expected_mask = scene_mask(square_part).clone();
+      for (int i = 0; i < k; ++i) {
+        cv::rotate(expected, expected, cv::ROTATE_90_COUNTERCLOCKWISE);
+        cv::rotate(expected_mask, expected_mask, cv::ROTATE_90_COUNTERCLOCKWISE);
+      }
+      if (cv::norm(image, expected, cv::NORM_INF) == 0 && cv::norm(mask, expected_mask, cv::NORM_INF) == 0) turns = k;
+    }
+    ASSERT_GE(turns, 0) << "seed " << seed << ": not an exact quarter turn of image and mask";
+    seen.insert(turns);
+  }
+  EXPECT_EQ(seen.size(), 4u);
+  // Folded into the warp (non-square image, or with a rotation): the mask stays 0/1.
+  cv::Mat image, mask;
+  square_scene(image, mask);
+  AugmentOptions warp = everything_always();
+  warp.rot90 = true;
+  std::mt19937_64 rng(5);
+  augment(image, mask, warp, rng);
+  EXPECT_EQ(cv::countNonZero(mask == 0) + cv::countNonZero(mask == 1), static_cast<int>(mask.total()));
 }
 
 TEST(Augment, NothingChangesWhenAllProbabilitiesAreZero) {

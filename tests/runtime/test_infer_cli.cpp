@@ -195,6 +195,37 @@ TEST_P(InferMatchesPredict, ProbabilitiesAgreeWithLibTorch) {
   EXPECT_GE(cv::countNonZero(m_torch == m_infer), static_cast<int>(0.995 * m_torch.total()));
 }
 
+// Test-time mirroring (--tta hv: 4 passes, flipped back and averaged) means the same in both
+// commands, and changes the probabilities of a network that is not mirror-symmetric.
+TEST(InferCliMirroring, PredictAndInferMirrorAlike) {
+  test::TempDir dir;
+  const std::string image = write_test_image(dir, "disc.png");
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  pre.mode = "pad";
+  save_model(dir.file("m.safetensors"), test::random_model("unet-32"), pre);
+  auto r = test::run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"), 2);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_cli("predict --model " + dir.file("m.safetensors") + " " + image + " --out " + dir.file("torch") + " --tta hv", 2);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_infer(dir.file("m.lsr") + " " + image + " --out " + dir.file("infer") + " --tta hv");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_infer(dir.file("m.lsr") + " " + image + " --out " + dir.file("plain"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const cv::Mat torch = cv::imread(dir.file("torch/disc_prob.png"), cv::IMREAD_UNCHANGED);
+  const cv::Mat infer = cv::imread(dir.file("infer/disc_prob.png"), cv::IMREAD_UNCHANGED);
+  const cv::Mat plain = cv::imread(dir.file("plain/disc_prob.png"), cv::IMREAD_UNCHANGED);
+  ASSERT_EQ(torch.size(), infer.size());
+  EXPECT_LE(cv::norm(torch, infer, cv::NORM_INF), 1) << "mirrored probabilities differ by more than rounding";
+  EXPECT_GE(cv::norm(infer, plain, cv::NORM_INF), 2) << "--tta hv changed nothing";
+
+  r = run_infer(dir.file("m.lsr") + " --bench --tta hv");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("--tta apply to segmentation"), std::string::npos) << r.out;
+  r = run_infer(dir.file("m.lsr") + " " + image + " --out " + dir.file("x") + " --tta flip");
+  EXPECT_EQ(r.code, 1) << r.out;
+}
+
 INSTANTIATE_TEST_SUITE_P(InferCli, InferMatchesPredict, ::testing::Values("resize", "pad", "tile"),
                          [](const auto& info) { return info.param; });
 
