@@ -91,4 +91,10 @@ void apply_distill(const DistillArgs& a, TrainOptions& o) {
   o.distill_temperature = a.temperature;
 }
 
+void add_tta_option(CLI::App* cmd, std::string& tta) {
+  cmd->add_option("--tta", tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
+      ->check(CLI::IsMember(tta_names()))
+      ->capture_default_str();
+}
+
 }  // namespace leanseg::cli

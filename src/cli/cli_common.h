@@ -19,6 +19,9 @@ void print_report_summary(const EvalReport& r, const std::string& what);
 // Indices of the ids listed under `subset` ("train"/"val") in a split.json written by `leanseg train`.
 std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset);
 
+// --tta none|h|hv (test-time mirroring, prediction.h) for `eval` and `predict`.
+void add_tta_option(CLI::App* cmd, std::string& tta);
+
 // Knowledge distillation flags shared by `train` and `compress` (fine-tuning):
 // --distill TEACHER [--distill-alpha A] [--distill-temperature T].
 struct DistillArgs {

@@ -130,9 +130,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
   cmd->add_flag("--winograd", a->winograd, ".lsr at fp32: Winograd kernels for the large 3x3 convolutions (leanseg-infer --winograd)");
-  cmd->add_option("--tta", a->tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
-      ->check(CLI::IsMember(tta_names()))
-      ->capture_default_str();
+  add_tta_option(cmd, a->tta);
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
   cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")

@@ -70,9 +70,7 @@ void add_predict(CLI::App& app) {
   cmd->add_option("inputs", a->inputs, "Images or folders (a.tif+b.tif for multi-channel models)")->required();
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_flag("--overlay", a->overlay, "Also write the contour drawn on the image");
-  cmd->add_option("--tta", a->tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
-      ->check(CLI::IsMember(tta_names()))
-      ->capture_default_str();
+  add_tta_option(cmd, a->tta);
   cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
   cmd->callback([a] { run_predict(*a); });
 }
