@@ -13,7 +13,8 @@ namespace leanseg {
 
 struct ImageScore {
   std::string id;
-  double dice = 0, iou = 0, hd = 0;  // hd in mm when the pixel size is known, else pixels
+  double dice = 0, iou = 0;
+  double hd = 0, hd95 = 0, assd = 0;  // surface distances (metrics.h): mm when the pixel size is known, else pixels
   double hc_pred_mm = 0, hc_ref_mm = 0, hc_abs_err_mm = 0;
   bool has_hc = false;
   double latency_ms = 0;
@@ -23,7 +24,8 @@ struct EvalReport {
   int n_images = 0;
   double dice = 0, iou = 0;              // mean over images
   double dice_pixels = 0, iou_pixels = 0;  // over all pixels of the set
-  double hc_mae_mm = 0, hc_median_mm = 0, hd_mm = 0;  // NaN when not applicable
+  double hc_mae_mm = 0, hc_median_mm = 0;  // NaN when not applicable
+  double hd_mm = 0, hd95_mm = 0, assd_mm = 0;  // means over images with both masks non-empty; px without a pixel size
   double latency_median_ms = 0, latency_p90_ms = 0;
   double mask_agreement = std::nan("");  // fraction of pixels where the reference model's mask agrees
   int64_t params_total = 0, params_nonzero = 0;

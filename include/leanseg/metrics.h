@@ -17,9 +17,15 @@ Overlap overlap(const cv::Mat& pred, const cv::Mat& truth);
 double dice(const cv::Mat& pred, const cv::Mat& truth);
 double iou(const cv::Mat& pred, const cv::Mat& truth);
 
-// Symmetric Hausdorff distance in pixels between the boundaries (outer contours) of the two
-// masks. Returns NaN when either mask is empty.
-double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth);
+// Distances in pixels between the boundaries (outer contours) of two masks, MONAI's definitions:
+// Hausdorff = the larger of the two directed maxima; HD95 = the larger of the two directed 95th
+// percentiles (linear interpolation, as numpy); ASSD = the mean over the distances from every
+// boundary pixel of each mask to the other's boundary. NaN when either mask is empty.
+struct SurfaceDistances {
+  double hausdorff = 0, hausdorff95 = 0, mean = 0;
+};
+SurfaceDistances surface_distances_px(const cv::Mat& pred, const cv::Mat& truth);
+double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth);  // surface_distances_px(...).hausdorff
 
 // Perimeter of an ellipse with semi-axes a, b (Ramanujan's second approximation; relative
 // error < 1e-9 for the eccentricities of fetal heads).

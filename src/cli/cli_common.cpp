@@ -43,7 +43,11 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
               r.dice_pixels, r.iou_pixels);
   if (std::isfinite(r.hc_mae_mm))
     std::printf("  HC abs. error: mean %.2f mm, median %.2f mm\n", r.hc_mae_mm, r.hc_median_mm);
-  if (std::isfinite(r.hd_mm)) std::printf("  Hausdorff distance (mean): %.2f %s\n", r.hd_mm, std::isfinite(r.hc_mae_mm) ? "mm" : "px");
+  if (std::isfinite(r.hd_mm)) {
+    const char* unit = std::isfinite(r.hc_mae_mm) ? "mm" : "px";
+    std::printf("  boundary distances (means over images): Hausdorff %.2f %s, HD95 %.2f %s, ASSD %.2f %s\n", r.hd_mm,
+                unit, r.hd95_mm, unit, r.assd_mm, unit);
+  }
   char gflops[32] = "n/a";
   if (std::isfinite(r.flops)) std::snprintf(gflops, sizeof gflops, "%.3f", r.flops / 1e9);
   std::printf("  params %lld (non-zero %lld), %s GFLOPs, file %.2f MB, peak RSS %.0f MB\n",

@@ -37,7 +37,8 @@ ImageScore score_image(const Predictor& p, const Sample& s, Overlap& total, cons
   r.dice = ov.dice();
   r.iou = ov.iou();
   const double scale = s.pixel_size_mm > 0 ? s.pixel_size_mm : 1.0;
-  r.hd = hausdorff_px(pred, s.mask) * scale;
+  const SurfaceDistances d = surface_distances_px(pred, s.mask);
+  r.hd = d.hausdorff * scale, r.hd95 = d.hausdorff95 * scale, r.assd = d.mean * scale;
   if (s.pixel_size_mm > 0 && s.hc_mm > 0) {
     r.has_hc = true;
     r.hc_ref_mm = s.hc_mm;
@@ -75,19 +76,19 @@ EvalReport evaluate_predictor(const Predictor& p, const Dataset& data, const std
   EvalReport rep;
   Overlap total;
   int64_t agreeing = 0, pixels = 0;
-  std::vector<double> dices, ious, hds, hc_errs, lat;
+  std::vector<double> dices, ious, hds, hd95s, assds, hc_errs, lat;
   for (size_t i : idx) {
     ImageScore r = score_image(p, data.samples[i], total, reference, agreeing);
     pixels += static_cast<int64_t>(data.samples[i].image.total());
     dices.push_back(r.dice), ious.push_back(r.iou), lat.push_back(r.latency_ms);
-    if (std::isfinite(r.hd)) hds.push_back(r.hd);
+    if (std::isfinite(r.hd)) hds.push_back(r.hd), hd95s.push_back(r.hd95), assds.push_back(r.assd);
     if (r.has_hc) hc_errs.push_back(r.hc_abs_err_mm);
     rep.images.push_back(r);
   }
   rep.n_images = static_cast<int>(idx.size());
   rep.dice = mean(dices), rep.iou = mean(ious);
   rep.dice_pixels = total.dice(), rep.iou_pixels = total.iou();
-  rep.hd_mm = mean(hds);
+  rep.hd_mm = mean(hds), rep.hd95_mm = mean(hd95s), rep.assd_mm = mean(assds);
   rep.hc_mae_mm = mean(hc_errs), rep.hc_median_mm = percentile(hc_errs, 0.5);
   rep.latency_median_ms = percentile(lat, 0.5), rep.latency_p90_ms = percentile(lat, 0.9);
   if (reference && pixels > 0) rep.mask_agreement = static_cast<double>(agreeing) / pixels;
@@ -100,14 +101,15 @@ nlohmann::json EvalReport::to_json(bool per_image) const {
   nlohmann::json j = {{"n_images", n_images}, {"dice", num(dice)}, {"iou", num(iou)},
                       {"dice_pixels", num(dice_pixels)}, {"iou_pixels", num(iou_pixels)},
                       {"hc_mae_mm", num(hc_mae_mm)}, {"hc_median_abs_err_mm", num(hc_median_mm)},
-                      {"hd_mm", num(hd_mm)}, {"latency_median_ms", num(latency_median_ms)},
+                      {"hd_mm", num(hd_mm)}, {"hd95_mm", num(hd95_mm)}, {"assd_mm", num(assd_mm)}, {"latency_median_ms", num(latency_median_ms)},
                       {"latency_p90_ms", num(latency_p90_ms)}, {"params_total", params_total},
                       {"params_nonzero", params_nonzero}, {"flops", flops}, {"file_bytes", file_bytes},
                       {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}, {"tta", tta}};
   if (per_image) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : images) {
-      nlohmann::json e = {{"id", r.id}, {"dice", r.dice}, {"iou", r.iou}, {"hd", num(r.hd)}, {"latency_ms", r.latency_ms}};
+      nlohmann::json e = {{"id", r.id}, {"dice", r.dice}, {"iou", r.iou}, {"hd", num(r.hd)}, {"hd95", num(r.hd95)}, {"assd", num(r.assd)},
+                          {"latency_ms", r.latency_ms}};
       if (r.has_hc) e.update({{"hc_pred_mm", r.hc_pred_mm}, {"hc_ref_mm", r.hc_ref_mm}, {"hc_abs_err_mm", r.hc_abs_err_mm}});
       arr.push_back(e);
     }

@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/error.h"
+#include "leanseg/stats.h"
 
 namespace leanseg {
 
@@ -39,14 +40,19 @@ cv::Mat outer_boundary(const cv::Mat& mask) {
   return boundary;
 }
 
-// max over the `from` boundary pixels of the Euclidean distance to the nearest `to` pixel.
-double directed_hausdorff(const cv::Mat& from, const cv::Mat& to) {
+// For every `from` boundary pixel, the Euclidean distance to the nearest `to` boundary pixel.
+std::vector<double> directed_distances(const cv::Mat& from, const cv::Mat& to) {
   cv::Mat distance_to_boundary;
   // distanceTransform measures the distance to the nearest zero pixel, so the boundary is zeroed.
   cv::distanceTransform(to == 0, distance_to_boundary, cv::DIST_L2, cv::DIST_MASK_PRECISE, CV_32F);
-  double farthest = 0;
-  cv::minMaxLoc(distance_to_boundary, nullptr, &farthest, nullptr, nullptr, from);
-  return farthest;
+  std::vector<double> d;
+  for (int y = 0; y < from.rows; ++y) {
+    const uchar* f = from.ptr<uchar>(y);
+    const float* dist = distance_to_boundary.ptr<float>(y);
+    for (int x = 0; x < from.cols; ++x)
+      if (f[x]) d.push_back(dist[x]);
+  }
+  return d;
 }
 
 // Pixels of the largest 8-connected component of `mask` (255), or an empty Mat if there is none.
@@ -124,12 +130,24 @@ Overlap overlap(const cv::Mat& pred, const cv::Mat& truth) {
 double dice(const cv::Mat& pred, const cv::Mat& truth) { return overlap(pred, truth).dice(); }
 double iou(const cv::Mat& pred, const cv::Mat& truth) { return overlap(pred, truth).iou(); }
 
-double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth) {
-  require_same_size(pred, truth, "hausdorff_px");
-  if (cv::countNonZero(pred) == 0 || cv::countNonZero(truth) == 0) return std::numeric_limits<double>::quiet_NaN();
+SurfaceDistances surface_distances_px(const cv::Mat& pred, const cv::Mat& truth) {
+  require_same_size(pred, truth, "surface distances");
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (cv::countNonZero(pred) == 0 || cv::countNonZero(truth) == 0) return {nan, nan, nan};
   const cv::Mat pred_boundary = outer_boundary(pred), truth_boundary = outer_boundary(truth);
-  return std::max(directed_hausdorff(pred_boundary, truth_boundary), directed_hausdorff(truth_boundary, pred_boundary));
+  const std::vector<double> a = directed_distances(pred_boundary, truth_boundary);
+  const std::vector<double> b = directed_distances(truth_boundary, pred_boundary);
+  SurfaceDistances s;
+  s.hausdorff = std::max(*std::max_element(a.begin(), a.end()), *std::max_element(b.begin(), b.end()));
+  s.hausdorff95 = std::max(percentile(a, 0.95), percentile(b, 0.95));
+  double sum = 0;
+  for (double d : a) sum += d;
+  for (double d : b) sum += d;
+  s.mean = sum / static_cast<double>(a.size() + b.size());
+  return s;
 }
+
+double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth) { return surface_distances_px(pred, truth).hausdorff; }
 
 double ellipse_perimeter(double a, double b) {
   require(a >= 0 && b >= 0 && std::isfinite(a) && std::isfinite(b),

@@ -70,7 +70,7 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
-  for (const char* k : {"dice", "iou", "hc_mae_mm", "hd_mm", "n_images", "latency_median_ms", "peak_rss_bytes", "file_bytes"})
+  for (const char* k : {"dice", "iou", "hc_mae_mm", "hd_mm", "hd95_mm", "assd_mm", "n_images", "latency_median_ms", "peak_rss_bytes", "file_bytes"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["n_images"], 3);
   EXPECT_TRUE(j["hc_mae_mm"].is_null());  // no pixel size in a plain folder

@@ -1,5 +1,6 @@
 // Segmentation metrics on hand-made masks with known answers, plus the real HC18 annotations
 // that are cut off by the image border.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <vector>
@@ -101,6 +102,61 @@ TEST(MetricHausdorff, NanWhenEitherIsEmpty) {
   EXPECT_TRUE(std::isnan(hausdorff_px(blank(), square(0, 0, 5))));
   EXPECT_TRUE(std::isnan(hausdorff_px(square(0, 0, 5), blank())));
   EXPECT_ERROR_CONTAINS(hausdorff_px(blank(10, 10), blank(10, 11)), "10x11");
+}
+
+// Perimeter pixels of a filled axis-aligned square (its outer boundary).
+std::vector<cv::Point> perimeter(int x, int y, int side) {
+  std::vector<cv::Point> p;
+  for (int i = 0; i < side; ++i)
+    for (int j = 0; j < side; ++j)
+      if (i == 0 || j == 0 || i == side - 1 || j == side - 1) p.emplace_back(x + i, y + j);
+  return p;
+}
+
+// Brute force: every point of `from` to its nearest point of `to`.
+std::vector<double> nearest(const std::vector<cv::Point>& from, const std::vector<cv::Point>& to) {
+  std::vector<double> d;
+  for (const auto& f : from) {
+    double best = 1e300;
+    for (const auto& t : to) best = std::min(best, std::hypot(f.x - t.x, f.y - t.y));
+    d.push_back(best);
+  }
+  return d;
+}
+
+double numpy_percentile(std::vector<double> v, double q) {  // np.percentile's default (linear)
+  std::sort(v.begin(), v.end());
+  const double pos = q * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+TEST(MetricSurfaceDistances, MatchBruteForceOnNestedAndOverlappingSquares) {
+  struct Case { int x1, y1, s1, x2, y2, s2; };
+  for (const Case c : {Case{20, 20, 60, 40, 40, 20}, Case{10, 12, 30, 25, 20, 41}, Case{5, 5, 50, 5, 5, 50}}) {
+    const auto a = perimeter(c.x1, c.y1, c.s1), b = perimeter(c.x2, c.y2, c.s2);
+    const auto ab = nearest(a, b), ba = nearest(b, a);
+    double sum = 0;
+    for (double d : ab) sum += d;
+    for (double d : ba) sum += d;
+    const SurfaceDistances s = surface_distances_px(square(c.x1, c.y1, c.s1, 100, 100), square(c.x2, c.y2, c.s2, 100, 100));
+    EXPECT_NEAR(s.hausdorff, std::max(*std::max_element(ab.begin(), ab.end()), *std::max_element(ba.begin(), ba.end())), 1e-3);
+    EXPECT_NEAR(s.hausdorff95, std::max(numpy_percentile(ab, 0.95), numpy_percentile(ba, 0.95)), 1e-3);
+    EXPECT_NEAR(s.mean, sum / (ab.size() + ba.size()), 1e-3);
+  }
+  // Hand-checked: every pixel of the small square's boundary is 20 px from the big one's; from
+  // the big boundary 20 px along the middles of its sides, up to sqrt(800) at its corners. HD95
+  // lies between, well below the Hausdorff distance: a few far corner pixels do not dominate it.
+  const SurfaceDistances nested = surface_distances_px(square(20, 20, 60, 100, 100), square(40, 40, 20, 100, 100));
+  EXPECT_NEAR(nested.hausdorff, std::sqrt(800.0), 1e-3);
+  EXPECT_GT(nested.hausdorff95, 20.0);
+  EXPECT_LT(nested.hausdorff95, nested.hausdorff - 1.0);
+  EXPECT_GT(nested.mean, 20.0);
+  const SurfaceDistances same = surface_distances_px(square(5, 5, 50), square(5, 5, 50));
+  EXPECT_EQ(same.hausdorff, 0.0);
+  EXPECT_EQ(same.hausdorff95, 0.0);
+  EXPECT_EQ(same.mean, 0.0);
+  EXPECT_TRUE(std::isnan(surface_distances_px(blank(), square(0, 0, 5)).hausdorff95));
 }
 
 TEST(EllipsePerimeter, CircleIsExact) {
