@@ -48,7 +48,7 @@ class Engine {
 
   const RuntimeModel& model() const;
   const EngineOptions& options() const;
-  size_t arena_bytes() const;   // activation memory planned for the current size
+  size_t arena_bytes() const;   // activations and oneDNN scratchpads, planned for the current size
   size_t weight_bytes() const;  // packed weights held by the engine
   // 2 × multiply-adds of the convolutions (incl. transposed) at the current input size, in
   // `leanseg info`'s convention; the small host ops (linear attention's matmuls, GroupNorm) are

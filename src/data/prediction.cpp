@@ -85,10 +85,9 @@ ProbabilityFn mirrored_probability_fn(ProbabilityFn run, const std::string& tta)
   return [run = std::move(run), flips](const cv::Mat& image01) {
     cv::Mat sum = run(image01).clone();
     for (int code : flips) {
-      cv::Mat flipped, prob, back;
+      cv::Mat flipped, back;
       cv::flip(image01, flipped, code);
-      prob = run(flipped);
-      cv::flip(prob, back, code);
+      cv::flip(run(flipped), back, code);
       sum += back;
     }
     return cv::Mat(sum / static_cast<double>(flips.size() + 1));

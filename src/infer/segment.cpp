@@ -56,7 +56,8 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
                         const std::vector<std::string>& job, const Options& o) {
   const cv::Mat image = read_input_image(job_paths(job, pre), pre.channels, pre.intensity, pre.max_value);
   const auto start = Clock::now();
-  const cv::Mat prob = predict_probability_with(pre, divisor, image, mirrored_probability_fn(engine_probability_fn(engine, pre), o.tta));
+  const ProbabilityFn network = mirrored_probability_fn(engine_probability_fn(engine, pre), o.tta);
+  const cv::Mat prob = predict_probability_with(pre, divisor, image, network);
   const cv::Mat mask = threshold_mask(prob, pre.threshold);
   ImageResult r;
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();

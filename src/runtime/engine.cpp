@@ -488,18 +488,15 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const std::vector<float> weight_scales = int8 ? per_channel_weight_scales(*w, transposed, groups) : std::vector<float>();
   const int out = add_value(out_name, od, false);
   values[out].nonnegative = nonnegative_out;
-  values[out].md = memory::desc(od, o.type, tag::nhwc);
   values[out].qscale = o.scale;
-  // Winograd kernels read and write oneDNN's blocked layout (nChw16c).
+  // Winograd kernels read and write oneDNN's blocked layout (nChw16c). A Winograd conv's output
+  // stays blocked: convs and pools read it as it is, other readers through one NHWC copy
+  // (nhwc_input).
   std::vector<int64_t> part_channels;
   for (int p : parts) part_channels.push_back(values[p].dims[1]);
   const bool winograd = winograd_applies(n, *w, part_channels, od) && sum_other < 0;
-  // A Winograd conv's output stays blocked: convs and pools read it as it is, other readers
-  // through one NHWC copy (nhwc_input).
-  if (winograd) {
-    o.layout = tag::nChw16c;
-    values[out].md = memory::desc(od, dt::f32, tag::nChw16c);
-  }
+  if (winograd) o.layout = tag::nChw16c;
+  values[out].md = memory::desc(od, o.type, o.layout);
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or part 0
   int64_t channel_offset = 0;
   for (size_t p = 0; p < parts.size(); ++p) {
@@ -1030,7 +1027,6 @@ void Engine::Impl::plan(int h, int w) {
 
 // Arena offsets for every arena value and scratchpad, then the memory objects and argument maps.
 void Engine::Impl::bind() {
-  std::vector<int> roots;
   std::map<int, size_t> request_of;
   std::vector<ArenaRequest> requests;
   for (size_t v = 0; v < values.size(); ++v) {
