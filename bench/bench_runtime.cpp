@@ -92,12 +92,13 @@ void print_agreement(const std::string& what, const torch::Tensor& ours, const t
 std::vector<Variant> engine_variants(const Args& a, const std::string& name, const SegmentationModelImpl& model,
                                      const torch::Tensor& x, const torch::Tensor& reference, std::vector<Row>& na) {
   std::vector<Variant> out;
-  const std::pair<runtime::Precision, bool> kinds[] = {{runtime::Precision::F32, false},
-                                                        {runtime::Precision::F32, true},
-                                                        {runtime::Precision::BF16, false},
-                                                        {runtime::Precision::I8, false}};
+  // fp32 as deployed (Winograd on the large 3x3 convs) and with oneDNN's direct convs only.
+  const std::pair<runtime::Precision, bool> kinds[] = {{runtime::Precision::F32, true},
+                                                        {runtime::Precision::F32, false},
+                                                        {runtime::Precision::BF16, true},
+                                                        {runtime::Precision::I8, true}};
   for (const auto& [p, winograd] : kinds) {
-    const std::string variant = std::string("runtime-") + runtime::precision_name(p) + (winograd ? "-wino" : "");
+    const std::string variant = std::string("runtime-") + runtime::precision_name(p) + (winograd ? "" : "-direct");
     try {
       RuntimeModel rt = export_model(model, a.size);
       if (p == runtime::Precision::I8) calibrate_on_noise(rt, a.calibration_images);

@@ -26,7 +26,8 @@ typedef struct ls_engine ls_engine;
 ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len);
 
 /* Option bits for ls_engine_load_flags. */
-#define LS_ENGINE_WINOGRAD 1u /* fp32: Winograd kernels for 3x3 convs on large maps (faster, more memory) */
+#define LS_ENGINE_WINOGRAD 1u     /* fp32: Winograd kernel for 3x3 convs on large maps (the default) */
+#define LS_ENGINE_DIRECT_CONVS 2u /* fp32: oneDNN's direct convolutions everywhere (no Winograd) */
 
 /* As ls_engine_load, with option bits (LS_ENGINE_*; unknown bits are an error). */
 ls_engine* ls_engine_load_flags(const char* path, const char* precision, int threads, unsigned flags, char* err,

@@ -1,8 +1,8 @@
 // `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
-//  [--precision fp32|bf16|int8] [--winograd] [--tta none|h|hv] [--quantized-engine E] [--reference-model FILE]`. FILE
+//  [--precision fp32|bf16|int8] [--no-winograd] [--tta none|h|hv] [--quantized-engine E] [--reference-model FILE]`. FILE
 // is a model file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's
-// training images) or an exported .lsr file (the LibTorch-free runtime, at --precision; fp32 can
-// take the Winograd kernels, to score exactly what `leanseg-infer --winograd` deploys).
+// training images) or an exported .lsr file (the LibTorch-free runtime, at --precision; at fp32
+// with its Winograd kernel unless --no-winograd, as `leanseg-infer` deploys it).
 #include <filesystem>
 #include <cmath>
 #include <fstream>
@@ -27,7 +27,8 @@ struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
   std::string quantized_engine = "auto", tta = "none";
   int calibration_images = 16;
-  bool json = false, per_image = false, winograd = false;
+  bool json = false, per_image = false, winograd = true;
+  bool winograd_given = false;  // --winograd or --no-winograd on the command line
 };
 
 bool is_runtime_file(const std::string& path) { return std::filesystem::path(path).extension() == ".lsr"; }
@@ -57,9 +58,9 @@ Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
 
 Network open_network(const std::string& path, const std::string& precision, bool winograd, const EvalArgs& a) {
   Network n;
-  require(!winograd || (is_runtime_file(path) && precision == "fp32"),
-          "--winograd selects the runtime's fp32 Winograd kernels: it needs an exported .lsr model and --precision "
-          "fp32 (got '" + path + "', " + precision + ")");
+  require(!a.winograd_given || (is_runtime_file(path) && precision == "fp32"),
+          "--winograd/--no-winograd select the runtime's fp32 convolution kernels: they need an exported .lsr model "
+          "and --precision fp32 (got '" + path + "', " + precision + ")");
   if (!is_runtime_file(path)) {
     require(precision == "fp32" || precision == "int8",
             "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
@@ -129,7 +130,9 @@ void add_eval(CLI::App& app) {
                   "fp32, bf16 or int8 (.lsr: the runtime; model file: fp32, or int8 on LibTorch's quantized kernels)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
-  cmd->add_flag("--winograd", a->winograd, ".lsr at fp32: Winograd kernels for the large 3x3 convolutions (leanseg-infer --winograd)");
+  auto* winograd = cmd->add_flag("--winograd,!--no-winograd", a->winograd,
+                                 ".lsr at fp32: the Winograd kernel for the large 3x3 convolutions (default, as "
+                                 "leanseg-infer); --no-winograd: direct convolutions only");
   add_tta_option(cmd, a->tta);
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
@@ -140,7 +143,10 @@ void add_eval(CLI::App& app) {
                   "Also report the share of pixels whose mask agrees with this model's (file or .lsr, fp32)");
   cmd->add_flag("--json", a->json, "JSON output (keys dice, iou, hc_mae_mm, hd_mm, n_images, ...)");
   cmd->add_flag("--per-image", a->per_image, "Include per-image scores in the JSON");
-  cmd->callback([a] { run_eval(*a); });
+  cmd->callback([a, winograd] {
+    a->winograd_given = winograd->count() > 0;
+    run_eval(*a);
+  });
 }
 
 }  // namespace leanseg::cli

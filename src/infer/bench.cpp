@@ -57,6 +57,7 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
           {"precision", runtime::precision_name(e.options().precision)},
           {"threads", effective_threads(o.threads)},
           {"winograd", e.options().winograd},
+          {"winograd_layers", e.winograd_layers()},
           {"channels", e.input_channels()},
           {"height", e.input_height()},
           {"width", e.input_width()},
@@ -74,9 +75,9 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
 }
 
 void print_text(const Options& o, const runtime::Engine& e, const BenchResult& r) {
+  const std::string winograd = e.winograd_layers() ? " (Winograd on " + std::to_string(e.winograd_layers()) + " convs)" : "";
   std::printf("%s: %s%s, %d threads, input %dx%dx%d, %d runs after %d warm-up\n", o.model.c_str(),
-              runtime::precision_name(e.options().precision), e.options().winograd ? " (Winograd)" : "",
-              effective_threads(o.threads), e.input_channels(),
+              runtime::precision_name(e.options().precision), winograd.c_str(), effective_threads(o.threads), e.input_channels(),
               e.input_height(), e.input_width(), o.runs, o.warmup);
   std::printf("  latency     median %.2f ms, p90 %.2f ms, min %.2f ms, max %.2f ms\n", r.median_ms, r.p90_ms,
               r.min_ms, r.max_ms);

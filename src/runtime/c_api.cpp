@@ -81,12 +81,13 @@ ls_engine* ls_engine_load_flags(const char* path, const char* precision, int thr
   guarded(err, err_len, [&] {
     leanseg::require(path != nullptr, "ls_engine_load: path is NULL");
     leanseg::require(threads >= 0, "ls_engine_load: threads must be >= 0 (0: every core), got " + std::to_string(threads));
-    leanseg::require((flags & ~LS_ENGINE_WINOGRAD) == 0u,
-                     "ls_engine_load_flags: unknown option bits " + std::to_string(flags & ~LS_ENGINE_WINOGRAD));
+    const unsigned known = LS_ENGINE_WINOGRAD | LS_ENGINE_DIRECT_CONVS;
+    leanseg::require((flags & ~known) == 0u, "ls_engine_load_flags: unknown option bits " + std::to_string(flags & ~known));
+    leanseg::require((flags & known) != known, "ls_engine_load_flags: LS_ENGINE_WINOGRAD and LS_ENGINE_DIRECT_CONVS exclude each other");
     leanseg::runtime::EngineOptions options;
     options.precision = leanseg::runtime::precision_from_name(precision ? precision : "fp32");
     options.threads = threads;
-    options.winograd = (flags & LS_ENGINE_WINOGRAD) != 0u;
+    options.winograd = (flags & LS_ENGINE_DIRECT_CONVS) == 0u;
     try {
       result = new ls_engine{Engine::load(path, options)};
     } catch (const Error& e) {

@@ -5,8 +5,10 @@
 //   2. create one oneDNN primitive per step, activations in NHWC (channels-last: every oneDNN
 //      primitive runs it natively, so no layout reorders are needed between layers), weights
 //      reordered once into the layout each convolution asks for;
-//   3. give every activation and every step's oneDNN scratchpad a fixed offset in one arena
-//      (arena.h), planned from when each is alive.
+//   3. give every activation and every step's scratchpad a fixed offset in one arena (arena.h),
+//      planned from when each is alive.
+// fp32 dense 3x3 convolutions on large maps run on the engine's own Winograd kernel
+// (winograd.h) instead of a oneDNN primitive when EngineOptions::winograd is set.
 // The few ops at the bottleneck that are not image-shaped (attention's reshapes, softmax and
 // matmuls; GroupNorm on pooled features) run on small host tensors with the reference code.
 #include <omp.h>
@@ -26,6 +28,7 @@
 #include "leanseg/runtime.h"
 #include "leanseg/safetensors.h"
 #include "reference.h"
+#include "winograd.h"
 
 namespace leanseg::runtime {
 
@@ -68,7 +71,7 @@ struct Value {
 };
 
 struct Step {
-  enum class Kind { Primitive, Host, Upsample } kind = Kind::Primitive;
+  enum class Kind { Primitive, Host, Upsample, Winograd } kind = Kind::Primitive;
   std::string name;  // node name (error messages, profiling)
   dnnl::primitive primitive;
   std::vector<std::pair<int, int>> value_args;     // DNNL_ARG_* → value index
@@ -76,8 +79,16 @@ struct Step {
   std::unordered_map<int, memory> fixed_args;      // weights, bias, constants
   memory::desc scratchpad;
   std::unordered_map<int, memory> args;            // bound after planning
-  // Upsample steps (kernels.h): taps [4][C] and bias [C]
-  std::vector<float> taps, bias;
+  // Upsample steps (kernels.h): taps [4][C] and bias [C]; Winograd steps (winograd.h): weights
+  // [Cin][3][3][Cout] and bias [Cout]
+  std::vector<float> weights, bias;
+  // Winograd steps: the shape, the input values (read through DepthToSpace when flagged), and the
+  // scratch planned in the arena
+  WinogradShape winograd;
+  std::vector<std::pair<int, bool>> winograd_inputs;
+  std::vector<WinogradSource> winograd_sources;  // bound after planning
+  size_t scratch_bytes = 0;
+  float* scratch = nullptr;
   // Host steps
   const GraphNode* node = nullptr;
   std::vector<int> inputs;  // value indices (host tensors)
@@ -145,6 +156,9 @@ struct Engine::Impl {
   std::vector<Value> values;
   std::map<std::string, int> value_of;  // graph value → index in `values`
   std::map<std::string, std::vector<std::string>> split_concats;  // concat read in parts by its conv
+  // DepthToSpace outputs never built: the Winograd conv reading them (through a concat) reads
+  // their input, the low-resolution map, through the permutation itself
+  std::map<std::string, int> deferred_depth_to_space;
   std::vector<Step> steps;
   std::vector<unsigned char, std::allocator<unsigned char>> arena;
   size_t weights = 0;
@@ -166,11 +180,6 @@ struct Engine::Impl {
  private:
   int add_value(const std::string& name, memory::dims dims, bool host);
   memory::desc act_md(const memory::dims& dims) const { return memory::desc(dims, act_dt, tag::nhwc); }
-  // `dims` in the layout of `like` (blocked nChw16c or NHWC), activation type.
-  memory::desc layout_like(const memory::desc& like, const memory::dims& dims) const {
-    const bool blocked = like == memory::desc(like.dims(), like.data_type(), tag::nChw16c);
-    return memory::desc(dims, act_dt, blocked ? tag::nChw16c : tag::nhwc);
-  }
   memory constant_memory(const GraphTensor& t, memory::dims dims, memory::format_tag format);
   // An initializer of the file that only `readers_needed` nodes read (null otherwise): safe to drop.
   GraphTensor* droppable(const std::string& name, int readers_needed);
@@ -182,9 +191,6 @@ struct Engine::Impl {
   void simplify();
   void fetch(GraphTensor& t);  // reads a dropped tensor back from `source`
   int arena_input(const std::string& name);  // value index of an arena value (importing host values)
-  // As arena_input, in NHWC: the ops other than convolutions and pools take only that layout
-  // (a value a Winograd conv left blocked is converted once, the copy shared by its readers).
-  int nhwc_input(const std::string& name) { return relaid(arena_input(name), memory::format_tag::nhwc); }
   int quantized_input(int value, float* scale);  // u8/s8 copy of an arena value (int8 mode)
   // True when every reader of `value` is a Conv/ConvTranspose reading it as its input.
   bool only_convs_read(const std::string& value) const {
@@ -217,13 +223,13 @@ struct Engine::Impl {
     memory::dims dims;
     dt type;
     float scale;  // int8 outputs: x ≈ q / scale
-    memory::format_tag layout = memory::format_tag::nhwc;  // nChw16c: a Winograd conv
   };
   bool winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                         const memory::dims& out_dims) const;
-  int relaid(int value, memory::format_tag layout);  // a copy of `value` in another layout
   bool read_by_winograd_concat(const std::string& value, const memory::dims& dims) const;
   const GraphNode* sole_reader_node(const std::string& value) const;
+  Step winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
+                     const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od, const Followers& f);
   Step conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x, int64_t channel_offset,
                  const ConvOutput& o, const dnnl::post_ops& post, const std::vector<float>& weight_scales);
   void accumulate_into(int out, int addend, const std::string& node);
@@ -443,14 +449,25 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   if (own && own->f32.empty()) fetch(*own);
   GraphTensor* derived = droppable_rewritten(w->name);
   const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants[n.inputs[2]] : nullptr;
-  std::vector<int> parts;  // arena values whose channels, in order, make the conv's input
+  // The arena values whose channels, in order, make the conv's input; flagged: a deferred
+  // DepthToSpace's input (Winograd convs only).
+  std::vector<std::pair<int, bool>> parts;
+  auto add_part = [&](const std::string& name) {
+    auto deferred = deferred_depth_to_space.find(name);
+    if (deferred != deferred_depth_to_space.end()) parts.push_back({deferred->second, true});
+    else parts.push_back({arena_input(name), false});
+  };
   auto split = split_concats.find(n.inputs[0]);
   if (split != split_concats.end())
-    for (const auto& in : split->second) parts.push_back(arena_input(in));
+    for (const auto& in : split->second) add_part(in);
   else
-    parts.push_back(arena_input(n.inputs[0]));
-  memory::dims xd = values[parts[0]].dims;
-  for (size_t p = 1; p < parts.size(); ++p) xd[1] += values[parts[p]].dims[1];
+    add_part(n.inputs[0]);
+  auto part_dims = [&](const std::pair<int, bool>& part) {
+    memory::dims d = values[part.first].dims;
+    return part.second ? memory::dims{d[0], d[1] / 4, 2 * d[2], 2 * d[3]} : d;
+  };
+  memory::dims xd = part_dims(parts[0]);
+  for (size_t p = 1; p < parts.size(); ++p) xd[1] += part_dims(parts[p])[1];
   const int64_t groups = int_attr(n, "group", 1);
   const auto k = ints_attr(n, "kernel_shape", {w->shape[2], w->shape[3]});
   const auto st = ints_attr(n, "strides", {1, 1});
@@ -489,28 +506,30 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const int out = add_value(out_name, od, false);
   values[out].nonnegative = nonnegative_out;
   values[out].qscale = o.scale;
-  // Winograd kernels read and write oneDNN's blocked layout (nChw16c). A Winograd conv's output
-  // stays blocked: convs and pools read it as it is, other readers through one NHWC copy
-  // (nhwc_input).
+  values[out].md = memory::desc(od, o.type, tag::nhwc);
+  const int first_write = static_cast<int>(steps.size());  // the addend's copy or the conv
   std::vector<int64_t> part_channels;
-  for (int p : parts) part_channels.push_back(values[p].dims[1]);
-  const bool winograd = winograd_applies(n, *w, part_channels, od) && sum_other < 0;
-  if (winograd) o.layout = tag::nChw16c;
-  values[out].md = memory::desc(od, o.type, o.layout);
-  const int first_write = static_cast<int>(steps.size());  // the addend's copy or part 0
-  int64_t channel_offset = 0;
-  for (size_t p = 0; p < parts.size(); ++p) {
-    // Part 0 adds the fused residual (if any); later parts add to what earlier ones wrote.
-    dnnl::post_ops post;
-    if (p > 0 || sum_other >= 0) post.append_sum(1.f);
-    if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
-    if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    const int x = relaid(parts[p], winograd ? tag::nChw16c : tag::nhwc);
-    Step s = conv_step(n, *w, p == 0 ? b : nullptr, x, channel_offset, o, post, weight_scales);
-    channel_offset += values[parts[p]].dims[1];
-    s.value_args.push_back({DNNL_ARG_DST, out});
+  for (const auto& part : parts) part_channels.push_back(part_dims(part)[1]);
+  if (winograd_applies(n, *w, part_channels, od)) {  // one step over every part
+    if (sum_other >= 0) accumulate_into(out, sum_other, n.name);
+    Step s = winograd_step(n, *w, b, parts, od, f);
+    s.output = out;
     produce(std::move(s), out);
     values[out].first = first_write;
+  } else {
+    int64_t channel_offset = 0;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      // Part 0 adds the fused residual (if any); later parts add to what earlier ones wrote.
+      dnnl::post_ops post;
+      if (p > 0 || sum_other >= 0) post.append_sum(1.f);
+      if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
+      if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
+      Step s = conv_step(n, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
+      channel_offset += values[parts[p].first].dims[1];
+      s.value_args.push_back({DNNL_ARG_DST, out});
+      produce(std::move(s), out);
+      values[out].first = first_write;
+    }
   }
   if (own) drop(*own);
   if (derived) drop(*derived), rewritten_dropped = true;
@@ -545,22 +564,54 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
   return f;
 }
 
-// Where Winograd pays: oneDNN's F(4x4, 3x3) fp32 kernels take dense 3x3 stride-1 convs with
-// channel counts in whole 16-blocks. Measured here (docs/runtime.md) they beat the direct kernels
-// 1.4-2.7x on maps of 64x64 and more; below that the transformed weights (4x the bytes) cost
-// memory for little or no time.
+// Where the Winograd kernel (winograd.h) pays: fp32 dense 3x3 stride-1 convs with channel counts
+// in whole 16-blocks, on maps of 64x64 and more. Measured here (bench_winograd_convs,
+// docs/runtime.md) it beats oneDNN's direct kernels 1.7-2.6x there; on smaller maps the per-call
+// weight transform (4x the weights' bytes, written each call) costs more than it saves.
 bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                                     const memory::dims& out_dims) const {
   constexpr int64_t kMinPixels = 64 * 64;
   if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv") return false;
-  if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3 || out_dims[1] % 16 != 0) return false;
+  if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
   if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
       ints_attr(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||
       ints_attr(n, "pads", {0, 0, 0, 0}) != std::vector<int64_t>{1, 1, 1, 1})
     return false;
   for (int64_t c : in_channels)
-    if (c % 16 != 0) return false;
+    if (!winograd_supports(c, out_dims[1])) return false;
+  // It fuses ReLU and clip, not sigmoid (which no 3x3 conv of the zoo is followed by).
+  const GraphNode* next = sole_reader_node(n.outputs[0]);
+  if (next && next->op == "Add") next = sole_reader_node(next->outputs[0]);
+  if (next && next->op == "Sigmoid") return false;
   return out_dims[2] * out_dims[3] >= kMinPixels;
+}
+
+// The Winograd step of conv `n` over `inputs` (arena values, flagged when read through
+// DepthToSpace) with what fusable_followers took into it. Its weights stay in plain fp32 (the
+// kernel transforms them into its scratch on each call).
+Step Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
+                                 const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od,
+                                 const Followers& f) {
+  Step s;
+  s.name = n.name;
+  s.kind = Step::Kind::Winograd;
+  WinogradShape& shape = s.winograd;
+  shape.height = od[2], shape.width = od[3], shape.in_channels = w.shape[1], shape.out_channels = od[1];
+  shape.threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+  shape.accumulate = f.sum_other >= 0;
+  if (f.has_act && f.act.algorithm == dnnl::algorithm::eltwise_relu) shape.activation = WinogradActivation::Relu;
+  if (f.has_act && f.act.algorithm == dnnl::algorithm::eltwise_clip) {
+    shape.activation = WinogradActivation::Clip;
+    shape.clip_min = f.act.alpha, shape.clip_max = f.act.beta;
+  }
+  s.weights = winograd_weight_layout(w.f32.data(), shape.out_channels, shape.in_channels);
+  if (b) s.bias = b->f32;
+  s.winograd_inputs = inputs;
+  for (const auto& in : inputs) use(in.first);
+  s.scratch_bytes = winograd_scratch_bytes(shape);
+  weights += (s.weights.size() + s.bias.size()) * sizeof(float);
+  flops += 2.0 * static_cast<double>(od[2] * od[3]) * static_cast<double>(shape.out_channels * shape.in_channels * 9);
+  return s;
 }
 
 const GraphNode* Engine::Impl::sole_reader_node(const std::string& value) const {
@@ -572,7 +623,7 @@ const GraphNode* Engine::Impl::sole_reader_node(const std::string& value) const 
 }
 
 // True when `value` (of `dims`) is read only by a channel concat that a Winograd conv reads in
-// parts (a U-Net decoder's upsampled half): it can be written blocked straight away.
+// parts (a U-Net decoder's upsampled half).
 bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memory::dims& dims) const {
   if (!options.winograd) return false;
   const GraphNode* concat = sole_reader_node(value);
@@ -586,17 +637,6 @@ bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memor
   }
   const GraphTensor& w = *constants.at(conv->inputs[1]);
   return w.shape.size() == 4 && winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
-}
-
-// One copy per value and layout, shared by every reader that needs it.
-int Engine::Impl::relaid(int v, memory::format_tag layout) {
-  const memory::desc md(values[v].dims, values[v].md.data_type(), layout);
-  if (values[v].md == md) return v;
-  const std::string name = values[v].name + (layout == tag::nhwc ? "#nhwc" : "#blocked");
-  auto found = value_of.find(name);
-  if (found == value_of.end()) return copied(v, name, md);
-  use(found->second);
-  return found->second;
 }
 
 // The addend of a fused residual add becomes the conv's output before the conv runs: the
@@ -648,7 +688,7 @@ Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const Gra
   memory::dims wd = groups == 1 ? memory::dims{out_ch, in_ch, k[0], k[1]}
                                 : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
   const memory::desc w_any(wd, int8 ? dt::s8 : act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
-  const memory::desc src_md = values[src].md, dst_md(o.dims, o.type, o.layout);
+  const memory::desc src_md = values[src].md, dst_md(o.dims, o.type, tag::nhwc);
   Step s;
   s.name = n.name;
   memory::desc packed_w;
@@ -665,7 +705,6 @@ Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const Gra
   };
   try {
     if (transposed) create(dnnl::deconvolution_forward(), dnnl::algorithm::deconvolution_direct);
-    else if (o.layout == tag::nChw16c) create(dnnl::convolution_forward(), dnnl::algorithm::convolution_winograd);
     else create(dnnl::convolution_forward(), dnnl::algorithm::convolution_direct);
   } catch (const dnnl::error& e) {
     throw Error(where(n.name) + ": oneDNN has no " + precision_name(options.precision) + " implementation (" + e.what() + ")");
@@ -675,7 +714,7 @@ Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const Gra
   const tag user_tag = transposed ? (groups == 1 ? tag::iohw : tag::giohw) : (groups == 1 ? tag::oihw : tag::goihw);
   const memory::desc user_md(wd, dt::f32, user_tag);
   memory user_w(user_md, cpu, const_cast<float*>(w.f32.data())), packed(packed_w, cpu);
-  if (in_ch != all_in) {  // a dense copy of the slice first: the Winograd packing reads no views
+  if (in_ch != all_in) {  // a dense copy of the slice first
     const memory::desc all({out_ch, all_in, k[0], k[1]}, dt::f32, user_tag);
     memory view(all.submemory_desc(wd, {0, channel_offset, 0, 0}), cpu, const_cast<float*>(w.f32.data()));
     user_w = memory(user_md, cpu);
@@ -717,7 +756,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
   memory::desc src1_md;
   int a = -1, b = -1;
   if (c0 || c1) {
-    a = nhwc_input(n.inputs[c0 ? 1 : 0]);
+    a = arena_input(n.inputs[c0 ? 1 : 0]);
     const GraphTensor& t = *constants[n.inputs[c0 ? 0 : 1]];
     memory::dims d(4, 1);  // numpy broadcasting: align trailing axes
     for (size_t k = 0; k < t.shape.size(); ++k) d[4 - t.shape.size() + k] = t.shape[k];
@@ -725,8 +764,8 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
     s.fixed_args[DNNL_ARG_SRC_1] = constant_memory(t, d, tag::abcd);
     src1_md = s.fixed_args[DNNL_ARG_SRC_1].get_desc();
   } else {
-    a = nhwc_input(n.inputs[0]);
-    b = nhwc_input(n.inputs[1]);
+    a = arena_input(n.inputs[0]);
+    b = arena_input(n.inputs[1]);
     if (values[a].dims != values[b].dims) {
       // src0 must have the full shape; the other broadcasts.
       memory::dims full = values[a].dims;
@@ -755,7 +794,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
 
 void Engine::Impl::lower_eltwise(const GraphNode& n) {
   if (value_of.count(n.inputs[0]) && values[value_of[n.inputs[0]]].host) return lower_host(n);
-  const int x = nhwc_input(n.inputs[0]);
+  const int x = arena_input(n.inputs[0]);
   std::vector<Activation> chain;
   Activation act;
   if (activation_of(n, &act)) {
@@ -800,7 +839,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   dnnl::pooling_forward::primitive_desc pd(
       dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference,
                                   global ? dnnl::algorithm::pooling_avg_exclude_padding : dnnl::algorithm::pooling_max,
-                                  values[x].md, layout_like(values[x].md, od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
+                                  values[x].md, act_md(od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
                                   {pads[2], pads[3]}),
       attr, cpu);
   Step s;
@@ -808,7 +847,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   s.primitive = dnnl::pooling_forward(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], od, false);
-  values[out].md = layout_like(values[x].md, od);
+  values[out].md = act_md(od);
   values[out].nonnegative = values[x].nonnegative;
   s.value_args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}};
   use(x);
@@ -826,7 +865,7 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   std::vector<memory::desc> srcs;
   memory::dims od;
   for (size_t k = 0; k < n.inputs.size(); ++k) {
-    const int v = nhwc_input(n.inputs[k]);
+    const int v = arena_input(n.inputs[k]);
     if (axis < 0) axis += static_cast<int64_t>(values[v].dims.size());
     if (k == 0) od = values[v].dims;
     else od[axis] += values[v].dims[axis];
@@ -849,6 +888,7 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
 // A channel concat of arena values whose only reader is a dense Conv (as its input).
 bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat) const {
   for (const auto& in : concat.inputs) {
+    if (deferred_depth_to_space.count(in)) continue;
     auto v = value_of.find(in);
     if (v == value_of.end() || values[v->second].host || values[v->second].dims.size() != 4) return false;
   }
@@ -869,21 +909,19 @@ const GraphNode* Engine::Impl::conv_reading_channel_concat(const GraphNode& conc
 // [N, H, dy, W, dx, C]. One oneDNN reorder between two strided 6-D views of the two buffers.
 void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   require(int_attr(n, "blocksize", 0) == 2, where(n.name) + ": only DepthToSpace with blocksize 2 is supported");
-  const int x = nhwc_input(n.inputs[0]);
+  const int x = arena_input(n.inputs[0]);
   const memory::dims xd = values[x].dims;
   const int64_t N = xd[0], C = xd[1] / 4, H = xd[2], W = xd[3];
+  // Not built when a Winograd conv reads it (a U-Net decoder's upsampled half): the kernel reads
+  // the low-resolution map through the permutation, and one full-resolution map is never stored.
+  if (read_by_winograd_concat(n.outputs[0], {N, C, 2 * H, 2 * W})) {
+    deferred_depth_to_space[n.outputs[0]] = x;
+    return;
+  }
   const dt type = values[x].md.data_type();
   const memory::dims view = {N, H, W, 2, 2, C};
   memory::desc from(view, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 1});
   memory::desc to(view, type, memory::dims{4 * H * W * C, 4 * W * C, 2 * C, 2 * W * C, C, 1});
-  // Written in oneDNN's blocked nChw16c layout when a Winograd conv reads it next: channels
-  // split into 16-blocks, [N, C/16, 2H, 2W, 16].
-  const bool blocked = C % 16 == 0 && read_by_winograd_concat(n.outputs[0], {N, C, 2 * H, 2 * W});
-  if (blocked) {
-    const memory::dims view7 = {N, H, W, 2, 2, C / 16, 16};
-    from = memory::desc(view7, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 16, 1});
-    to = memory::desc(view7, type, memory::dims{4 * H * W * C, 64 * W, 32, 32 * W, 16, 64 * H * W, 1});
-  }
   Step s;
   s.name = n.name;
   dnnl::primitive_attr attr;
@@ -892,7 +930,7 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   s.primitive = dnnl::reorder(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], {N, C, 2 * H, 2 * W}, false);
-  values[out].md = memory::desc({N, C, 2 * H, 2 * W}, type, blocked ? tag::nChw16c : tag::nhwc);
+  values[out].md = memory::desc({N, C, 2 * H, 2 * W}, type, tag::nhwc);
   values[out].nonnegative = values[x].nonnegative;
   values[out].qscale = values[x].qscale;
   s.value_args = {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, out}};
@@ -933,7 +971,7 @@ int Engine::Impl::copied(int v, const std::string& name, const memory::desc& md)
 void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
   const GraphTensor* w = constants.at(n.inputs[1]);
   const GraphTensor* b = n.inputs.size() > 2 && !n.inputs[2].empty() ? constants.at(n.inputs[2]) : nullptr;
-  const int x = converted(nhwc_input(n.inputs[0]), dt::f32);
+  const int x = converted(arena_input(n.inputs[0]), dt::f32);
   const memory::dims xd = values[x].dims;
   const int64_t C = xd[1];
   require(w->shape[0] == C, where(n.name) + ": weights for " + std::to_string(w->shape[0]) + " channels, input has " +
@@ -941,11 +979,11 @@ void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
   Step s;
   s.name = n.name;
   s.kind = Step::Kind::Upsample;
-  s.taps.resize(4 * C);
+  s.weights.resize(4 * C);
   for (int64_t c = 0; c < C; ++c)
-    for (int d = 0; d < 4; ++d) s.taps[d * C + c] = w->f32[c * 4 + d];
+    for (int d = 0; d < 4; ++d) s.weights[d * C + c] = w->f32[c * 4 + d];
   if (b) s.bias = b->f32;
-  weights += (s.taps.size() + s.bias.size()) * sizeof(float);
+  weights += (s.weights.size() + s.bias.size()) * sizeof(float);
   flops += 2.0 * static_cast<double>(xd[2] * xd[3] * C) * 4;  // depthwise, kernel 2x2
   const memory::dims od = {xd[0], C, 2 * xd[2], 2 * xd[3]};
   const bool direct = act_dt == dt::f32;
@@ -987,7 +1025,7 @@ void Engine::Impl::plan(int h, int w) {
               " (HxW) is not a positive multiple of " + std::to_string(d));
   height = h, width = w;
   if (rewritten_dropped) simplify();
-  values.clear(), value_of.clear(), steps.clear(), split_concats.clear();
+  values.clear(), value_of.clear(), steps.clear(), split_concats.clear(), deferred_depth_to_space.clear();
   weights = 0, flops = 0;
   omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
 
@@ -1043,14 +1081,17 @@ void Engine::Impl::bind() {
       q.bytes = std::max(q.bytes, values[v].md.get_size());
     }
   }
-  // oneDNN's scratchpads (Winograd's transformed tiles can take tens of MB) live for one step:
-  // planned in the arena too, they reuse bytes of activations that are dead at that step.
+  // Scratchpads (oneDNN's, and the Winograd kernel's transformed weights and tiles: MBs) live
+  // for one step: planned in the arena too, they reuse bytes of activations dead at that step.
   std::map<size_t, size_t> scratch_request_of;  // step → request
-  for (size_t i = 0; i < steps.size(); ++i)
-    if (steps[i].kind == Step::Kind::Primitive && steps[i].scratchpad.get_size() > 0) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    const size_t bytes = s.kind == Step::Kind::Primitive ? s.scratchpad.get_size() : s.scratch_bytes;
+    if (bytes > 0) {
       scratch_request_of[i] = requests.size();
-      requests.push_back({steps[i].scratchpad.get_size(), static_cast<int>(i), static_cast<int>(i)});
+      requests.push_back({bytes, static_cast<int>(i), static_cast<int>(i)});
     }
+  }
   const ArenaPlan plan = plan_arena(requests);
   arena.assign(plan.total_bytes + 64, 0);
   unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
@@ -1060,13 +1101,20 @@ void Engine::Impl::bind() {
 
   for (size_t i = 0; i < steps.size(); ++i) {
     Step& s = steps[i];
+    auto r = scratch_request_of.find(i);
+    if (s.kind == Step::Kind::Winograd) {
+      s.scratch = reinterpret_cast<float*>(base + plan.offsets[r->second]);
+      s.winograd_sources.clear();
+      for (const auto& [v, depth_to_space] : s.winograd_inputs)
+        s.winograd_sources.push_back({static_cast<const float*>(values[v].mem.get_data_handle()),
+                                      depth_to_space ? values[v].dims[1] / 4 : values[v].dims[1], depth_to_space});
+    }
     if (s.kind != Step::Kind::Primitive) continue;
     s.args = s.fixed_args;
     for (const auto& [arg, v] : s.value_args) {
       auto view = s.views.find(arg);
       s.args[arg] = view == s.views.end() ? values[v].mem : memory(view->second, cpu, values[v].mem.get_data_handle());
     }
-    auto r = scratch_request_of.find(i);
     if (r != scratch_request_of.end()) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, base + plan.offsets[r->second]);
   }
   steps[0].args[DNNL_ARG_FROM] = input_user;
@@ -1083,10 +1131,16 @@ void Engine::Impl::run(const float* input) {
       continue;
     }
     Value& out = values[s.output];
+    if (s.kind == Step::Kind::Winograd) {
+      winograd_conv3x3(s.winograd, s.winograd_sources.data(), static_cast<int>(s.winograd_sources.size()),
+                       s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(),
+                       static_cast<float*>(out.mem.get_data_handle()), s.scratch);
+      continue;
+    }
     if (s.kind == Step::Kind::Upsample) {
       const Value& in = values[s.inputs[0]];
       depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()), static_cast<float*>(out.mem.get_data_handle()),
-                           s.taps.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
+                           s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
       continue;
     }
     if (s.node == nullptr) {  // a copy between the arena and a host tensor
@@ -1145,6 +1199,10 @@ const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }
 size_t Engine::arena_bytes() const { return impl_->arena.size(); }
 size_t Engine::weight_bytes() const { return impl_->weights; }
+size_t Engine::winograd_layers() const {
+  return static_cast<size_t>(std::count_if(impl_->steps.begin(), impl_->steps.end(),
+                                           [](const Step& s) { return s.kind == Step::Kind::Winograd; }));
+}
 double Engine::flops() const { return impl_->flops; }
 
 }  // namespace leanseg::runtime

@@ -100,15 +100,16 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out.substr(r.out.find('{')))["tta"], "h");
   EXPECT_EQ(rt["tta"], "none");
-  // --winograd scores what `leanseg-infer --winograd` deploys; only the runtime's fp32 has it.
-  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --winograd --json");
+  // --no-winograd scores the runtime with direct convolutions only (the default is what
+  // `leanseg-infer` deploys: Winograd); only the runtime's fp32 has the choice.
+  r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --no-winograd --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NEAR(nlohmann::json::parse(r.out.substr(r.out.find('{')))["dice"].get<double>(), rt["dice"].get<double>(), 1e-4);
   for (const std::string bad : {"--model " + dir.file("m.safetensors") + " --winograd",
                                 "--model " + dir.file("m.lsr") + " --winograd --precision bf16"}) {
     r = run_cli("eval " + bad + " --data " + dir.file("data"));
     EXPECT_EQ(r.code, 1) << bad;
-    EXPECT_NE(r.out.find("--winograd selects"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--winograd/--no-winograd select"), std::string::npos) << r.out;
   }
   r = run_cli("eval --model " + dir.file("m.lsr") + " --data " + dir.file("data") + " --precision int8");
   EXPECT_EQ(r.code, 1);

@@ -76,7 +76,8 @@ TEST(CApi, LogitsAndProbabilitiesMatchTheEngineAndLibTorch) {
   EXPECT_LE(test::relative_difference(ours, reference), 1e-4);
 }
 
-TEST(CApi, WinogradFlagRunsTheWinogradEngine) {
+// Winograd is the default (no flags, or LS_ENGINE_WINOGRAD); LS_ENGINE_DIRECT_CONVS turns it off.
+TEST(CApi, ConvolutionFlagsChooseWinogradOrDirect) {
   test::TempDir dir;
   write_model(dir.file("m.lsr"));
   char err[512] = "";
@@ -88,9 +89,20 @@ TEST(CApi, WinogradFlagRunsTheWinogradEngine) {
   ASSERT_EQ(ls_engine_run(e, x.data_ptr<float>(), logits.data(), err, sizeof err), 0) << err;
   ls_engine_free(e);
   auto engine = runtime::Engine::load(dir.file("m.lsr"), {runtime::Precision::F32, 2, true});
+  ASSERT_GT(engine.winograd_layers(), 0u);
   EXPECT_EQ(logits, engine.run(x.data_ptr<float>()));
+  e = ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, LS_ENGINE_DIRECT_CONVS, err, sizeof err);
+  ASSERT_NE(e, nullptr) << err;
+  ASSERT_EQ(ls_engine_run(e, x.data_ptr<float>(), logits.data(), err, sizeof err), 0) << err;
+  ls_engine_free(e);
+  auto direct = runtime::Engine::load(dir.file("m.lsr"), {runtime::Precision::F32, 2, false});
+  EXPECT_EQ(direct.winograd_layers(), 0u);
+  EXPECT_EQ(logits, direct.run(x.data_ptr<float>()));
+  EXPECT_NE(logits, engine.run(x.data_ptr<float>()));  // rounding differs: it really switched
   EXPECT_EQ(ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 6u, err, sizeof err), nullptr);
-  EXPECT_NE(std::string(err).find("unknown option bits 6"), std::string::npos) << err;
+  EXPECT_NE(std::string(err).find("unknown option bits 4"), std::string::npos) << err;
+  EXPECT_EQ(ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 3u, err, sizeof err), nullptr);
+  EXPECT_NE(std::string(err).find("exclude each other"), std::string::npos) << err;
 }
 
 TEST(CApi, ErrorsComeBackAsMessagesNotExceptions) {

@@ -10,6 +10,7 @@
 #include "runtime/calibrate.h"
 #include "runtime/graph_rewrite.h"
 #include "runtime/reference.h"
+#include "runtime/winograd.h"
 #include "test_util.h"
 
 namespace leanseg::runtime {
@@ -90,11 +91,14 @@ std::vector<float> random_input(size_t n, uint32_t seed) {
   return v;
 }
 
-// Engine output vs the reference interpreter on the same input; returns max |Δ|.
-double engine_vs_reference(const RuntimeModel& m, Precision precision = Precision::F32, bool winograd = false) {
+// Engine output vs the reference interpreter on the same input; returns max |Δ| (and the
+// reference's range, max - min, in `range`).
+double engine_vs_reference(const RuntimeModel& m, Precision precision = Precision::F32, bool winograd = false,
+                           double* range = nullptr) {
   const auto& s = m.graph.inputs[0].shape;
   const auto input = random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3);
   const auto ref = run_reference(m.graph, {{"image", PlainTensor::floats(s, input)}}).at("logits");
+  if (range) *range = *std::max_element(ref.f32.begin(), ref.f32.end()) - *std::min_element(ref.f32.begin(), ref.f32.end());
   Engine e = Engine::from_model(m, {precision, 1, winograd});
   const auto& out = e.run(input.data());
   EXPECT_EQ(static_cast<int64_t>(out.size()), ref.numel());
@@ -149,42 +153,54 @@ TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
   EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
 }
 
-// oneDNN's scratchpads are planned in the arena for the one step that uses them. Winograd's is
-// large (transformed tiles); here it fits in the bytes of a wide map that died before the
-// Winograd conv runs, so the arena does not grow by it.
-TEST(EngineOps, ScratchpadsShareTheArenaWithDeadActivations) {
+// Scratchpads are planned in the arena for the one step that uses them. The Winograd kernel's
+// (transformed weights and tiles) is larger than a map here; it fits in the bytes of a wide map
+// that died before the Winograd conv runs, so the arena does not grow by it.
+TEST(EngineOps, WinogradScratchSharesTheArenaWithDeadActivations) {
   TestGraph t(16, 64, 64);
   auto wide = t.node("Relu", "wide_relu", {t.conv("wide", "image", 16, 256, 1)});  // 4 MB, dies next
-  auto narrow = t.conv("narrow", wide, 256, 16, 1);
-  auto y = t.node("Relu", "wino_relu", {t.conv("wino", narrow, 16, 16, 3)});
-  const RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
-  EXPECT_LT(engine_vs_reference(m, Precision::F32, true), 1e-4);
-  const size_t direct = Engine::from_model(m, {Precision::F32, 1}).arena_bytes();
+  auto narrow = t.conv("narrow", wide, 256, 64, 1);
+  auto y = t.node("Relu", "wino_relu", {t.conv("wino", narrow, 64, 128, 3)});
+  const RuntimeModel m = t.finish(t.conv("head", y, 128, 1, 1));
+  double range = 0;  // Winograd's rounding differs from direct summation's: relative to the range
+  const double error = engine_vs_reference(m, Precision::F32, true, &range);
+  EXPECT_LT(error, 1e-5 * range);
+  const Engine direct = Engine::from_model(m, {Precision::F32, 1, false});
   Engine winograd = Engine::from_model(m, {Precision::F32, 1, true});
-  EXPECT_GT(winograd.weight_bytes(), Engine::from_model(m, {Precision::F32, 1}).weight_bytes());  // it ran
-  // The scratchpad, as oneDNN books it for this conv: more than the maps alive beside it.
-  const dnnl::engine cpu(dnnl::engine::kind::cpu, 0);
-  const dnnl::memory::desc map({1, 16, 64, 64}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const size_t scratch =
-      dnnl::convolution_forward::primitive_desc(
-          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
-                                          map, {{16, 16, 3, 3}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::any},
-                                          {{16}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a}, map,
-                                          {1, 1}, {1, 1}, {1, 1}),
-          attr, cpu)
-          .scratchpad_desc()
-          .get_size();
-  const size_t map16 = 64 * 64 * 16 * sizeof(float);
-  ASSERT_GT(scratch, 2 * map16);
-  ASSERT_LT(scratch + 2 * map16, 256 / 16 * map16);
-  EXPECT_EQ(winograd.arena_bytes(), direct);
-  // Two runs on other inputs: the scratchpad overwrote nothing still needed.
+  EXPECT_EQ(direct.winograd_layers(), 0u);
+  EXPECT_EQ(winograd.winograd_layers(), 1u);
+  WinogradShape s;
+  s.height = s.width = 64, s.in_channels = 64, s.out_channels = 128, s.threads = 1;
+  const size_t map64 = 64 * 64 * 64 * sizeof(float);
+  ASSERT_GT(winograd_scratch_bytes(s), map64);
+  ASSERT_LT(winograd_scratch_bytes(s) + 3 * map64, 5 * map64);  // fits beside the live maps
+  EXPECT_EQ(winograd.arena_bytes(), direct.arena_bytes());
+  // Two runs on other inputs: the scratch overwrote nothing still needed.
   const auto input = random_input(16 * 64 * 64, 9);
   const std::vector<float> first = winograd.run(input.data());
   winograd.run(random_input(16 * 64 * 64, 10).data());
   EXPECT_EQ(winograd.run(input.data()), first);
+}
+
+// A U-Net decoder stage on the Winograd kernel: the upsampled half (a kernel-2 stride-2 transposed
+// conv, which the engine runs as a 1x1 conv to 4C channels and a DepthToSpace) is read by the conv
+// straight from the 1x1 conv's output, never rearranged into a map of its own; the result still
+// matches the reference, with the residual and ReLU fused.
+TEST(EngineOps, WinogradDecoderStageReadsTheUpsampledHalfThroughDepthToSpace) {
+  TestGraph t(16, 64, 64);
+  auto skip = t.node("Relu", "skip", {t.conv("enc", "image", 16, 16, 3)});
+  auto low = t.node("MaxPool", "pool", {skip}, {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2})});
+  auto up = t.node("ConvTranspose", "up", {low, t.constant("up.weight", {16, 16, 2, 2}), t.constant("up.bias", {16})},
+                   {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2}), Attr::of("pads", Ints{0, 0, 0, 0})});
+  auto cat = t.node("Concat", "cat", {skip, up}, {Attr::of("axis", int64_t{1})});
+  auto y = t.conv("dec", cat, 32, 16, 3);
+  y = t.node("Relu", "dec_relu", {t.node("Add", "res", {y, skip})});
+  const RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
+  EXPECT_EQ(Engine::from_model(m, {Precision::F32, 1, true}).winograd_layers(), 2u);
+  double range = 0;
+  const double error = engine_vs_reference(m, Precision::F32, true, &range);
+  EXPECT_LT(error, 1e-5 * range);
+  EXPECT_LT(engine_vs_reference(m, Precision::F32, false), 1e-5 * range);
 }
 
 TEST(EngineOps, GroupedTransposedConvPoolsConcatAndBroadcasts) {

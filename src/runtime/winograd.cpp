@@ -1,0 +1,275 @@
+#include "winograd.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+// The arithmetic is written once with GCC vector types of 16 floats; `target_clones` compiles the
+// per-block worker twice, for AVX-512 (one zmm register per vector) and for the baseline x86-64
+// (four SSE registers per vector), and picks one at load time, so the same binary runs on every
+// x86-64 CPU. The helpers are always inlined into the worker and take its instruction set.
+#define LS_INLINE static inline __attribute__((always_inline))
+
+namespace leanseg::runtime {
+namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  // unaligned access
+
+LS_INLINE v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
+LS_INLINE void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+LS_INLINE v16 splat(float f) { return v16{} + f; }
+
+// The 1-D transforms, applied to rows and then to columns. `s`: distance between the values.
+// Input: B^T d for d0..d5.
+LS_INLINE void input_1d(const v16* d, int s, v16* o, int os) {
+  const v16 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  o[0] = d0 * 4.f - d2 * 5.f + d4;
+  o[os] = (d3 + d4) - (d1 + d2) * 4.f;
+  o[2 * os] = (d4 - d3) + (d1 - d2) * 4.f;
+  o[3 * os] = (d4 - d2) + (d3 - d1) * 2.f;
+  o[4 * os] = (d4 - d2) + (d1 - d3) * 2.f;
+  o[5 * os] = d1 * 4.f - d3 * 5.f + d5;
+}
+// Output: A^T m for m0..m5.
+LS_INLINE void output_1d(const v16* m, int s, v16* o, int os) {
+  const v16 s12 = m[s] + m[2 * s], d12 = m[s] - m[2 * s], s34 = m[3 * s] + m[4 * s], d34 = m[3 * s] - m[4 * s];
+  o[0] = m[0] + s12 + s34;
+  o[os] = d12 + d34 * 2.f;
+  o[2 * os] = s12 + s34 * 4.f;
+  o[3 * os] = d12 + d34 * 8.f + m[5 * s];
+}
+
+}  // namespace
+namespace detail {
+struct Block {
+  const WinogradShape* shape;
+  const WinogradSource* sources;
+  int source_count;
+  const float* u;
+  const float* bias;
+  float* dst;
+  int64_t first_tile, tiles, tile_block, tiles_across;
+};
+}  // namespace detail
+namespace {
+using detail::Block;
+
+// Weights: G g for g0..g2 (6 values).
+LS_INLINE void weight_1d(const v16* g, int s, v16* o, int os) {
+  const v16 g0 = g[0], g1 = g[s], g2 = g[2 * s];
+  const v16 even = g0 * (1.f / 24) + g2 * (1.f / 6), odd = g1 * (1.f / 12);
+  o[0] = g0 * 0.25f;
+  o[os] = (g0 + g1 + g2) * (-1.f / 6);
+  o[2 * os] = (g0 - g1 + g2) * (-1.f / 6);
+  o[3 * os] = even + odd;
+  o[4 * os] = even - odd;
+  o[5 * os] = g2;
+}
+
+// V[p][t][ci] for the block's tiles: each 6x6 input patch (zeros outside the map) transformed.
+LS_INLINE void transform_inputs(const Block& b, float* v) {
+  const WinogradShape& s = *b.shape;
+  const int64_t H = s.height, W = s.width, Cin = s.in_channels, T = b.tile_block;
+  for (int64_t t = 0; t < b.tiles; ++t) {
+    const int64_t tile = b.first_tile + t;
+    const int64_t y0 = (tile / b.tiles_across) * 4 - 1, x0 = (tile % b.tiles_across) * 4 - 1;
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W;
+    int64_t channel_base = 0;
+    for (int k = 0; k < b.source_count; ++k) {
+      const WinogradSource& src = b.sources[k];
+      const int64_t C = src.channels;
+      for (int64_t c = 0; c < C; c += 16) {
+        v16 d[36], r[36];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) {
+            const int64_t y = y0 + i, x = x0 + j;
+            if (!inside && (y < 0 || x < 0 || y >= H || x >= W)) {
+              d[i * 6 + j] = v16{};
+            } else if (src.depth_to_space) {
+              const int64_t at = ((y >> 1) * (W >> 1) + (x >> 1)) * 4 * C + ((y & 1) * 2 + (x & 1)) * C + c;
+              d[i * 6 + j] = load(src.data + at);
+            } else {
+              d[i * 6 + j] = load(src.data + (y * W + x) * C + c);
+            }
+          }
+        for (int j = 0; j < 6; ++j) input_1d(d + j, 6, r + j, 6);  // columns
+        for (int i = 0; i < 6; ++i) input_1d(r + i * 6, 1, d + i * 6, 1);  // rows
+        float* out = v + t * Cin + channel_base + c;
+        for (int p = 0; p < 36; ++p) store(out + p * T * Cin, d[p]);
+      }
+      channel_base += C;
+    }
+  }
+}
+
+// c[R][16 NV] = a[R][K] · b[K][16 NV] (row strides lda, ldb, ldc).
+template <int R, int NV>
+LS_INLINE void gemm_kernel(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                           int64_t K) {
+  v16 acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    v16 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * ldb + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const v16 av = splat(a[r * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) store(c + r * ldc + 16 * v, acc[r][v]);
+}
+
+// Rows in blocks of `R` (then one block of the remaining rows), columns in blocks of 16 NV.
+template <int R, int NV>
+LS_INLINE void gemm_rows_tail(int64_t rows, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                              int64_t ldc, int64_t K) {
+  if constexpr (R > 1) {
+    if (rows == R) return gemm_kernel<R, NV>(a, lda, b, ldb, c, ldc, K);
+    return gemm_rows_tail<R - 1, NV>(rows, a, lda, b, ldb, c, ldc, K);
+  } else {
+    gemm_kernel<1, NV>(a, lda, b, ldb, c, ldc, K);
+  }
+}
+template <int R, int NV>
+LS_INLINE void gemm(int64_t rows, int64_t cols, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                    int64_t ldc, int64_t K) {
+  for (int64_t j = 0; j < cols; j += 16 * NV) {
+    int64_t i = 0;
+    for (; i + R <= rows; i += R) gemm_kernel<R, NV>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, K);
+    if (i < rows) gemm_rows_tail<R - 1, NV>(rows - i, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, K);
+  }
+}
+
+// dst pixels of the block's tiles from M[p][t][co].
+LS_INLINE void transform_outputs(const Block& b, const float* m) {
+  const WinogradShape& s = *b.shape;
+  const int64_t H = s.height, W = s.width, Cout = s.out_channels, T = b.tile_block;
+  const v16 lo = splat(s.clip_min), hi = splat(s.clip_max), zero = v16{};
+  for (int64_t t = 0; t < b.tiles; ++t) {
+    const int64_t tile = b.first_tile + t;
+    const int64_t y0 = (tile / b.tiles_across) * 4, x0 = (tile % b.tiles_across) * 4;
+    for (int64_t c = 0; c < Cout; c += 16) {
+      v16 d[36], r[24], y[16];
+      const float* in = m + t * Cout + c;
+      for (int p = 0; p < 36; ++p) d[p] = load(in + p * T * Cout);
+      for (int j = 0; j < 6; ++j) output_1d(d + j, 6, r + j, 6);  // columns: r[4][6]
+      for (int i = 0; i < 4; ++i) output_1d(r + i * 6, 1, y + i * 4, 1);  // rows: y[4][4]
+      const v16 bias = b.bias ? load(b.bias + c) : zero;
+      for (int i = 0; i < 4 && y0 + i < H; ++i)
+        for (int j = 0; j < 4 && x0 + j < W; ++j) {
+          float* out = b.dst + ((y0 + i) * W + x0 + j) * Cout + c;
+          v16 value = y[i * 4 + j] + bias;
+          if (s.accumulate) value += load(out);
+          if (s.activation == WinogradActivation::Relu) value = value > zero ? value : zero;
+          if (s.activation == WinogradActivation::Clip) {
+            value = value < lo ? lo : value;
+            value = value > hi ? hi : value;
+          }
+          store(out, value);
+        }
+    }
+  }
+}
+
+}  // namespace
+
+namespace detail {
+// U[p][ci][co] for input channels [first, last) from weights [ci][3][3][co].
+__attribute__((target_clones("avx512f", "default"))) void winograd_weights(const WinogradShape& s, const float* w,
+                                                                             int64_t first, int64_t last, float* u) {
+  const int64_t Cin = s.in_channels, Cout = s.out_channels;
+  for (int64_t ci = first; ci < last; ++ci)
+    for (int64_t c = 0; c < Cout; c += 16) {
+      v16 g[9], t[18], r[36];
+      for (int k = 0; k < 9; ++k) g[k] = load(w + (ci * 9 + k) * Cout + c);
+      for (int j = 0; j < 3; ++j) weight_1d(g + j, 3, t + j, 3);  // columns: t[6][3]
+      for (int i = 0; i < 6; ++i) weight_1d(t + i * 3, 1, r + i * 6, 1);  // rows: r[6][6]
+      for (int p = 0; p < 36; ++p) store(u + (p * Cin + ci) * Cout + c, r[p]);
+    }
+}
+
+// One block of tiles, start to finish, in one thread's scratch (V, then M after it).
+__attribute__((target_clones("avx512f", "default"))) void winograd_block(const Block& b, float* scratch) {
+  const WinogradShape& s = *b.shape;
+  const int64_t Cin = s.in_channels, Cout = s.out_channels, T = b.tile_block;
+  float* v = scratch;
+  float* m = scratch + 36 * T * Cin;
+  transform_inputs(b, v);
+  for (int p = 0; p < 36; ++p) {
+    const float* a = v + p * T * Cin;
+    const float* w = b.u + p * Cin * Cout;
+    float* c = m + p * T * Cout;
+    if (Cout % 64 == 0) gemm<6, 4>(b.tiles, Cout, a, Cin, w, Cout, c, Cout, Cin);
+    else if (Cout % 32 == 0) gemm<12, 2>(b.tiles, Cout, a, Cin, w, Cout, c, Cout, Cin);
+    else gemm<12, 1>(b.tiles, Cout, a, Cin, w, Cout, c, Cout, Cin);
+  }
+  transform_outputs(b, m);
+}
+}  // namespace detail
+
+bool winograd_supports(int64_t in_channels, int64_t out_channels) {
+  return in_channels > 0 && out_channels > 0 && in_channels % 16 == 0 && out_channels % 16 == 0;
+}
+
+int64_t winograd_tile_block(const WinogradShape& s) {
+  // V and M take 36 x 4 bytes per tile and channel. 256 KB per thread measured best of 128 KB
+  // to 3 MB on unet-32's shapes (bench_winograd_convs): the block's V and M stay in L2 beside
+  // the transformed weights of the point being multiplied.
+  constexpr int64_t kBytesPerThread = 256 * 1024;
+  const int64_t per_tile = 36 * 4 * (s.in_channels + s.out_channels);
+  const int64_t tiles = ((s.height + 3) / 4) * ((s.width + 3) / 4);
+  const int64_t by_cache = std::max<int64_t>(6, kBytesPerThread / per_tile / 6 * 6);
+  // At least two blocks per thread when the map allows, so no thread idles at the end.
+  const int64_t by_balance = std::max<int64_t>(6, (tiles / (2 * std::max(1, s.threads)) + 5) / 6 * 6);
+  return std::min(by_cache, by_balance);
+}
+
+size_t winograd_scratch_bytes(const WinogradShape& s) {
+  const size_t T = static_cast<size_t>(winograd_tile_block(s));
+  const size_t u = 36 * static_cast<size_t>(s.in_channels * s.out_channels);
+  const size_t blocks = static_cast<size_t>(std::max(1, s.threads)) * 36 * T * static_cast<size_t>(s.in_channels + s.out_channels);
+  return (u + blocks) * sizeof(float);
+}
+
+std::vector<float> winograd_weight_layout(const float* onnx_weights, int64_t out_channels, int64_t in_channels) {
+  std::vector<float> w(static_cast<size_t>(in_channels * 9 * out_channels));
+  for (int64_t co = 0; co < out_channels; ++co)
+    for (int64_t ci = 0; ci < in_channels; ++ci)
+      for (int k = 0; k < 9; ++k) w[(ci * 9 + k) * out_channels + co] = onnx_weights[(co * in_channels + ci) * 9 + k];
+  return w;
+}
+
+void winograd_conv3x3(const WinogradShape& s, const WinogradSource* sources, int source_count, const float* weights,
+                      const float* bias, float* dst, float* scratch) {
+  const int64_t tiles_across = (s.width + 3) / 4, tiles = ((s.height + 3) / 4) * tiles_across;
+  const int64_t T = winograd_tile_block(s);
+  const int64_t blocks = (tiles + T - 1) / T;
+  const size_t per_thread = 36 * static_cast<size_t>(T) * static_cast<size_t>(s.in_channels + s.out_channels);
+  float* u = scratch;
+  float* blocks_scratch = scratch + 36 * s.in_channels * s.out_channels;
+  constexpr int64_t kChannelsPerTask = 8;
+  const int64_t weight_tasks = (s.in_channels + kChannelsPerTask - 1) / kChannelsPerTask;
+#pragma omp parallel num_threads(std::max(1, s.threads))
+  {
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < weight_tasks; ++k)
+      detail::winograd_weights(s, weights, k * kChannelsPerTask, std::min(s.in_channels, (k + 1) * kChannelsPerTask), u);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t k = 0; k < blocks; ++k) {
+      const Block b{&s, sources, source_count, u, bias, dst, k * T, std::min(T, tiles - k * T), T, tiles_across};
+      detail::winograd_block(b, blocks_scratch + per_thread * omp_get_thread_num());
+    }
+  }
+}
+
+}  // namespace leanseg::runtime
