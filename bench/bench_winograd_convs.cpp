@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <dnnl.hpp>
 #include <random>
@@ -49,6 +50,16 @@ double median_ms(dnnl::engine& eng, dnnl::stream& stream, int size, int in_ch, i
   return ms[ms.size() / 2];
 }
 
+// A float buffer 64-byte aligned, as the engine's arena places maps and scratch (a malloc'ed
+// block is 16-byte aligned: every 64-byte vector access would straddle two cache lines).
+struct AlignedFloats {
+  std::vector<float> storage;
+  float* data;
+  explicit AlignedFloats(size_t n) : storage(n + 16) {
+    data = storage.data() + (16 - reinterpret_cast<uintptr_t>(storage.data()) / sizeof(float) % 16) % 16;
+  }
+};
+
 // The engine's own NHWC Winograd kernel (src/runtime/winograd.h) on the same shape, fused ReLU;
 // `max_diff` receives its largest difference from oneDNN's direct kernel on random data.
 double own_winograd_ms(dnnl::engine& eng, dnnl::stream& stream, int size, int in_ch, int out_ch, int runs,
@@ -56,21 +67,23 @@ double own_winograd_ms(dnnl::engine& eng, dnnl::stream& stream, int size, int in
   using leanseg::runtime::WinogradShape;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
-  std::vector<float> x(size_t(size) * size * in_ch), w(size_t(out_ch) * in_ch * 9), bias(out_ch), y(size_t(size) * size * out_ch);
-  for (auto& v : x) v = uni(rng);
+  const size_t x_size = size_t(size) * size * in_ch, y_size = size_t(size) * size * out_ch;
+  AlignedFloats x(x_size), y(y_size);
+  std::vector<float> w(size_t(out_ch) * in_ch * 9), bias(out_ch);
+  for (size_t i = 0; i < x_size; ++i) x.data[i] = uni(rng);
   for (auto& v : w) v = uni(rng) * 0.1f;
   for (auto& v : bias) v = uni(rng);
   WinogradShape s;
   s.height = s.width = size, s.in_channels = in_ch, s.out_channels = out_ch;
   s.threads = std::max(1, std::atoi(std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "2"));
   s.activation = leanseg::runtime::WinogradActivation::Relu;
-  std::vector<float> scratch(leanseg::runtime::winograd_scratch_bytes(s) / 4 + 16);
+  AlignedFloats scratch(leanseg::runtime::winograd_scratch_bytes(s) / sizeof(float));
   const std::vector<float> u = leanseg::runtime::winograd_weight_layout(w.data(), out_ch, in_ch);
-  const leanseg::runtime::WinogradSource src{x.data(), in_ch, false};
+  const leanseg::runtime::WinogradSource src{x.data, in_ch, false};
   std::vector<double> ms;
   for (int i = 0; i < runs + 3; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    leanseg::runtime::winograd_conv3x3(s, &src, 1, u.data(), bias.data(), y.data(), scratch.data());
+    leanseg::runtime::winograd_conv3x3(s, &src, 1, u.data(), bias.data(), y.data, scratch.data);
     if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   // oneDNN's direct kernel on the same data, for the difference.
@@ -86,12 +99,12 @@ double own_winograd_ms(dnnl::engine& eng, dnnl::stream& stream, int size, int in
       dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
                                       w_md, b_md, dst_md, {1, 1}, {1, 1}, {1, 1}),
       attr, eng);
-  std::vector<float> ref(y.size());
-  memory ms_(src_md, eng, x.data()), mw(w_md, eng, w.data()), mb(b_md, eng, bias.data()), md(dst_md, eng, ref.data());
+  std::vector<float> ref(y_size);
+  memory ms_(src_md, eng, x.data), mw(w_md, eng, w.data()), mb(b_md, eng, bias.data()), md(dst_md, eng, ref.data());
   dnnl::convolution_forward(pd).execute(stream, {{DNNL_ARG_SRC, ms_}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_BIAS, mb}, {DNNL_ARG_DST, md}});
   stream.wait();
   *max_diff = 0;
-  for (size_t i = 0; i < y.size(); ++i) *max_diff = std::max(*max_diff, double(std::abs(y[i] - ref[i])));
+  for (size_t i = 0; i < y_size; ++i) *max_diff = std::max(*max_diff, double(std::abs(y.data[i] - ref[i])));
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }

@@ -58,9 +58,6 @@ Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
 
 Network open_network(const std::string& path, const std::string& precision, bool winograd, const EvalArgs& a) {
   Network n;
-  require(!a.winograd_given || (is_runtime_file(path) && precision == "fp32"),
-          "--winograd/--no-winograd select the runtime's fp32 convolution kernels: they need an exported .lsr model "
-          "and --precision fp32 (got '" + path + "', " + precision + ")");
   if (!is_runtime_file(path)) {
     require(precision == "fp32" || precision == "int8",
             "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
@@ -92,6 +89,9 @@ Network open_network(const std::string& path, const std::string& precision, bool
 }
 
 void run_eval(const EvalArgs& a) {
+  require(!a.winograd_given || (is_runtime_file(a.model) && a.precision == "fp32"),
+          "--winograd/--no-winograd select the runtime's fp32 convolution kernels: they need an exported .lsr model "
+          "and --precision fp32 (got '" + a.model + "', " + a.precision + ")");
   Network net = open_network(a.model, a.precision, a.winograd, a);
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   const Preprocessing& pre = net.predictor.pre;

@@ -565,12 +565,12 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
 }
 
 // Where the Winograd kernel (winograd.h) pays: fp32 dense 3x3 stride-1 convs with channel counts
-// in whole 16-blocks, on maps of 64x64 and more. Measured here (bench_winograd_convs,
-// docs/runtime.md) it beats oneDNN's direct kernels 1.7-2.6x there; on smaller maps the per-call
-// weight transform (4x the weights' bytes, written each call) costs more than it saves.
+// in whole 16-blocks. Measured here against oneDNN's direct kernels (bench_winograd_convs,
+// docs/runtime.md): 1.9-2.6x faster on maps of 64x64 and more; on 32x32 1.85x up to 256 -> 256
+// channels but only 1.1-1.2x at 512 -> 256, and slower on 16x16, because the transformed
+// weights (4x the conv's weights, computed on each call) are read once per block of tiles.
 bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                                     const memory::dims& out_dims) const {
-  constexpr int64_t kMinPixels = 64 * 64;
   if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv") return false;
   if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
   if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
@@ -583,7 +583,8 @@ bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, co
   const GraphNode* next = sole_reader_node(n.outputs[0]);
   if (next && next->op == "Add") next = sole_reader_node(next->outputs[0]);
   if (next && next->op == "Sigmoid") return false;
-  return out_dims[2] * out_dims[3] >= kMinPixels;
+  const int64_t pixels = out_dims[2] * out_dims[3], pairs = w.shape[0] * w.shape[1];
+  return pixels >= 64 * 64 || (pixels >= 32 * 32 && pairs <= 256 * 256);
 }
 
 // The Winograd step of conv `n` over `inputs` (arena values, flagged when read through

@@ -45,8 +45,8 @@ TEST_P(EngineZoo, Fp32MatchesLibTorch) {
   EXPECT_LE(test::relative_difference(o.engine, o.libtorch), 1e-4);
 }
 
-// Winograd F(4x4, 3x3) (the default) runs on the 3x3 convs of maps >= 64x64 (128x128 input: the
-// two finest levels).
+// Winograd F(4x4, 3x3) (the default) runs on the 3x3 convs of the large maps (128x128 input: the
+// three finest levels).
 TEST_P(EngineZoo, Fp32WithWinogradMatchesLibTorch) {
   const auto o = run_both(GetParam(), runtime::Precision::F32, 128, 128, 1, true);
   EXPECT_LE((o.engine - o.libtorch).abs().max().item<double>(), 1e-3);

@@ -140,10 +140,20 @@ TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
   const RuntimeModel split = build(true);
   EXPECT_LT(engine_vs_reference(split), 1e-4);
   // Three 16-channel maps alive with the output, never a 48-channel concat beside them (plus the
-  // direct kernels' few-KB scratchpads, which the arena holds too).
+  // direct kernels' few-KB scratchpads, which the arena holds too) ...
   const size_t map16 = 32 * 32 * 16 * sizeof(float);
-  EXPECT_LE(Engine::from_model(split, {Precision::F32, 1}).arena_bytes(), 4 * map16 + map16 / 4);
-  EXPECT_GE(Engine::from_model(build(false), {Precision::F32, 1}).arena_bytes(), 6 * map16);
+  EXPECT_LE(Engine::from_model(split, {Precision::F32, 1, false}).arena_bytes(), 4 * map16 + map16 / 4);
+  EXPECT_GE(Engine::from_model(build(false), {Precision::F32, 1, false}).arena_bytes(), 6 * map16);
+  // ... and on the Winograd kernel, which reads the three parts in one step, the same maps plus
+  // its scratch.
+  const Engine winograd = Engine::from_model(split, {Precision::F32, 1, true});
+  ASSERT_EQ(winograd.winograd_layers(), 3u);
+  WinogradShape fuse;
+  fuse.height = fuse.width = 32, fuse.in_channels = 48, fuse.out_channels = 16, fuse.threads = 1;
+  EXPECT_LE(winograd.arena_bytes(), 4 * map16 + winograd_scratch_bytes(fuse) + map16 / 4);
+  double logit_range = 0;
+  const double error = engine_vs_reference(split, Precision::F32, true, &logit_range);
+  EXPECT_LT(error, 1e-5 * logit_range);
   RuntimeModel q = split;
   const auto& s = q.graph.inputs[0].shape;
   std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};

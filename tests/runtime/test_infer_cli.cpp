@@ -105,9 +105,9 @@ TEST_F(InferCli, BenchJsonHasTheDocumentedKeys) {
   EXPECT_EQ(j["runs"], 3);
   EXPECT_EQ(j["height"], 64);
   // The Winograd kernel by default: unet-32's 3x3 convs on the 64x64 level (the first one has a
-  // single input channel and stays direct): the encoder's second, the decoder's two.
+  // single input channel and stays direct: 3) and the 32x32 level (<= 256 -> 256 channels: 4).
   EXPECT_EQ(j["winograd"], true);
-  EXPECT_EQ(j["winograd_layers"], 3);
+  EXPECT_EQ(j["winograd_layers"], 7);
   const auto d = run_infer(model() + " --bench --runs 2 --warmup 0 --json --no-winograd");
   ASSERT_EQ(d.code, 0) << d.out;
   const auto jd = nlohmann::json::parse(d.out.substr(d.out.find('{')));
