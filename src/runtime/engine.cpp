@@ -571,7 +571,7 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
 // weights (4x the conv's weights, computed on each call) are read once per block of tiles.
 bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                                     const memory::dims& out_dims) const {
-  if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv") return false;
+  if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv" || out_dims[0] != 1) return false;
   if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
   if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
       ints_attr(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||

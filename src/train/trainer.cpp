@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <opencv2/core/utility.hpp>
 
 #include "batch_loader.h"
@@ -227,6 +228,33 @@ void check_options(const TrainOptions& o) {
   require(o.loss.pos_weight > 0, "train: pos_weight must be > 0");
 }
 
+// The options a run's weights depend on: a resumed run must share them with the run it continues.
+// The epoch budget and the stopping rules may change on resume; the memory layout and the
+// resolved pos_weight are restored from the checkpoint instead.
+nlohmann::json options_fixed_for_resume(const TrainOptions& o) {
+  nlohmann::json j = o.to_json();
+  for (const char* free : {"epochs", "max_minutes", "early_stop_patience", "channels_last", "pos_weight"}) j.erase(free);
+  return j;
+}
+
+// Refuses to resume with options other than the checkpoint's (checkpoints written before the
+// options were recorded are not checked): the result would match neither run.
+void require_same_options(const nlohmann::json& state, const TrainOptions& o, const std::string& ckpt) {
+  if (!state.contains("options")) return;
+  const nlohmann::json& saved = state.at("options");
+  const nlohmann::json now = options_fixed_for_resume(o);
+  auto text = [](const nlohmann::json& j, const std::string& key) { return j.contains(key) ? j.at(key).dump() : "(unset)"; };
+  std::set<std::string> keys;
+  for (const auto* side : {&saved, &now})
+    for (const auto& item : side->items()) keys.insert(item.key());
+  std::string diff;
+  for (const auto& key : keys)
+    if (text(saved, key) != text(now, key)) diff += (diff.empty() ? "" : ", ") + key + " " + text(saved, key) + " -> " + text(now, key);
+  require(diff.empty(), "train --resume: " + ckpt + " was written with other options (" + diff +
+                            "); resume with the run's own options (only --epochs, --max-minutes and the early-stopping "
+                            "patience may change), or start a new run in another --out folder");
+}
+
 }  // namespace
 
 Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data) {
@@ -260,7 +288,11 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   const Preprocessing pre = preprocessing_for(o, data);
   // A resumed run keeps the layout it was started with, so that it reaches exactly the weights
   // of an uninterrupted run (checkpoints from before the layout was recorded: NCHW).
-  if (o.resume && fs::exists(ckpt)) o.channels_last = checkpoint_trainer_state(ckpt).value("channels_last", false);
+  if (o.resume && fs::exists(ckpt)) {
+    const nlohmann::json state = checkpoint_trainer_state(ckpt);
+    require_same_options(state, o, ckpt);  // before any weights are read into a model of other options
+    o.channels_last = state.value("channels_last", false);
+  }
   if (o.channels_last) {  // before the optimizer: its state then takes the same layout
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
@@ -316,7 +348,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     const double total_seconds = elapsed_before + seconds_since(start);
     save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
                                        {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
-                                       {"channels_last", o.channels_last}});
+                                       {"channels_last", o.channels_last}, {"options", options_fixed_for_resume(o)}});
     write_metrics(o.out_dir, result.history);
     if (o.progress)
       std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s)\n", epoch,

@@ -83,6 +83,35 @@ TEST(Train, ResumeReachesExactlyTheUninterruptedWeights) {
   for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
 }
 
+// A resumed run continues with the options its checkpoint was written with: other ones (here
+// the learning rate and the quarter-turn augmentation) are refused, naming what differs; a
+// larger epoch budget is allowed.
+TEST(Train, ResumeRefusesOtherOptionsButMayTrainLonger) {
+  test::TempDir dir;
+  const Dataset d = disc_dataset(12, 64, 5);
+  TrainOptions killed = tiny_options(dir.file("run"));
+  killed.epochs = 2;
+  killed.stop_after_epochs = 1;
+  ASSERT_EQ(train_model(d, killed).epochs_run, 1);
+  TrainOptions other = tiny_options(dir.file("run"));
+  other.resume = true;
+  other.lr = 1e-3;
+  other.augment_options.rot90 = true;
+  try {
+    train_model(d, other);
+    ADD_FAILURE() << "resumed with other options";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("checkpoint.safetensors was written with other options"), std::string::npos) << m;
+    EXPECT_NE(m.find("lr 0.003 -> 0.001"), std::string::npos) << m;
+    EXPECT_NE(m.find("augment_rot90 (unset) -> true"), std::string::npos) << m;
+  }
+  TrainOptions longer = tiny_options(dir.file("run"));
+  longer.resume = true;
+  longer.epochs = 3;
+  EXPECT_EQ(train_model(d, longer).epochs_run, 3);
+}
+
 TEST(Train, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   test::TempDir dir;
   Dataset d = disc_dataset(16, 64, 3);
