@@ -17,6 +17,14 @@ enum class Precision { F32, BF16, I8 };
 Precision precision_from_name(const std::string& name);
 const char* precision_name(Precision p);
 
+// One step of a profiled run (Engine::run_profiled): the graph node it computes, what runs it
+// (a oneDNN primitive and its implementation, e.g. "convolution brgconv:avx512_core", or
+// "winograd", "depthwise-upsample", "host:Softmax"), and its wall time.
+struct StepProfile {
+  std::string name, kind;
+  double ms = 0;
+};
+
 struct EngineOptions {
   Precision precision = Precision::F32;
   int threads = 0;  // 0: every core
@@ -46,6 +54,8 @@ class Engine {
   // input: C×H×W floats (planar, batch 1), normalised as model().preprocessing says.
   // Returns H×W logits; the reference stays valid until the next run or set_input_size.
   const std::vector<float>& run(const float* input);
+  // As run, timing every step: `profile` receives one entry per step, in execution order.
+  const std::vector<float>& run_profiled(const float* input, std::vector<StepProfile>* profile);
 
   const RuntimeModel& model() const;
   const EngineOptions& options() const;

@@ -86,6 +86,44 @@ void print_text(const Options& o, const runtime::Engine& e, const BenchResult& r
               e.arena_bytes() / 1e6, e.weight_bytes() / 1e6);
 }
 
+// One step's median time over the profiled runs.
+struct StepTime {
+  std::string name, kind;
+  double median_ms = 0;
+};
+
+// `runs` more runs, each step timed (the engine waits after every step, so the sum is a little
+// above the plain latency); medians per step, slowest first.
+std::vector<StepTime> profile_steps(runtime::Engine& engine, int runs) {
+  const std::vector<float> x = random_input(engine);
+  std::vector<runtime::StepProfile> one;
+  std::vector<std::vector<double>> ms;
+  for (int i = 0; i < runs; ++i) {
+    engine.run_profiled(x.data(), &one);
+    ms.resize(one.size());
+    for (size_t s = 0; s < one.size(); ++s) ms[s].push_back(one[s].ms);
+  }
+  std::vector<StepTime> steps;
+  for (size_t s = 0; s < one.size(); ++s) steps.push_back({one[s].name, one[s].kind, percentile(ms[s], 0.5)});
+  std::stable_sort(steps.begin(), steps.end(), [](const StepTime& a, const StepTime& b) { return a.median_ms > b.median_ms; });
+  return steps;
+}
+
+nlohmann::json profile_json(const std::vector<StepTime>& steps) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& s : steps) j.push_back({{"name", s.name}, {"kind", s.kind}, {"median_ms", s.median_ms}});
+  return j;
+}
+
+void print_profile(const std::vector<StepTime>& steps) {
+  double total = 0;
+  for (const auto& s : steps) total += s.median_ms;
+  std::printf("  steps (median ms, share of their sum %.2f ms), slowest first:\n", total);
+  for (const auto& s : steps)
+    std::printf("    %8.3f  %5.1f%%  %-40s %s\n", s.median_ms, total > 0 ? 100 * s.median_ms / total : 0.0,
+                s.name.c_str(), s.kind.c_str());
+}
+
 }  // namespace
 
 int effective_threads(int requested) {
@@ -100,8 +138,15 @@ void run_bench(const Options& o) {
                                 (o.images.empty() ? std::string() : o.images[0]) + "')");
   runtime::Engine engine = load_engine(o);
   const BenchResult r = time_runs(engine, o.runs, o.warmup);
-  if (o.json) std::printf("%s\n", to_json(o, engine, r).dump(2).c_str());
-  else print_text(o, engine, r);
+  const std::vector<StepTime> profile = o.profile ? profile_steps(engine, o.runs) : std::vector<StepTime>();
+  if (o.json) {
+    nlohmann::json j = to_json(o, engine, r);
+    if (o.profile) j["profile"] = profile_json(profile);
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    print_text(o, engine, r);
+    if (o.profile) print_profile(profile);
+  }
 }
 
 }  // namespace leanseg::infer

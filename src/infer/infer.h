@@ -16,7 +16,7 @@ struct Options {
   bool winograd = true;             // fp32: the Winograd kernel on large 3x3 convs
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
-  bool bench = false, json = false;
+  bool bench = false, json = false, profile = false;
   int runs = 30, warmup = 3;
 };
 

@@ -1,7 +1,7 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
 //   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--threads N] [--tta none|h|hv] [--overlay]
-//   leanseg-infer MODEL.lsr --bench [--precision P] [--winograd] [--threads N] [--runs N] [--warmup N] [--json]
+//   leanseg-infer MODEL.lsr --bench [--precision P] [--no-winograd] [--threads N] [--runs N] [--warmup N] [--profile] [--json]
 #include <dlfcn.h>
 
 #include <CLI/CLI.hpp>
@@ -35,6 +35,7 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
   g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
   app.add_flag("--json", o.json, "--bench: print JSON");
+  app.add_flag("--profile", o.profile, "--bench: also time every step (median over --runs more runs), slowest first");
   return g;
 }
 
@@ -44,8 +45,8 @@ void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
     leanseg::require(!o.overlay && g.out->count() == 0 && g.tta->count() == 0,
                      "--out, --overlay and --tta apply to segmentation, not --bench");
   } else {
-    leanseg::require(!o.json && g.runs->count() == 0 && g.warmup->count() == 0,
-                     "--json, --runs and --warmup apply to --bench only");
+    leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0,
+                     "--json, --profile, --runs and --warmup apply to --bench only");
   }
 }
 

@@ -14,9 +14,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <dnnl.hpp>
+#include <dnnl_debug.h>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -175,7 +177,8 @@ struct Engine::Impl {
 
   void init(RuntimeModel m, const EngineOptions& o);
   void plan(int h, int w);
-  void run(const float* input);
+  void run(const float* input, std::vector<StepProfile>* profile = nullptr);
+  void run_step(Step& s);
 
  private:
   int add_value(const std::string& name, memory::dims dims, bool host);
@@ -1123,41 +1126,35 @@ void Engine::Impl::bind() {
     output_user = memory({values[output_value].dims, dt::f32, tag::nchw}, cpu, output.data());
 }
 
-void Engine::Impl::run(const float* input) {
+namespace {
+// What runs a step, for profiles: oneDNN's primitive kind and implementation for primitives
+// ("convolution brgconv:avx512_core").
+std::string step_kind(const Step& s) {
+  switch (s.kind) {
+    case Step::Kind::Winograd: return "winograd";
+    case Step::Kind::Upsample: return "depthwise-upsample";
+    case Step::Kind::Host: return s.node ? "host:" + s.node->op : "host-copy";
+    case Step::Kind::Primitive: break;
+  }
+  const char* impl = nullptr;
+  dnnl_primitive_desc_query(s.primitive.get_primitive_desc(), dnnl_query_impl_info_str, 0, &impl);
+  return std::string(dnnl_prim_kind2str(static_cast<dnnl_primitive_kind_t>(s.primitive.get_kind()))) + " " +
+         (impl ? impl : "?");
+}
+}  // namespace
+
+void Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
   omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
   input_user.set_data_handle(const_cast<float*>(input));
+  if (profile) profile->clear();
   for (auto& s : steps) {
-    if (s.kind == Step::Kind::Primitive) {
-      s.primitive.execute(stream, s.args);
-      continue;
+    const auto start = std::chrono::steady_clock::now();
+    if (profile) profile->push_back({s.name, step_kind(s), 0});
+    run_step(s);
+    if (profile) {
+      stream.wait();
+      profile->back().ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     }
-    Value& out = values[s.output];
-    if (s.kind == Step::Kind::Winograd) {
-      winograd_conv3x3(s.winograd, s.winograd_sources.data(), static_cast<int>(s.winograd_sources.size()),
-                       s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(),
-                       static_cast<float*>(out.mem.get_data_handle()), s.scratch);
-      continue;
-    }
-    if (s.kind == Step::Kind::Upsample) {
-      const Value& in = values[s.inputs[0]];
-      depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()), static_cast<float*>(out.mem.get_data_handle()),
-                           s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
-      continue;
-    }
-    if (s.node == nullptr) {  // a copy between the arena and a host tensor
-      Value& in = values[s.inputs[0]];
-      if (!in.host) {  // arena → host mirror
-        memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
-        dnnl::reorder(in.mem, host).execute(stream, in.mem, host);
-      } else {  // host → arena
-        memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
-        dnnl::reorder(host, out.mem).execute(stream, host, out.mem);
-      }
-      continue;
-    }
-    std::vector<const PlainTensor*> ins;
-    for (int v : s.inputs) ins.push_back(&values[v].tensor);
-    out.tensor = std::move(reference_op(*s.node, ins)[0]);
   }
   if (values[output_value].host) {
     std::copy(values[output_value].tensor.f32.begin(), values[output_value].tensor.f32.end(), output.begin());
@@ -1165,6 +1162,36 @@ void Engine::Impl::run(const float* input) {
     dnnl::reorder(values[output_value].mem, output_user).execute(stream, values[output_value].mem, output_user);
   }
   stream.wait();
+}
+
+void Engine::Impl::run_step(Step& s) {
+  if (s.kind == Step::Kind::Primitive) {
+    s.primitive.execute(stream, s.args);
+    return;
+  }
+  Value& out = values[s.output];
+  if (s.kind == Step::Kind::Winograd) {
+    winograd_conv3x3(s.winograd, s.winograd_sources.data(), static_cast<int>(s.winograd_sources.size()),
+                     s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(),
+                     static_cast<float*>(out.mem.get_data_handle()), s.scratch);
+    return;
+  }
+  if (s.kind == Step::Kind::Upsample) {
+    const Value& in = values[s.inputs[0]];
+    depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()), static_cast<float*>(out.mem.get_data_handle()),
+                         s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
+    return;
+  }
+  if (s.node == nullptr) {  // a copy between the arena and a host tensor
+    Value& in = values[s.inputs[0]];
+    memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
+    if (!in.host) dnnl::reorder(in.mem, host).execute(stream, in.mem, host);  // arena → host mirror
+    else dnnl::reorder(host, out.mem).execute(stream, host, out.mem);         // host → arena
+    return;
+  }
+  std::vector<const PlainTensor*> ins;
+  for (int v : s.inputs) ins.push_back(&values[v].tensor);
+  out.tensor = std::move(reference_op(*s.node, ins)[0]);
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1192,6 +1219,10 @@ void Engine::set_input_size(int height, int width) {
 int Engine::input_channels() const { return impl_->channels; }
 int Engine::input_height() const { return impl_->height; }
 int Engine::input_width() const { return impl_->width; }
+const std::vector<float>& Engine::run_profiled(const float* input, std::vector<StepProfile>* profile) {
+  impl_->run(input, profile);
+  return impl_->output;
+}
 const std::vector<float>& Engine::run(const float* input) {
   impl_->run(input);
   return impl_->output;

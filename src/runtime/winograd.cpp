@@ -14,6 +14,18 @@
 namespace leanseg::runtime {
 namespace {
 
+// One block of tiles: tiles [first_tile, first_tile + tiles) of the map; tile_block is the
+// stride of V and M (the tiles of a full block).
+struct Block {
+  const WinogradShape* shape;
+  const WinogradSource* sources;
+  int source_count;
+  const float* u;
+  const float* bias;
+  float* dst;
+  int64_t first_tile, tiles, tile_block, tiles_across;
+};
+
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));  // unaligned access
 
@@ -41,20 +53,6 @@ LS_INLINE void output_1d(const v16* m, int s, v16* o, int os) {
   o[3 * os] = d12 + d34 * 8.f + m[5 * s];
 }
 
-}  // namespace
-namespace detail {
-struct Block {
-  const WinogradShape* shape;
-  const WinogradSource* sources;
-  int source_count;
-  const float* u;
-  const float* bias;
-  float* dst;
-  int64_t first_tile, tiles, tile_block, tiles_across;
-};
-}  // namespace detail
-namespace {
-using detail::Block;
 
 // Weights: G g for g0..g2 (6 values).
 LS_INLINE void weight_1d(const v16* g, int s, v16* o, int os) {
@@ -182,9 +180,7 @@ LS_INLINE void transform_outputs(const Block& b, const float* m) {
   }
 }
 
-}  // namespace
-
-namespace detail {
+// The workers, compiled once per instruction set (see the top of the file).
 // U[p][ci][co] for input channels [first, last) from weights [ci][3][3][co].
 __attribute__((target_clones("avx512f", "avx2", "default"))) void winograd_weights(const WinogradShape& s, const float* w,
                                                                              int64_t first, int64_t last, float* u) {
@@ -216,7 +212,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void winograd_block
   }
   transform_outputs(b, m);
 }
-}  // namespace detail
+
+}  // namespace
 
 bool winograd_supports(int64_t in_channels, int64_t out_channels) {
   return in_channels > 0 && out_channels > 0 && in_channels % 16 == 0 && out_channels % 16 == 0;
@@ -266,11 +263,11 @@ void winograd_conv3x3(const WinogradShape& s, const WinogradSource* sources, int
   {
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < weight_tasks; ++k)
-      detail::winograd_weights(s, weights, k * kChannelsPerTask, std::min(s.in_channels, (k + 1) * kChannelsPerTask), u);
+      winograd_weights(s, weights, k * kChannelsPerTask, std::min(s.in_channels, (k + 1) * kChannelsPerTask), u);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t k = 0; k < blocks; ++k) {
       const Block b{&s, sources, source_count, u, bias, dst, k * T, std::min(T, tiles - k * T), T, tiles_across};
-      detail::winograd_block(b, blocks_scratch + per_thread * omp_get_thread_num());
+      winograd_block(b, blocks_scratch + per_thread * omp_get_thread_num());
     }
   }
 }

@@ -1,6 +1,7 @@
 // Every op of the oneDNN engine against the naive reference interpreter (src/runtime/
 // reference.h), on small hand-built graphs; plus the arena planner and the graph rewrites.
 #include <cmath>
+#include <map>
 #include <dnnl.hpp>
 #include <random>
 
@@ -190,6 +191,30 @@ TEST(EngineOps, WinogradScratchSharesTheArenaWithDeadActivations) {
   const std::vector<float> first = winograd.run(input.data());
   winograd.run(random_input(16 * 64 * 64, 10).data());
   EXPECT_EQ(winograd.run(input.data()), first);
+}
+
+// A profiled run gives the plain run's result and one timed entry per step, named by node and
+// by what ran it.
+TEST(EngineOps, ProfiledRunTimesEveryStepAndGivesTheSameResult) {
+  TestGraph t(16, 64, 64);
+  auto y = t.node("Relu", "wino_relu", {t.conv("wino", "image", 16, 16, 3)});
+  y = t.node("MaxPool", "pool", {y}, {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2})});
+  y = t.node("ConvTranspose", "up", {y, t.constant("up.weight", {16, 1, 2, 2})},
+             {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2}), Attr::of("group", int64_t{16})});
+  Engine e = Engine::from_model(t.finish(t.conv("head", y, 16, 1, 1)), {Precision::F32, 1, true});
+  const auto input = random_input(16 * 64 * 64, 4);
+  const std::vector<float> plain = e.run(input.data());
+  std::vector<StepProfile> profile;
+  EXPECT_EQ(e.run_profiled(input.data(), &profile), plain);
+  std::map<std::string, std::string> kind_of;
+  for (const auto& s : profile) {
+    EXPECT_GE(s.ms, 0) << s.name;
+    kind_of[s.name] = s.kind;
+  }
+  EXPECT_EQ(kind_of["wino"], "winograd");
+  EXPECT_EQ(kind_of["up"], "depthwise-upsample");
+  EXPECT_EQ(kind_of["pool"].rfind("pooling", 0), 0u) << kind_of["pool"];  // oneDNN's primitive and implementation
+  EXPECT_TRUE(kind_of.count("head"));
 }
 
 // A U-Net decoder stage on the Winograd kernel: the upsampled half (a kernel-2 stride-2 transposed

@@ -123,6 +123,31 @@ TEST_F(InferCli, BenchTextIsHumanReadable) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s << " missing in " << r.out;
 }
 
+// --profile: every step's median time, slowest first, named by node and by what ran it.
+TEST_F(InferCli, BenchProfileTimesEveryStep) {
+  auto r = run_infer(model() + " --bench --runs 2 --warmup 0 --profile --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  const auto& steps = j["profile"];
+  ASSERT_GT(steps.size(), 20u);  // unet-32: 23 convs alone
+  int winograd = 0, onednn = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_GE(steps[i]["median_ms"].get<double>(), 0);
+    if (i > 0) EXPECT_LE(steps[i]["median_ms"].get<double>(), steps[i - 1]["median_ms"].get<double>());
+    winograd += steps[i]["kind"] == "winograd";
+    onednn += steps[i]["kind"].get<std::string>().find(':') != std::string::npos;  // e.g. brgconv:avx512_core
+  }
+  EXPECT_EQ(winograd, j["winograd_layers"].get<int>());
+  EXPECT_GT(onednn, 0);
+  r = run_infer(model() + " --bench --runs 2 --warmup 0 --profile");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("slowest first"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("enc1.1.0"), std::string::npos) << r.out;
+  r = run_infer(model() + " some.png --out x --profile");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("--profile, --runs and --warmup apply to --bench only"), std::string::npos) << r.out;
+}
+
 TEST_F(InferCli, ErrorsNameTheFileExitOneAndWriteNothing) {
   test::TempDir dir;
   const std::string image = write_test_image(dir);
