@@ -30,8 +30,9 @@ struct EngineOptions {
   int threads = 0;  // 0: every core
   // fp32 only: dense 3x3 stride-1 convolutions on maps of 64x64 and more (32x32 up to 256 -> 256
   // channels) run on the engine's own Winograd F(4x4, 3x3) kernel (src/runtime/winograd.h;
-  // 1.85-2.6x faster than oneDNN's direct kernels there, its scratch planned in the arena). Results differ from direct convolution by
-  // float rounding (~1e-5 relative). On by default; off: oneDNN's direct convolutions everywhere.
+  // 1.85-2.6x faster than oneDNN's direct kernels there, its scratch planned in the arena).
+  // Results differ from direct convolution by float rounding (~1e-5 relative). On by default;
+  // off: oneDNN's direct convolutions everywhere.
   bool winograd = true;
 };
 

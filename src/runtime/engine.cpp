@@ -1148,8 +1148,8 @@ void Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
   input_user.set_data_handle(const_cast<float*>(input));
   if (profile) profile->clear();
   for (auto& s : steps) {
-    const auto start = std::chrono::steady_clock::now();
     if (profile) profile->push_back({s.name, step_kind(s), 0});
+    const auto start = std::chrono::steady_clock::now();
     run_step(s);
     if (profile) {
       stream.wait();

@@ -182,8 +182,8 @@ LS_INLINE void transform_outputs(const Block& b, const float* m) {
 
 // The workers, compiled once per instruction set (see the top of the file).
 // U[p][ci][co] for input channels [first, last) from weights [ci][3][3][co].
-__attribute__((target_clones("avx512f", "avx2", "default"))) void winograd_weights(const WinogradShape& s, const float* w,
-                                                                             int64_t first, int64_t last, float* u) {
+#define LS_PER_ISA __attribute__((target_clones("avx512f", "avx2", "default")))
+LS_PER_ISA void winograd_weights(const WinogradShape& s, const float* w, int64_t first, int64_t last, float* u) {
   const int64_t Cin = s.in_channels, Cout = s.out_channels;
   for (int64_t ci = first; ci < last; ++ci)
     for (int64_t c = 0; c < Cout; c += 16) {
@@ -196,7 +196,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void winograd_weigh
 }
 
 // One block of tiles, start to finish, in one thread's scratch (V, then M after it).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void winograd_block(const Block& b, float* scratch) {
+LS_PER_ISA void winograd_block(const Block& b, float* scratch) {
   const WinogradShape& s = *b.shape;
   const int64_t Cin = s.in_channels, Cout = s.out_channels, T = b.tile_block;
   float* v = scratch;
@@ -237,8 +237,8 @@ int64_t winograd_tile_block(const WinogradShape& s) {
 size_t winograd_scratch_bytes(const WinogradShape& s) {
   const size_t T = static_cast<size_t>(winograd_tile_block(s));
   const size_t u = 36 * static_cast<size_t>(s.in_channels * s.out_channels);
-  const size_t blocks = static_cast<size_t>(std::max(1, s.threads)) * 36 * T * static_cast<size_t>(s.in_channels + s.out_channels);
-  return (u + blocks) * sizeof(float);
+  const size_t per_thread = 36 * T * static_cast<size_t>(s.in_channels + s.out_channels);
+  return (u + static_cast<size_t>(std::max(1, s.threads)) * per_thread) * sizeof(float);
 }
 
 std::vector<float> winograd_weight_layout(const float* onnx_weights, int64_t out_channels, int64_t in_channels) {
