@@ -220,8 +220,9 @@ bool winograd_supports(int64_t in_channels, int64_t out_channels) {
 }
 
 int64_t winograd_tile_block(const WinogradShape& s) {
-  // V and M take 36 x 4 bytes per tile and channel. 256 KB per thread measured best of 128 KB
-  // to 3 MB on unet-32's shapes (bench_winograd_convs), and a sweep of 6 to 96 tiles per block
+  // V and M take 36 x 4 bytes per tile and channel. Two one-off experiments (throwaway builds,
+  // no command in the repository repeats them) chose the budget: 256 KB per thread measured
+  // best of 128 KB to 3 MB on unet-32's shapes, and a sweep of 6 to 96 tiles per block
   // (interleaved in one process) found no block size faster than this choice by more than 5%
   // except 512 -> 256 channels on 32x32 (12 tiles: 15% faster; the engine runs that shape
   // direct): the block's V and M stay in L2, the transformed weights stream from L3.
