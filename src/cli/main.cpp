@@ -5,9 +5,11 @@
 
 #include "commands.h"
 #include "leanseg/error.h"
+#include "leanseg/memory.h"
 #include "leanseg/threads.h"
 
 int main(int argc, char** argv) {
+  leanseg::keep_freed_memory();  // before the first large tensor: see memory.h
   CLI::App app{"leanseg: train, compress, evaluate and deploy efficient segmentation models on CPUs"};
   app.require_subcommand(1);
   // LibTorch may start with 1 intra-op thread here; default to every core, --threads overrides.
