@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -18,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "leanseg/runtime.h"
 #include "leanseg/threads.h"
 
 namespace leanseg::cli {
@@ -96,6 +98,28 @@ void run_doctor() {
   if (const int t = openblas_threads()) std::printf("OpenBLAS threads  %d (LibTorch parallelises around it)\n", t);
   std::printf("sgemm 512^3       %.1f GFLOP/s (median of 7)\n", gemm);
   std::printf("conv 64x64x3x3    %.1f GFLOP/s at 128x128 (median of 7)\n", conv);
+  const char* policy = std::getenv("LEANSEG_OPENMP_POLICY");
+  const char* user_wait = std::getenv("OMP_WAIT_POLICY");
+  const char* user_spin = std::getenv("GOMP_SPINCOUNT");
+  const std::string source = policy ? std::string(policy) + " (leanseg's default)"
+                             : user_wait ? std::string("OMP_WAIT_POLICY=") + user_wait + " (yours)"
+                             : user_spin ? std::string("GOMP_SPINCOUNT=") + user_spin + " (yours)"
+                                         : std::string("libgomp's default");
+  const double spin = runtime::measure_openmp_spin_ms(30);
+  std::printf("OpenMP waiting    %s: an idle thread spins %.1f ms before it sleeps (measured, of 30)\n",
+              source.c_str(), spin);
+  if (spin > 10)
+    std::printf("WARNING: OpenMP threads spin for long: beside other processes on few cores, inference can be\n"
+                "         10-30x slower (see README, latency under load); unset OMP_WAIT_POLICY=active\n");
+  const int runnable = runtime::runnable_tasks();
+  const unsigned cores = std::thread::hardware_concurrency();
+  if (runnable >= 0) {
+    std::printf("runnable tasks    %d on %u cores (this one included)\n", runnable, cores);
+    if (runnable > static_cast<int>(cores))
+      std::printf("WARNING: the machine is oversubscribed (%d runnable tasks on %u cores): timings will be slower and\n"
+                  "         noisier; measure with fewer threads (--threads) or when the machine is quieter\n",
+                  runnable, cores);
+  }
   if (netlib || gemm < 10)
     std::printf("WARNING: the slow netlib reference BLAS is in use; run scripts/setup.sh (installs OpenBLAS)\n");
 }

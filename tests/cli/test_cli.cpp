@@ -35,6 +35,22 @@ TEST(Cli, DoctorReportsThreadsAndKeepsOpenBlasSingleThreaded) {
     EXPECT_NE(r.out.find("OpenBLAS threads  1"), std::string::npos) << r.out;
 }
 
+// The executables bound OpenMP's spinning (src/util/openmp_wait_policy.c): doctor measures an
+// idle thread's spin, short by default, the whole 30 ms wait under OMP_WAIT_POLICY=active (so
+// the measurement sees what libgomp really does), and a user's setting is left alone.
+TEST(Cli, DoctorMeasuresBoundedOpenMpSpinningAndKeepsTheUsersPolicy) {
+  const std::string unset = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT ";
+  const CliRun bounded = test::run_command(unset + LEANSEG_CLI_PATH + " doctor");
+  ASSERT_EQ(bounded.code, 0) << bounded.out;
+  EXPECT_NE(bounded.out.find("OpenMP waiting    GOMP_SPINCOUNT=100000 (leanseg's default)"), std::string::npos)
+      << bounded.out;
+  EXPECT_EQ(bounded.out.find("WARNING: OpenMP threads spin"), std::string::npos) << bounded.out;
+  const CliRun active = test::run_command(unset + "OMP_WAIT_POLICY=active " + LEANSEG_CLI_PATH + " doctor");
+  ASSERT_EQ(active.code, 0) << active.out;
+  EXPECT_NE(active.out.find("OpenMP waiting    OMP_WAIT_POLICY=active (yours)"), std::string::npos) << active.out;
+  EXPECT_NE(active.out.find("WARNING: OpenMP threads spin"), std::string::npos) << active.out;
+}
+
 TEST(Cli, ErrorsAreClearAndExitNonZero) {
   CliRun r = run_cli("info --model resnet");
   EXPECT_EQ(r.code, 1);
