@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev                  # oneDNN for the LibTorch-free runtime
   libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX export (ModelProto, checker)
+  python3 python3-numpy        # the Python module's tests (Debian's python3)
   gnuplot-nox                  # training-curve and comparison plots (PNG via pngcairo)
 )
 

@@ -36,6 +36,16 @@ struct EngineOptions {
   bool winograd = true;
 };
 
+// Threading contract:
+// - An Engine is not thread-safe: one engine must not be used from two threads at once (its
+//   activations live in one arena). Different engines are independent and may run at the same
+//   time on different host threads, each with its own thread count.
+// - Planning (load, set_input_size) and running use EngineOptions::threads OpenMP threads
+//   (oneDNN runs on OpenMP in Debian). The calling thread's OpenMP thread count
+//   (omp_get_max_threads) is set for the call and restored before it returns; nothing else
+//   process-wide is changed (no environment, allocator or signal settings).
+// - Called from inside the host's own OpenMP parallel region, oneDNN's regions are nested and
+//   run on one thread (OpenMP's default): give each host thread its own engine instead.
 class Engine {
  public:
   // Loads and validates a .lsr file and plans for the file's input size.
@@ -55,6 +65,10 @@ class Engine {
   // input: C×H×W floats (planar, batch 1), normalised as model().preprocessing says.
   // Returns H×W logits; the reference stays valid until the next run or set_input_size.
   const std::vector<float>& run(const float* input);
+  // Batch: `count` images one after another (count x C x H x W floats in, count x H x W logits
+  // into `logits_out`). The plan is for batch 1: images reuse its primitives and arena, so a
+  // batch costs count single runs and no extra memory (no larger-batch kernels yet).
+  void run_batch(const float* input, int count, float* logits_out);
   // As run, timing every step: `profile` receives one entry per step, in execution order.
   const std::vector<float>& run_profiled(const float* input, std::vector<StepProfile>* profile);
 
@@ -73,5 +87,14 @@ class Engine {
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// How long an idle OpenMP thread of this process spins at a barrier before it sleeps, measured:
+// the CPU time one thread burns while the other sleeps `wait_ms` (so at most wait_ms). ~0 with
+// OMP_WAIT_POLICY=passive, ~wait_ms with active, ~1 ms under leanseg's executables' bounded
+// spinning (src/util/openmp_wait_policy.c). For `leanseg doctor`.
+double measure_openmp_spin_ms(int wait_ms = 30);
+// Tasks runnable right now on the whole machine (/proc/loadavg's 4th field, this one included);
+// -1 when unknown. More than the cores means the engine's threads will wait for a core.
+int runnable_tasks();
 
 }  // namespace leanseg::runtime

@@ -47,6 +47,18 @@ int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char
 /* As ls_engine_run, with the foreground probability (sigmoid of the logits) in prob_out. */
 int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_out, char* err, size_t err_len);
 
+/* Batch: count images (count x C x H x W floats) one after another through the engine's plan;
+ * count x H x W logits (ls_engine_run_batch) or probabilities (ls_engine_probabilities_batch). */
+int ls_engine_run_batch(ls_engine* engine, const float* input, int count, float* logits_out, char* err, size_t err_len);
+int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int count, float* prob_out, char* err,
+                                  size_t err_len);
+
+/* The model's input pipeline as JSON: {"preprocessing": {...}, "size_divisor": N}
+ * (preprocessing.h's fields: channels, intensity, max_value, mean, std, input size, mode,
+ * threshold). Copies it into out (NUL-terminated, truncated to out_len - 1) and returns its
+ * full length in bytes, so a first call with out_len 0 gives the size; -1 when engine is NULL. */
+long ls_engine_preprocessing_json(const ls_engine* engine, char* out, size_t out_len);
+
 /* Frees the engine; NULL is allowed. */
 void ls_engine_free(ls_engine* engine);
 

@@ -23,22 +23,24 @@ struct BenchResult {
 };
 
 // Normal noise: a normalised image's scale, and no all-zero shortcuts inside oneDNN.
-std::vector<float> random_input(const runtime::Engine& engine) {
-  std::vector<float> x(static_cast<size_t>(engine.input_channels()) * engine.input_height() * engine.input_width());
+std::vector<float> random_input(const runtime::Engine& engine, int batch = 1) {
+  std::vector<float> x(static_cast<size_t>(batch) * engine.input_channels() * engine.input_height() * engine.input_width());
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.f, 1.f);
   for (float& v : x) v = normal(rng);
   return x;
 }
 
-BenchResult time_runs(runtime::Engine& engine, int runs, int warmup) {
-  const std::vector<float> x = random_input(engine);
-  for (int i = 0; i < warmup; ++i) engine.run(x.data());
+// Latencies are per call (`batch` images); throughput is images per second at the median.
+BenchResult time_runs(runtime::Engine& engine, int runs, int warmup, int batch) {
+  const std::vector<float> x = random_input(engine, batch);
+  std::vector<float> out(static_cast<size_t>(batch) * engine.input_height() * engine.input_width());
+  for (int i = 0; i < warmup; ++i) engine.run_batch(x.data(), batch, out.data());
   std::vector<double> ms;
   ms.reserve(runs);
   for (int i = 0; i < runs; ++i) {
     const auto start = Clock::now();
-    engine.run(x.data());
+    engine.run_batch(x.data(), batch, out.data());
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   BenchResult r;
@@ -47,7 +49,7 @@ BenchResult time_runs(runtime::Engine& engine, int runs, int warmup) {
   r.min_ms = *std::min_element(ms.begin(), ms.end());
   r.max_ms = *std::max_element(ms.begin(), ms.end());
   for (double v : ms) r.mean_ms += v / ms.size();
-  r.throughput = r.median_ms > 0 ? 1000.0 / r.median_ms : 0.0;
+  r.throughput = r.median_ms > 0 ? 1000.0 * batch / r.median_ms : 0.0;
   r.peak_rss_bytes = peak_rss_bytes();
   return r;
 }
@@ -63,6 +65,7 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
           {"width", e.input_width()},
           {"runs", o.runs},
           {"warmup", o.warmup},
+          {"batch", o.batch},
           {"median_ms", r.median_ms},
           {"p90_ms", r.p90_ms},
           {"min_ms", r.min_ms},
@@ -76,9 +79,9 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
 
 void print_text(const Options& o, const runtime::Engine& e, const BenchResult& r) {
   const std::string winograd = e.winograd_layers() ? " (Winograd on " + std::to_string(e.winograd_layers()) + " convs)" : "";
-  std::printf("%s: %s%s, %d threads, input %dx%dx%d, %d runs after %d warm-up\n", o.model.c_str(),
-              runtime::precision_name(e.options().precision), winograd.c_str(), effective_threads(o.threads), e.input_channels(),
-              e.input_height(), e.input_width(), o.runs, o.warmup);
+  std::printf("%s: %s%s, %d threads, input %dx%dx%dx%d, %d runs after %d warm-up\n", o.model.c_str(),
+              runtime::precision_name(e.options().precision), winograd.c_str(), effective_threads(o.threads), o.batch,
+              e.input_channels(), e.input_height(), e.input_width(), o.runs, o.warmup);
   std::printf("  latency     median %.2f ms, p90 %.2f ms, min %.2f ms, max %.2f ms\n", r.median_ms, r.p90_ms,
               r.min_ms, r.max_ms);
   std::printf("  throughput  %.1f images/s\n", r.throughput);
@@ -137,7 +140,7 @@ void run_bench(const Options& o) {
   require(o.images.empty(), "--bench times random input: give no images (got '" +
                                 (o.images.empty() ? std::string() : o.images[0]) + "')");
   runtime::Engine engine = load_engine(o);
-  const BenchResult r = time_runs(engine, o.runs, o.warmup);
+  const BenchResult r = time_runs(engine, o.runs, o.warmup, o.batch);
   const std::vector<StepTime> profile = o.profile ? profile_steps(engine, o.runs) : std::vector<StepTime>();
   if (o.json) {
     nlohmann::json j = to_json(o, engine, r);

@@ -18,6 +18,7 @@ struct Options {
   bool overlay = false;
   bool bench = false, json = false, profile = false;
   int runs = 30, warmup = 3;
+  int batch = 1;                    // --bench: images per Engine::run_batch call
 };
 
 // Prefixes `what` (an input) to `message` unless the message already names `path`.

@@ -5,16 +5,18 @@
 #include <dlfcn.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 
 #include "infer.h"
 #include "leanseg/error.h"
+#include "leanseg/memory.h"
 #include "leanseg/process.h"
 
 namespace {
 
 struct Given {
-  CLI::Option *out, *runs, *warmup, *tta;
+  CLI::Option *out, *runs, *warmup, *tta, *batch;
 };
 
 Given add_options(CLI::App& app, leanseg::infer::Options& o) {
@@ -34,6 +36,9 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
   g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
+  g.batch = app.add_option("--batch", o.batch, "--bench: images per call (Engine::run_batch); throughput is images/s")
+                ->check(CLI::Range(1, 4096))
+                ->capture_default_str();
   app.add_flag("--json", o.json, "--bench: print JSON");
   app.add_flag("--profile", o.profile, "--bench: also time every step (median over --runs more runs), slowest first");
   return g;
@@ -45,8 +50,8 @@ void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
     leanseg::require(!o.overlay && g.out->count() == 0 && g.tta->count() == 0,
                      "--out, --overlay and --tta apply to segmentation, not --bench");
   } else {
-    leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0,
-                     "--json, --profile, --runs and --warmup apply to --bench only");
+    leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
+                     "--json, --profile, --runs, --warmup and --batch apply to --bench only");
   }
 }
 
@@ -58,7 +63,13 @@ namespace leanseg::infer {
 // measures the engine without them. The plugin stays loaded until exit.
 void segment_images_with_plugin(const Options& o) {
   const std::string path = executable_dir() + "/libleanseg-infer-images.so";
-  void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* plugin = std::filesystem::exists(path) ? dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) : nullptr;
+#ifdef LEANSEG_PLUGIN_INSTALL_DIR
+  if (plugin == nullptr) {  // installed: <prefix>/bin/leanseg-infer, <prefix>/<libdir>/leanseg/
+    const std::string installed = executable_dir() + "/" LEANSEG_PLUGIN_INSTALL_DIR "/libleanseg-infer-images.so";
+    plugin = dlopen(installed.c_str(), RTLD_NOW | RTLD_LOCAL);
+  }
+#endif
   if (plugin == nullptr) throw Error("cannot load the image plugin '" + path + "': " + dlerror());
   using Segment = void (*)(const Options&);
   auto* segment = reinterpret_cast<Segment>(dlsym(plugin, "leanseg_infer_segment_images"));
@@ -69,6 +80,7 @@ void segment_images_with_plugin(const Options& o) {
 }  // namespace leanseg::infer
 
 int main(int argc, char** argv) {
+  leanseg::keep_freed_memory();  // image buffers of a folder run stay mapped: see memory.h
   CLI::App app{"leanseg-infer: segment images with a leanseg runtime model (.lsr) on the CPU, without LibTorch"};
   leanseg::infer::Options o;
   const Given given = add_options(app, o);

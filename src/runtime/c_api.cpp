@@ -122,6 +122,38 @@ int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_o
   });
 }
 
+int ls_engine_run_batch(ls_engine* engine, const float* input, int count, float* logits_out, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    require_engine(engine, "ls_engine_run_batch");
+    require_buffers(input, logits_out, "ls_engine_run_batch");
+    engine->engine.run_batch(input, count, logits_out);
+  });
+}
+
+int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int count, float* prob_out, char* err,
+                                  size_t err_len) {
+  return guarded(err, err_len, [&] {
+    require_engine(engine, "ls_engine_probabilities_batch");
+    require_buffers(input, prob_out, "ls_engine_probabilities_batch");
+    engine->engine.run_batch(input, count, prob_out);
+    const size_t n = static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() * engine->engine.input_width();
+    std::transform(prob_out, prob_out + n, prob_out, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+  });
+}
+
+long ls_engine_preprocessing_json(const ls_engine* engine, char* out, size_t out_len) {
+  if (engine == nullptr) return -1;
+  try {
+    const leanseg::RuntimeModel& m = engine->engine.model();
+    const std::string text =
+        nlohmann::json{{"preprocessing", m.preprocessing}, {"size_divisor", m.size_divisor}}.dump();
+    set_error(out, out_len, text);
+    return static_cast<long>(text.size());
+  } catch (...) {
+    return -1;
+  }
+}
+
 void ls_engine_free(ls_engine* engine) { delete engine; }
 
 }  // extern "C"

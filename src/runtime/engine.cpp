@@ -33,6 +33,26 @@
 #include "winograd.h"
 
 namespace leanseg::runtime {
+namespace {
+// Sets the calling thread's OpenMP thread count for the engine's work and restores the
+// caller's on exit. oneDNN (built on OpenMP in Debian) and the engine's kernels size their
+// parallel regions from omp_get_max_threads(), an OpenMP setting of the calling thread: a
+// host program's own OpenMP code must find it as it left it.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    if (threads != saved_) omp_set_num_threads(threads);
+  }
+  ~ScopedOmpThreads() {
+    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
+  }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+}  // namespace
 
 Precision precision_from_name(const std::string& name) {
   if (name == "fp32" || name == "f32") return Precision::F32;
@@ -177,6 +197,7 @@ struct Engine::Impl {
 
   void init(RuntimeModel m, const EngineOptions& o);
   void plan(int h, int w);
+  int thread_count() const { return options.threads > 0 ? options.threads : omp_get_num_procs(); }
   void run(const float* input, std::vector<StepProfile>* profile = nullptr);
   void run_step(Step& s);
 
@@ -601,7 +622,7 @@ Step Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const
   s.kind = Step::Kind::Winograd;
   WinogradShape& shape = s.winograd;
   shape.height = od[2], shape.width = od[3], shape.in_channels = w.shape[1], shape.out_channels = od[1];
-  shape.threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+  shape.threads = thread_count();
   shape.accumulate = f.sum_other >= 0;
   if (f.has_act && f.act.algorithm == dnnl::algorithm::eltwise_relu) shape.activation = WinogradActivation::Relu;
   if (f.has_act && f.act.algorithm == dnnl::algorithm::eltwise_clip) {
@@ -1031,7 +1052,7 @@ void Engine::Impl::plan(int h, int w) {
   if (rewritten_dropped) simplify();
   values.clear(), value_of.clear(), steps.clear(), split_concats.clear(), deferred_depth_to_space.clear();
   weights = 0, flops = 0;
-  omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
+  const ScopedOmpThreads omp_threads(thread_count());
 
   const memory::dims image_dims = {1, channels, h, w};
   const int image = add_value(model.graph.inputs[0].name, image_dims, false);
@@ -1144,7 +1165,7 @@ std::string step_kind(const Step& s) {
 }  // namespace
 
 void Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
-  omp_set_num_threads(options.threads > 0 ? options.threads : omp_get_num_procs());
+  const ScopedOmpThreads omp_threads(thread_count());
   input_user.set_data_handle(const_cast<float*>(input));
   if (profile) profile->clear();
   for (auto& s : steps) {
@@ -1228,6 +1249,15 @@ const std::vector<float>& Engine::run_profiled(const float* input, std::vector<S
 const std::vector<float>& Engine::run(const float* input) {
   impl_->run(input);
   return impl_->output;
+}
+void Engine::run_batch(const float* input, int count, float* logits_out) {
+  require(count >= 0, "Engine::run_batch: count must be >= 0, got " + std::to_string(count));
+  const size_t in = static_cast<size_t>(impl_->channels) * impl_->height * impl_->width;
+  const size_t out = static_cast<size_t>(impl_->height) * impl_->width;
+  for (int i = 0; i < count; ++i) {
+    impl_->run(input + i * in);
+    std::copy(impl_->output.begin(), impl_->output.end(), logits_out + i * out);
+  }
 }
 const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }
