@@ -145,7 +145,16 @@ TEST_F(InferCli, BenchProfileTimesEveryStep) {
   EXPECT_NE(r.out.find("enc1.1.0"), std::string::npos) << r.out;
   r = run_infer(model() + " some.png --out x --profile");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("--profile, --runs and --warmup apply to --bench only"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--profile, --runs, --warmup and --batch apply to --bench only"), std::string::npos) << r.out;
+}
+
+// --batch N: each timed call runs N images (Engine::run_batch); throughput counts images.
+TEST_F(InferCli, BenchBatchCountsImagesInThroughput) {
+  const auto r = run_infer(model() + " --bench --runs 2 --warmup 0 --batch 3 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["batch"].get<int>(), 3);
+  EXPECT_NEAR(j["throughput"].get<double>(), 3000.0 / j["median_ms"].get<double>(), 1e-6 * j["throughput"].get<double>());
 }
 
 TEST_F(InferCli, ErrorsNameTheFileExitOneAndWriteNothing) {
