@@ -52,6 +52,13 @@ nlohmann::json graph_structure_to_json(const Graph& graph);
 // Throws Error naming `where` and the offending node for malformed JSON structure.
 Graph graph_structure_from_json(const nlohmann::json& j, const std::string& where);
 
+// The limits the engine relies on (leanseg/limits.h): input channels and size, and every
+// Conv, ConvTranspose, MaxPool and Concat attribute of the right kind and in range (strides,
+// dilations and kernels >= 1, pads >= 0, concat axes in [-4, 3], groups dividing the weight's
+// channels, ...). The reader and the writer call it, and so does Engine::from_model for models
+// that never were a file. Throws Error starting with `where` and naming the node and attribute.
+void check_runtime_graph(const Graph& graph, const std::string& where);
+
 // Serialised bytes / atomic write of a runtime model.
 std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model);
 void write_runtime_model(const RuntimeModel& model, const std::string& path);

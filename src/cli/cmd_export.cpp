@@ -10,6 +10,7 @@
 #include "leanseg/error.h"
 #include "leanseg/graph_export.h"
 #include "leanseg/graph_qdq.h"
+#include "leanseg/limits.h"
 #include "leanseg/model_file.h"
 #include "leanseg/onnx_export.h"
 #include "leanseg/runtime_file.h"
@@ -141,6 +142,9 @@ void run_export(const ExportArgs& a) {
   if (a.format == "runtime") check_runtime_options(a);
   else check_onnx_options(a);
   require(a.input_size >= 0, "--input-size must be positive, got " + std::to_string(a.input_size));
+  // Before the model is even loaded: the engine would refuse the file (and a graph of that size
+  // takes minutes to build before running out of memory). Model files' sizes are checked at load.
+  if (a.input_size > 0) check_image_size(a.input_size, a.input_size, "--input-size");
   const LoadedModel m = open_model(a.model, a.in_channels);
   GraphInputShape shape;
   shape.height = a.input_size > 0 ? a.input_size : m.preprocessing.input_height;

@@ -1,9 +1,19 @@
 #include "leanseg/preprocessing.h"
 
 #include "leanseg/error.h"
+#include "leanseg/limits.h"
 
 namespace leanseg {
 namespace {
+
+// An int field: get<int>() would wrap 2^32 + 64 to 64.
+int int_field(const nlohmann::json& j, const char* key, int fallback, const std::string& where) {
+  if (!j.contains(key)) return fallback;
+  const auto v = json_int64(j.at(key));
+  require(v && *v >= std::numeric_limits<int>::min() && *v <= std::numeric_limits<int>::max(),
+          where + ": preprocessing field '" + key + "' should be an integer that fits in an int, got " + j.at(key).dump());
+  return static_cast<int>(*v);
+}
 
 template <class T>
 T field(const nlohmann::json& j, const char* key, const T& fallback, const std::string& where) {
@@ -31,8 +41,8 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::strin
   p.max_value = field(j, "max_value", p.max_value, where);
   p.mean = field(j, "mean", p.mean, where);
   p.std = field(j, "std", p.std, where);
-  p.input_height = field(j, "input_height", p.input_height, where);
-  p.input_width = field(j, "input_width", p.input_width, where);
+  p.input_height = int_field(j, "input_height", p.input_height, where);
+  p.input_width = int_field(j, "input_width", p.input_width, where);
   p.mode = field(j, "mode", p.mode, where);
   p.threshold = field(j, "threshold", p.threshold, where);
   require(!p.channels.empty(), where + ": preprocessing lists no input channels");
@@ -42,7 +52,7 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::strin
   require(p.intensity == "max" || p.intensity == "minmax", where + ": intensity must be 'max' or 'minmax'");
   require(p.max_value > 0, where + ": max_value must be > 0");
   require(p.std > 0, where + ": std must be > 0");
-  require(p.input_height > 0 && p.input_width > 0, where + ": input size must be positive");
+  check_image_size(p.input_height, p.input_width, where + ": preprocessing");
   require(p.mode == "resize" || p.mode == "pad" || p.mode == "tile", where + ": mode must be resize, pad or tile");
   require(p.threshold > 0 && p.threshold < 1, where + ": threshold must be in (0, 1)");
   return p;

@@ -10,6 +10,7 @@
 
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
+#include "leanseg/limits.h"
 #include "leanseg/safetensors.h"
 
 namespace leanseg {
@@ -81,10 +82,13 @@ class JsonReader {
     require(v.is_string(), context_ + ": '" + key + "' should be a string, got " + type_of(v));
     return v.get<std::string>();
   }
-  int64_t integer(const char* key) const {
-    const json& v = at(key);
-    require(v.is_number_integer(), context_ + ": '" + key + "' should be an integer, got " + type_of(v));
-    return v.get<int64_t>();
+  int64_t integer(const char* key) const { return checked_integer(at(key), key); }
+  // An integer that must lie in [lo, hi] (e.g. one narrowed to int afterwards).
+  int64_t integer(const char* key, int64_t lo, int64_t hi) const {
+    const int64_t v = integer(key);
+    require(v >= lo && v <= hi, context_ + ": '" + key + "' is " + std::to_string(v) + ", must be in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return v;
   }
   const json& array(const char* key) const {
     const json& v = at(key);
@@ -100,7 +104,7 @@ class JsonReader {
     std::vector<int64_t> out;
     for (const auto& e : array(key)) {
       require(e.is_number_integer(), context_ + ": '" + key + "' should hold integers, got " + e.dump());
-      out.push_back(e.get<int64_t>());
+      out.push_back(checked_integer(e, key));
     }
     return out;
   }
@@ -117,6 +121,14 @@ class JsonReader {
   static std::string type_of(const json& v) { return std::string(v.type_name()) + " " + v.dump(); }
 
  private:
+  // nlohmann's get<int64_t>() wraps integers above 2^63 - 1: refused instead.
+  int64_t checked_integer(const json& v, const char* key) const {
+    require(v.is_number_integer(), context_ + ": '" + key + "' should be an integer, got " + type_of(v));
+    const auto i = json_int64(v);
+    require(i.has_value(), context_ + ": '" + key + "' holds " + v.dump() + ", which does not fit in a 64-bit integer");
+    return *i;
+  }
+
   const json& j_;
   std::string context_;
 };
@@ -130,8 +142,10 @@ GraphAttribute attribute_from_json(const json& j, const std::string& context) {
   const json& v = r.at("value");
   if (kind == "int") {
     require(v.is_number_integer(), where + ": value should be an integer, got " + v.dump());
+    const auto i = json_int64(v);  // get<int64_t>() would wrap values above 2^63 - 1
+    require(i.has_value(), where + ": value " + v.dump() + " does not fit in a 64-bit integer");
     a.kind = GraphAttribute::Kind::Int;
-    a.i = v.get<int64_t>();
+    a.i = *i;
   } else if (kind == "float") {
     require(v.is_number(), where + ": value should be a number, got " + v.dump());
     const double d = v.get<double>();
@@ -223,6 +237,106 @@ void check_initializer_uses(const Graph& g, const std::string& where) {
   }
 }
 
+// --- limits the engine relies on --------------------------------------------------------------
+
+using Kind = GraphAttribute::Kind;
+
+// Range of an attribute of an operator. Ints attributes have `count` values, each in [lo, hi];
+// lo == hi marks a value the engine does not implement otherwise (it would silently ignore it).
+struct AttributeRule {
+  const char* op;
+  const char* name;
+  Kind kind;
+  size_t count;
+  int64_t lo, hi;
+};
+
+const AttributeRule kAttributeRules[] = {
+    {"Conv", "group", Kind::Int, 1, 1, kMaxChannels},
+    {"Conv", "kernel_shape", Kind::Ints, 2, 1, kMaxImageSide},
+    {"Conv", "strides", Kind::Ints, 2, 1, kMaxImageSide},
+    {"Conv", "dilations", Kind::Ints, 2, 1, kMaxImageSide},
+    {"Conv", "pads", Kind::Ints, 4, 0, kMaxImageSide},
+    {"ConvTranspose", "group", Kind::Int, 1, 1, kMaxChannels},
+    {"ConvTranspose", "kernel_shape", Kind::Ints, 2, 1, kMaxImageSide},
+    {"ConvTranspose", "strides", Kind::Ints, 2, 1, kMaxImageSide},
+    {"ConvTranspose", "dilations", Kind::Ints, 2, 1, kMaxImageSide},
+    {"ConvTranspose", "pads", Kind::Ints, 4, 0, kMaxImageSide},
+    {"ConvTranspose", "output_padding", Kind::Ints, 2, 0, 0},
+    {"MaxPool", "kernel_shape", Kind::Ints, 2, 1, kMaxImageSide},
+    {"MaxPool", "strides", Kind::Ints, 2, 1, kMaxImageSide},
+    {"MaxPool", "pads", Kind::Ints, 4, 0, kMaxImageSide},
+    {"MaxPool", "dilations", Kind::Ints, 2, 1, 1},
+    {"MaxPool", "ceil_mode", Kind::Int, 1, 0, 0},
+    {"MaxPool", "storage_order", Kind::Int, 1, 0, 0},
+    {"Concat", "axis", Kind::Int, 1, -4, 3},  // the engine's image tensors have 4 axes
+};
+
+void check_attribute(const GraphAttribute& a, const AttributeRule& r, const std::string& who) {
+  const std::string what = who + ": attribute '" + a.name + "'";
+  require(a.kind == r.kind, what + " should be " + kind_name(r.kind) + ", got " + kind_name(a.kind));
+  const std::vector<int64_t> values = a.kind == Kind::Int ? std::vector<int64_t>{a.i} : a.ints;
+  const std::string shown = a.kind == Kind::Int ? std::to_string(a.i) : shape_text(a.ints);
+  require(values.size() == r.count, what + " is " + shown + ", should have " + std::to_string(r.count) + " values");
+  for (int64_t v : values) {
+    if (v >= r.lo && v <= r.hi) continue;
+    if (r.lo == r.hi)
+      throw Error(what + " is " + shown + "; the engine supports only " + std::to_string(r.lo) +
+                  (r.count > 1 ? " in every position" : ""));
+    throw Error(what + " is " + shown + ", " + (r.count > 1 ? "each value " : "") + "must be in [" +
+                std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]");
+  }
+}
+
+// A Conv/ConvTranspose weight the engine can take: sizes in range, the group dividing its
+// channels, kernel_shape (when given) equal to its spatial size.
+void check_conv_weight(const GraphNode& n, const GraphTensor& w, const std::string& who) {
+  if (w.shape.size() != 4) return;  // check_initializer_uses names it
+  const bool ok = w.shape[0] >= 1 && w.shape[1] >= 1 && w.shape[0] <= kMaxChannels && w.shape[1] <= kMaxChannels &&
+                  w.shape[2] >= 1 && w.shape[3] >= 1 && w.shape[2] <= kMaxImageSide && w.shape[3] <= kMaxImageSide;
+  require(ok, who + ": weight '" + w.name + "' has shape " + shape_text(w.shape) + ": channels must be in [1, " +
+                  std::to_string(kMaxChannels) + "] and the kernel in [1, " + std::to_string(kMaxImageSide) + "]");
+  const GraphAttribute* group = n.attribute("group");
+  const int64_t groups = group ? group->i : 1;
+  require(w.shape[0] % groups == 0 && w.shape[1] * groups <= kMaxChannels,
+          who + ": group " + std::to_string(groups) + " does not fit weight '" + w.name + "' of shape " +
+              shape_text(w.shape));
+  if (const GraphAttribute* k = n.attribute("kernel_shape"))
+    require(k->ints == std::vector<int64_t>{w.shape[2], w.shape[3]},
+            who + ": kernel_shape " + shape_text(k->ints) + " disagrees with weight '" + w.name + "' of shape " +
+                shape_text(w.shape));
+}
+
+void check_node_limits(const Graph& g, const GraphNode& n, const std::string& where) {
+  const std::string who = where + ": " + n.op + " node '" + n.name + "'";
+  for (const auto& a : n.attributes)
+    for (const auto& r : kAttributeRules)
+      if (n.op == r.op && a.name == r.name) check_attribute(a, r, who);
+  if (n.op == "MaxPool") require(n.attribute("kernel_shape") != nullptr, who + ": needs a 'kernel_shape' attribute");
+  if (n.op == "Conv" || n.op == "ConvTranspose" || n.op == "DepthwiseUpsample2x")
+    if (const GraphTensor* w = initializer_input(g, n, 1)) check_conv_weight(n, *w, who);
+  if (n.op == "DepthwiseUpsample2x") {  // the engine's own kernel reads a [C, 1, 2, 2] weight
+    const GraphTensor* w = initializer_input(g, n, 1);
+    require(w && w->shape.size() == 4 && w->shape[1] == 1 && w->shape[2] == 2 && w->shape[3] == 2,
+            who + ": the weight (input 2) must be a [C, 1, 2, 2] initializer");
+  }
+}
+
+}  // namespace
+
+void check_runtime_graph(const Graph& g, const std::string& where) {
+  for (const auto& v : g.inputs) {
+    const auto& s = v.shape;
+    if (s.size() != 4) continue;  // check_io (or the engine) names the rank
+    require(s[1] <= kMaxChannels, where + ": input '" + v.name + "' has " + std::to_string(s[1]) +
+                                      " channels, more than the limit of " + std::to_string(kMaxChannels));
+    check_image_size(s[2], s[3], where + ": input '" + v.name + "'");
+  }
+  for (const auto& n : g.nodes) check_node_limits(g, n, where);
+}
+
+namespace {
+
 void check_io(const RuntimeModel& m, const std::string& where) {
   const Graph& g = m.graph;
   require(m.size_divisor > 0, where + ": size_divisor " + std::to_string(m.size_divisor) + " is not positive");
@@ -251,9 +365,14 @@ void check_absmax(const RuntimeModel& m, const std::string& where) {
 
 // Expanded values of a packed weight: (q − z) · s per index of axis 0.
 std::vector<float> expand(const PackedWeight& p, const std::vector<int64_t>& shape, const std::string& what) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
   require(!shape.empty() && shape[0] > 0, what + ": a packed weight needs an axis 0");
+  // Bounded by the codes before anything is allocated: a product that wraps (or a count whose
+  // packed size wraps) must not pass as a small tensor.
+  const auto numel = checked_numel(shape);
+  require(numel && p.bits > 0 && static_cast<uint64_t>(*numel) <= p.codes.size() * 8 / static_cast<uint64_t>(p.bits),
+          what + ": shape " + shape_text(shape) + " needs more codes than its " + std::to_string(p.codes.size()) +
+              " bytes hold");
+  const int64_t n = *numel;
   const auto channels = static_cast<size_t>(shape[0]);
   require(p.scale.size() == channels && p.zero_point.size() == channels,
           what + ": " + std::to_string(p.scale.size()) + " scales and " + std::to_string(p.zero_point.size()) +
@@ -289,6 +408,7 @@ void check_model(const RuntimeModel& m, const std::string& where) {
   check_io(m, where);
   check_initializers_match_graph(m.graph, where);
   check_initializer_uses(m.graph, where);
+  check_runtime_graph(m.graph, where);
   check_absmax(m, where);
   check_packed(m, where);
   try {
@@ -509,13 +629,13 @@ RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& lab
       const std::string what = where + ": packed weight '" + it.key() + "'";
       const JsonReader e(it.value(), what);
       PackedEntry entry;
-      entry.bits = static_cast<int>(e.integer("bits"));
-      const json& shape = e.at("shape");
-      require(shape.is_array() && shape.size() == 4, what + ": 'shape' should be 4 integers");
-      for (const auto& d : shape) {
-        require(d.is_number_integer() && d.get<int64_t>() > 0 && d.get<int64_t>() < (int64_t{1} << 31), what + ": bad 'shape'");
-        entry.shape.push_back(d.get<int64_t>());
-      }
+      entry.bits = static_cast<int>(e.integer("bits", 0, 64));  // read_packed says which bit-widths exist
+      entry.shape = e.integers("shape");
+      bool ok = entry.shape.size() == 4;
+      for (int64_t d : entry.shape) ok = ok && d > 0 && d <= kMaxChannels;
+      const auto numel = checked_numel(entry.shape);
+      require(ok && numel, what + ": 'shape' should be 4 integers in [1, " + std::to_string(kMaxChannels) + "], got " +
+                               shape_text(entry.shape));
       packed_bits[it.key()] = entry;
     }
   }

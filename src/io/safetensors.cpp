@@ -8,6 +8,7 @@
 
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
+#include "leanseg/limits.h"
 
 namespace leanseg {
 namespace {
@@ -55,10 +56,17 @@ TensorInfo parse_entry(const std::string& name, const nlohmann::json& v, size_t 
   }
   if (!v["shape"].is_array()) throw Error(ctx + ": 'shape' is not an array");
   for (const auto& d : v["shape"]) {
-    if (!d.is_number_integer() || d.get<int64_t>() < 0)
+    const auto dim = json_int64(d);
+    if (!dim || *dim < 0)
       throw Error(ctx + ": shape " + v["shape"].dump() + " has a dimension that is not a non-negative integer");
-    t.shape.push_back(d.get<int64_t>());
+    t.shape.push_back(*dim);
   }
+  // Unchecked, [2^62, 4] would multiply to 0 elements and pass as an empty tensor.
+  const auto numel = checked_numel(t.shape);
+  uint64_t bytes = 0;
+  if (!numel || __builtin_mul_overflow(static_cast<uint64_t>(*numel), dtype_size(t.dtype), &bytes))
+    throw Error(ctx + ": shape " + shape_str(t.shape) + " of " + dtype_name(t.dtype) +
+                " is too large: its size in bytes overflows 64 bits");
   const auto& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
     throw Error(ctx + ": 'data_offsets' must be two non-negative integers, got " + off.dump());
@@ -69,10 +77,9 @@ TensorInfo parse_entry(const std::string& name, const nlohmann::json& v, size_t 
   if (t.end > data_size)
     throw Error(ctx + ": data_offsets end " + std::to_string(t.end) + " is past the " +
                 std::to_string(data_size) + " data bytes in the file (truncated file?)");
-  const uint64_t expected = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
-  if (expected != t.nbytes())
+  if (bytes != t.nbytes())
     throw Error(ctx + ": shape " + shape_str(t.shape) + " of " + dtype_name(t.dtype) + " needs " +
-                std::to_string(expected) + " bytes but data_offsets cover " + std::to_string(t.nbytes()));
+                std::to_string(bytes) + " bytes but data_offsets cover " + std::to_string(t.nbytes()));
   return t;
 }
 

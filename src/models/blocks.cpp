@@ -66,7 +66,7 @@ torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
 }
 
 AsppImpl::AsppImpl(const AsppOptions& o) {
-  require(o.branch % o.pool_groups == 0, "ASPP: branch channels " + std::to_string(o.branch) +
+  require(o.pool_groups >= 1 && o.branch % o.pool_groups == 0, "ASPP: branch channels " + std::to_string(o.branch) +
                                              " not divisible by GroupNorm groups " + std::to_string(o.pool_groups));
   branches = register_module("branches", torch::nn::ModuleList());
   branches->push_back(conv_bn_act(o.in, o.branch, 1));
@@ -104,10 +104,12 @@ torch::Tensor BottleneckBlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(expand->forward(spatial->forward(reduce->forward(x))) + x);
 }
 
-LinearAttentionImpl::LinearAttentionImpl(int64_t channels, int64_t heads, int64_t key_dim)
-    : heads_(heads), key_dim_(key_dim > 0 ? key_dim : channels / heads), value_dim_(channels / heads) {
-  require(channels % heads == 0, "linear attention: channels " + std::to_string(channels) +
-                                     " not divisible by heads " + std::to_string(heads));
+LinearAttentionImpl::LinearAttentionImpl(int64_t channels, int64_t heads, int64_t key_dim) : heads_(heads) {
+  // Checked before dividing (model configs are validated in the registry; this guards direct use).
+  require(heads >= 1 && channels % heads == 0, "linear attention: channels " + std::to_string(channels) +
+                                                   " not divisible by heads " + std::to_string(heads));
+  key_dim_ = key_dim > 0 ? key_dim : channels / heads;
+  value_dim_ = channels / heads;
   to_q = register_module("to_q", CountedConv2d(torch::nn::Conv2dOptions(channels, heads_ * key_dim_, 1).bias(false)));
   to_k = register_module("to_k", CountedConv2d(torch::nn::Conv2dOptions(channels, heads_ * key_dim_, 1).bias(false)));
   to_v = register_module("to_v", CountedConv2d(torch::nn::Conv2dOptions(channels, heads_ * value_dim_, 1).bias(false)));

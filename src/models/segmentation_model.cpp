@@ -1,4 +1,5 @@
 #include "leanseg/error.h"
+#include "leanseg/limits.h"
 #include "leanseg/model.h"
 
 namespace leanseg {
@@ -13,7 +14,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.arch = j["arch"].get<std::string>();
   if (j.contains("in_channels")) {
     require(j["in_channels"].is_number_integer(), "model config: 'in_channels' must be an integer");
-    c.in_channels = j["in_channels"].get<int>();
+    // get<int>() would wrap 2^32 + 1 to 1; the registry checks the range of what fits.
+    const auto v = json_int64(j["in_channels"]);
+    require(v && *v >= std::numeric_limits<int>::min() && *v <= std::numeric_limits<int>::max(),
+            "model config: 'in_channels' " + j["in_channels"].dump() + " does not fit in an int");
+    c.in_channels = static_cast<int>(*v);
   }
   if (j.contains("options")) {
     require(j["options"].is_object(), "model config: 'options' must be an object");

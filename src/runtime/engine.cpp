@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <dnnl.hpp>
 #include <dnnl_debug.h>
@@ -27,7 +28,9 @@
 #include "graph_rewrite.h"
 #include "kernels.h"
 #include "leanseg/error.h"
+#include "leanseg/limits.h"
 #include "leanseg/runtime.h"
+#include "leanseg/runtime_file.h"
 #include "leanseg/safetensors.h"
 #include "reference.h"
 #include "winograd.h"
@@ -118,6 +121,12 @@ struct Step {
 };
 
 memory::dims to_dims(const std::vector<int64_t>& shape) { return memory::dims(shape.begin(), shape.end()); }
+
+std::string dims_text(const memory::dims& d) {
+  std::string out = "[";
+  for (size_t i = 0; i < d.size(); ++i) out += (i ? ", " : "") + std::to_string(d[i]);
+  return out + "]";
+}
 
 std::vector<int64_t> ints_attr(const GraphNode& n, const char* name, std::vector<int64_t> fallback) {
   const auto* a = n.attribute(name);
@@ -285,6 +294,9 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
           "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");
   require(model.graph.outputs.size() == 1, "runtime model '" + model.graph.name + "': expected one output");
+  // Files were checked by the reader; models built in memory get the same checks here, before
+  // the planner divides by strides or indexes by axes.
+  check_runtime_graph(model.graph, "runtime model '" + model.graph.name + "'");
   simplify();
   const auto& shape = model.graph.inputs[0].shape;
   channels = static_cast<int>(shape[1]);
@@ -320,6 +332,14 @@ GraphTensor* Engine::Impl::droppable_rewritten(const std::string& name) {
 }
 
 int Engine::Impl::add_value(const std::string& name, memory::dims dims, bool host) {
+  // Every planned activation is bounded, so sizes multiply without overflow and a kernel larger
+  // than its padded input (an empty output) is refused here, not by a crash further on.
+  if (!host) {
+    bool ok = dims.size() == 4 && dims[0] == 1 && dims[1] >= 1 && dims[1] <= kMaxChannels;
+    for (size_t a = 2; ok && a < 4; ++a) ok = dims[a] >= 1 && dims[a] <= kMaxImageSide;
+    require(ok, where(name) + ": the planned output shape " + dims_text(dims) + " is empty or too large (limits: " +
+                    std::to_string(kMaxChannels) + " channels, " + std::to_string(kMaxImageSide) + " pixels per side)");
+  }
   Value v;
   v.name = name;
   v.dims = std::move(dims);
@@ -1048,6 +1068,7 @@ void Engine::Impl::plan(int h, int w) {
   require(h > 0 && w > 0 && h % d == 0 && w % d == 0,
           "runtime model '" + model.graph.name + "': input size " + std::to_string(h) + "x" + std::to_string(w) +
               " (HxW) is not a positive multiple of " + std::to_string(d));
+  check_image_size(h, w, "runtime model '" + model.graph.name + "'");
   height = h, width = w;
   if (rewritten_dropped) simplify();
   values.clear(), value_of.clear(), steps.clear(), split_concats.clear(), deferred_depth_to_space.clear();
@@ -1084,7 +1105,6 @@ void Engine::Impl::plan(int h, int w) {
   require(value_of.count(out_name), "runtime model '" + model.graph.name + "': output '" + out_name + "' never computed");
   output_value = value_of[out_name];
   values[output_value].last = static_cast<int>(steps.size());
-  output.assign(static_cast<size_t>(h) * w, 0.f);
   bind();
 }
 
@@ -1118,7 +1138,18 @@ void Engine::Impl::bind() {
     }
   }
   const ArenaPlan plan = plan_arena(requests);
+  // Refused before anything is allocated: an input size or graph that needs more memory than
+  // any deployment has would otherwise end in bad_alloc (or the OOM killer) minutes later.
+  const uint64_t estimate = plan.total_bytes + 64 + static_cast<uint64_t>(height) * width * sizeof(float);
+  if (estimate > kMaxArenaBytes) {
+    char gib[32];
+    std::snprintf(gib, sizeof gib, "%.1f", static_cast<double>(estimate) / (1ull << 30));
+    throw Error("runtime model '" + model.graph.name + "': input " + std::to_string(height) + "x" +
+                std::to_string(width) + " (HxW) needs an estimated " + gib + " GiB of activation memory, more than the " +
+                std::to_string(kMaxArenaBytes >> 30) + " GiB limit");
+  }
   arena.assign(plan.total_bytes + 64, 0);
+  output.assign(static_cast<size_t>(height) * width, 0.f);
   unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
   for (size_t v = 0; v < values.size(); ++v)
     if (!values[v].host)
@@ -1237,7 +1268,14 @@ Engine Engine::from_model(RuntimeModel model, const EngineOptions& options) {
 }
 
 void Engine::set_input_size(int height, int width) {
-  if (height != impl_->height || width != impl_->width) impl_->plan(height, width);
+  if (height == impl_->height && width == impl_->width) return;
+  const int old_height = impl_->height, old_width = impl_->width;
+  try {
+    impl_->plan(height, width);
+  } catch (const Error&) {
+    impl_->plan(old_height, old_width);  // a refused size leaves the engine as it was, runnable
+    throw;
+  }
 }
 int Engine::input_channels() const { return impl_->channels; }
 int Engine::input_height() const { return impl_->height; }

@@ -100,5 +100,128 @@ TEST(ModelFile, BadFilesFailWithClearMessages) {
   EXPECT_ERROR_CONTAINS(open_model("no-such-model"), "neither a model file nor a model name");
 }
 
+// --- hostile metadata (issue 17) ------------------------------------------------------------------
+// Config values that used to kill every command loading the model (a division by zero in a
+// module constructor), or build absurd layers, or wrap: refused by the registry's one config
+// check before any module is built, with the file and the option named.
+
+class HostileModelConfig : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    save_model(dir_->file("lite.safetensors"), create_model("mobilenet-aspp-se-unet-lite"), Preprocessing{});
+    save_model(dir_->file("m3.safetensors"), create_model("efficient-unet"), Preprocessing{});
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  // The message of load_model on a copy of `source` edited by `edit` ("loaded" if it loads).
+  static std::string load_error(const std::string& source, const std::function<void(nlohmann::json&)>& edit,
+                                std::string* path_out = nullptr) {
+    const std::string path = dir_->file("edited-" + std::to_string(counter_++) + ".safetensors");
+    std::filesystem::copy_file(dir_->file(source), path);
+    edit_metadata(path, edit);
+    if (path_out) *path_out = path;
+    try {
+      load_model(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "loaded";
+  }
+  // Expects exactly the message "'<path of the edited copy>': <rest>".
+  static void expect_refused(const std::string& source, const std::function<void(nlohmann::json&)>& edit,
+                             const std::string& rest) {
+    std::string path;
+    const std::string message = load_error(source, edit, &path);
+    EXPECT_EQ(message, "'" + path + "': " + rest);
+  }
+  static test::TempDir* dir_;
+  static int counter_;
+};
+test::TempDir* HostileModelConfig::dir_ = nullptr;
+int HostileModelConfig::counter_ = 0;
+
+TEST_F(HostileModelConfig, SeReductionZeroIsRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["se_reduction"] = 0; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'se_reduction' must be an integer in [1, 65536], got 0");
+}
+
+TEST_F(HostileModelConfig, AsppPoolGroupsZeroOrNotDividingIsRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["aspp_pool_groups"] = 0; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'aspp_pool_groups' must be an integer in [1, 65536], got 0");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["aspp_pool_groups"] = 3; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'aspp_pool_groups' (3) must divide "
+                 "'aspp_branch_channels' 64");
+}
+
+TEST_F(HostileModelConfig, AttentionHeadsZeroOrNotDividingIsRefused) {
+  expect_refused("m3.safetensors", [](nlohmann::json& j) { j["config"]["options"]["attention_heads"] = 0; },
+                 "model 'efficient-unet': option 'attention_heads' must be an integer in [1, 65536], got 0");
+  expect_refused("m3.safetensors", [](nlohmann::json& j) { j["config"]["options"]["attention_heads"] = 5; },
+                 "model 'efficient-unet': option 'attention_heads' (5) must divide the bottleneck's channels "
+                 "('channels'[5] = 512)");
+  expect_refused("m3.safetensors", [](nlohmann::json& j) { j["config"]["options"]["reduction"] = 0; },
+                 "model 'efficient-unet': option 'reduction' must be an integer in [1, 65536], got 0");
+}
+
+TEST_F(HostileModelConfig, NegativeAndAbsurdWidthsAreRefused) {
+  expect_refused("lite.safetensors",
+                 [](nlohmann::json& j) { j["config"]["options"]["decoder_channels"] = {-256, 128, 64, 32, 32}; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'decoder_channels' must hold 5 integers in [1, 65536], "
+                 "got [-256,128,64,32,32]");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["aspp_out_channels"] = 1000000; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'aspp_out_channels' must be an integer in [1, 65536], "
+                 "got 1000000");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["aspp_rates"] = {6, 0}; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'aspp_rates' must hold 1 to 16 integers in [1, 16384], "
+                 "got [6,0]");
+  expect_refused("m3.safetensors",
+                 [](nlohmann::json& j) { j["config"]["options"]["channels"] = {32, 64, 128, 256, 384, 131072}; },
+                 "model 'efficient-unet': option 'channels' must hold 6 integers in [1, 65536], "
+                 "got [32,64,128,256,384,131072]");
+}
+
+TEST_F(HostileModelConfig, DropoutOutsideZeroToOneIsRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["dropout"] = 1.0; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'dropout' must be a number in [0, 1), got 1.0");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["dropout"] = -0.5; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'dropout' must be a number in [0, 1), got -0.5");
+}
+
+TEST_F(HostileModelConfig, WrongJsonTypesAreRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["se_reduction"] = "16"; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'se_reduction' should look like 16, got \"16\"");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["aspp_rates"] = {6.5, 12}; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'aspp_rates' must hold 1 to 16 integers in [1, 16384], "
+                 "got [6.5,12]");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["separable"] = 1; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'separable' should look like true, got 1");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["options"]["stem_init"] = "max"; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'stem_init' must be one of 'mean', 'sum', got \"max\"");
+}
+
+TEST_F(HostileModelConfig, IntegersThatWrapAreRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["config"]["in_channels"] = 4294967297ull; },
+                 "model config: 'in_channels' 4294967297 does not fit in an int");
+  expect_refused("lite.safetensors",
+                 [](nlohmann::json& j) { j["config"]["options"]["se_reduction"] = 18446744073709551615ull; },
+                 "model 'mobilenet-aspp-se-unet-lite': option 'se_reduction' must be an integer in [1, 65536], "
+                 "got 18446744073709551615");
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["preprocessing"]["input_height"] = 4294967360ull; },
+                 "preprocessing field 'input_height' should be an integer that fits in an int, got 4294967360");
+}
+
+TEST_F(HostileModelConfig, AbsurdPreprocessingInputSizeIsRefused) {
+  expect_refused("lite.safetensors", [](nlohmann::json& j) { j["preprocessing"]["input_height"] = 1000000000; },
+                 "preprocessing: input size 1000000000x256 (HxW) exceeds the limit of 16384 pixels per side");
+}
+
+TEST_F(HostileModelConfig, TheUneditedFilesLoad) {  // the edits above are what is refused
+  EXPECT_EQ(load_error("lite.safetensors", [](nlohmann::json&) {}), "loaded");
+  EXPECT_EQ(load_error("m3.safetensors", [](nlohmann::json&) {}), "loaded");
+}
+
 }  // namespace
 }  // namespace leanseg

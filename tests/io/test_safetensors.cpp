@@ -130,6 +130,28 @@ TEST(SafeTensors, MalformedFilesFailWithClearMessages) {
   EXPECT_ERROR_CONTAINS(SafeTensorsFile::open_lazy("/nonexistent/model.safetensors"), "/nonexistent/model.safetensors");
 }
 
+// Hostile input (issue 17): [2^62, 4] used to multiply to 0 elements and pass as an empty
+// tensor with data_offsets [0, 0]; a product that overflows the byte count is refused too.
+TEST(SafeTensors, ShapeWhoseSizeOverflowsIsRefusedNamingFileAndTensor) {
+  auto message = [](const std::string& header) {
+    try {
+      SafeTensorsFile::parse(raw_file(header, {}), "bad.safetensors");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})"),
+            "'bad.safetensors': tensor 'w': shape [4611686018427387904, 4] of F32 is too large: its size in bytes "
+            "overflows 64 bits");
+  // 2^62 elements fit in int64, their 2^64 bytes do not.
+  EXPECT_EQ(message(R"({"w":{"dtype":"F32","shape":[1073741824,1073741824,4],"data_offsets":[0,0]}})"),
+            "'bad.safetensors': tensor 'w': shape [1073741824, 1073741824, 4] of F32 is too large: its size in bytes "
+            "overflows 64 bits");
+  // An empty axis makes the tensor empty whatever the others are: still a valid file.
+  EXPECT_EQ(message(R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})"), "accepted");
+}
+
 TEST(SafeTensors, MissingFileAndMissingTensorAreNamed) {
   EXPECT_ERROR_CONTAINS(SafeTensorsFile::open("/nonexistent/model.safetensors"), "no such file");
   float x[2] = {1, 2};

@@ -7,6 +7,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/model_file.h"
+#include "leanseg/runtime_file.h"
+#include "leanseg/safetensors.h"
 #include "model_test_util.h"
 
 namespace leanseg {
@@ -195,6 +197,27 @@ TEST_F(InferCli, ErrorsNameTheFileExitOneAndWriteNothing) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("calibration"), std::string::npos) << r.out;
   EXPECT_EQ(files_in(dir.path / "out"), 0u);
+}
+
+// Hostile input (issue 17): a file whose input is 65536x65536 (what `leanseg export
+// --input-size 65536` used to write) crashed `--bench`; the engine refuses it at load.
+TEST_F(InferCli, BenchRefusesAFileWithAnInputAboveTheSizeLimit) {
+  test::TempDir dir;
+  const auto file = SafeTensorsFile::open(model());
+  auto meta = file.metadata();
+  auto j = nlohmann::json::parse(meta.at(kRuntimeMetadataKey));
+  j["graph"]["inputs"][0]["shape"] = {1, 1, 65536, 65536};
+  meta[kRuntimeMetadataKey] = j.dump();
+  std::vector<TensorToWrite> tensors;
+  for (const auto& t : file.tensors()) tensors.push_back({t.name, t.dtype, t.shape, file.data(t), t.nbytes()});
+  const std::string big = dir.file("big.lsr");
+  write_safetensors(big, tensors, meta);
+  const auto r = run_infer(big + " --bench --runs 1 --warmup 0");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("leanseg-infer: error: '" + big +
+                       "': input 'image': input size 65536x65536 (HxW) exceeds the limit of 16384 pixels per side\n"),
+            std::string::npos)
+      << r.out;
 }
 
 // The same model file through `leanseg predict` (LibTorch) and, exported, through

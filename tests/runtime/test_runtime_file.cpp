@@ -323,6 +323,216 @@ TEST(RuntimeFile, ErrorsFromAFileNameThePath) {
   EXPECT_ERROR_CONTAINS(read_runtime_model(path), "'" + path + "'");
 }
 
+// --- hostile graphs (issue 17) ---------------------------------------------------------------------
+// Files the reader used to accept and the engine then crashed on (a division by a zero stride,
+// an index by axis 17, an input of 2^20 x 2^20 or one whose size wrapped through a cast to int).
+// The reader's one check of the engine's limits (check_runtime_graph) refuses them.
+
+// The reader's message for `bytes`, or "accepted".
+std::string refusal(const std::vector<unsigned char>& bytes) {
+  try {
+    parse_runtime_model(bytes, "bad.lsr");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+template <class Edit>
+std::string refusal_after(const RuntimeModel& m, const Edit& edit) {
+  Parts p = parts_of(m);
+  edit(p);
+  return refusal(assemble(p));
+}
+
+json int_attribute(const std::string& name, json value) { return {{"name", name}, {"kind", "int"}, {"value", value}}; }
+json ints_attribute(const std::string& name, json value) { return {{"name", name}, {"kind", "ints"}, {"value", value}}; }
+
+// Sets attribute `name` (replacing one of that name) of node 0, tiny_model's 3x3 Conv.
+void set_conv_attribute(Parts& p, const json& attribute) {
+  json& attributes = p.meta["graph"]["nodes"][0]["attributes"];
+  for (auto& a : attributes)
+    if (a["name"] == attribute["name"]) return void(a = attribute);
+  attributes.push_back(attribute);
+}
+
+// image [1, 1, 32, 32] and a 1x1 conv of it, concatenated on `axis`, then a 1x1 conv to logits.
+RuntimeModel concat_model(int64_t axis) {
+  RuntimeModel m;
+  Graph& g = m.graph;
+  g.name = "cat";
+  g.inputs.push_back({"image", {1, 1, 32, 32}, {"", "", "", ""}});
+  g.outputs.push_back({"logits", {1, 1, 32, 32}, {"", "", "", ""}});
+  g.initializers.push_back({"a.weight", TensorType::F32, {1, 1, 1, 1}, {2.0f}, {}});
+  g.initializers.push_back({"logits.weight", TensorType::F32, {1, 2, 1, 1}, {1.0f, 0.5f}, {}});
+  g.nodes.push_back({"Conv", "a", {"image", "a.weight"}, {"a"}, {}});
+  g.nodes.push_back({"Concat", "cat", {"image", "a"}, {"cat"}, {Attr::of("axis", axis)}});
+  g.nodes.push_back({"Conv", "logits", {"cat", "logits.weight"}, {"logits"}, {}});
+  m.preprocessing = json::object();
+  m.config = json::object();
+  return m;
+}
+
+TEST(RuntimeFileHostile, ConvStridesZeroOrNegativeAreRefused) {
+  const RuntimeModel m = tiny_model();
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("strides", {0, 1})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'strides' is [0, 1], each value must be in [1, 16384]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("strides", {1, -2})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'strides' is [1, -2], each value must be in [1, 16384]");
+  // The engine read ints of an int attribute as an empty list, then indexed it.
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, int_attribute("strides", 1)); }),
+            "'bad.lsr': Conv node 'conv': attribute 'strides' should be ints, got int");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("strides", {1, 1, 1})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'strides' is [1, 1, 1], should have 2 values");
+}
+
+TEST(RuntimeFileHostile, ConvDilationsKernelsPadsAndGroupsOutOfRangeAreRefused) {
+  const RuntimeModel m = tiny_model();
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("dilations", {0, 0})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'dilations' is [0, 0], each value must be in [1, 16384]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("dilations", {1, 1000000})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'dilations' is [1, 1000000], each value must be in [1, 16384]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("pads", {1, -1, 1, 1})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'pads' is [1, -1, 1, 1], each value must be in [0, 16384]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("kernel_shape", {0, 3})); }),
+            "'bad.lsr': Conv node 'conv': attribute 'kernel_shape' is [0, 3], each value must be in [1, 16384]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, ints_attribute("kernel_shape", {5, 5})); }),
+            "'bad.lsr': Conv node 'conv': kernel_shape [5, 5] disagrees with weight 'conv.weight' of shape [2, 1, 3, 3]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, int_attribute("group", 0)); }),
+            "'bad.lsr': Conv node 'conv': attribute 'group' is 0, must be in [1, 65536]");
+  EXPECT_EQ(refusal_after(m, [](Parts& p) { set_conv_attribute(p, int_attribute("group", 3)); }),
+            "'bad.lsr': Conv node 'conv': group 3 does not fit weight 'conv.weight' of shape [2, 1, 3, 3]");
+}
+
+TEST(RuntimeFileHostile, ConcatAxisOutOfRangeIsRefusedByReaderWriterAndEngine) {
+  EXPECT_EQ(refusal_after(concat_model(1), [](Parts& p) { p.meta["graph"]["nodes"][1]["attributes"][0]["value"] = 17; }),
+            "'bad.lsr': Concat node 'cat': attribute 'axis' is 17, must be in [-4, 3]");
+  EXPECT_ERROR_CONTAINS(serialize_runtime_model(concat_model(-5)),
+                        "runtime model 'cat': Concat node 'cat': attribute 'axis' is -5, must be in [-4, 3]");
+  try {
+    runtime::Engine::from_model(concat_model(17), {runtime::Precision::F32, 1});
+    ADD_FAILURE() << "the engine planned a concat on axis 17";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "runtime model 'cat': Concat node 'cat': attribute 'axis' is 17, must be in [-4, 3]");
+  }
+  // The unedited model runs: [image, 2·image] · [1, 0.5] = 2·image.
+  auto engine = runtime::Engine::from_model(concat_model(1), {runtime::Precision::F32, 1});
+  const std::vector<float> ones(32 * 32, 1.0f);
+  EXPECT_FLOAT_EQ(engine.run(ones.data())[0], 2.0f);
+}
+
+TEST(RuntimeFileHostile, HugeInputShapeIsRefused) {
+  EXPECT_EQ(refusal_after(tiny_model(), [](Parts& p) { p.meta["graph"]["inputs"][0]["shape"] = {1, 1, 1 << 20, 1 << 20}; }),
+            "'bad.lsr': input 'image': input size 1048576x1048576 (HxW) exceeds the limit of 16384 pixels per side");
+  EXPECT_EQ(refusal_after(tiny_model(), [](Parts& p) { p.meta["graph"]["inputs"][0]["shape"] = {1, 100000, 32, 32}; }),
+            "'bad.lsr': input 'image' has 100000 channels, more than the limit of 65536");
+}
+
+TEST(RuntimeFileHostile, IntegersThatWrapAreRefused) {
+  // 2^32 + 64 became 64 through the engine's cast to int: a file planned at a size it does not say.
+  EXPECT_EQ(refusal_after(tiny_model(),
+                          [](Parts& p) { p.meta["graph"]["inputs"][0]["shape"] = {1, 1, 4294967360ll, 4294967360ll}; }),
+            "'bad.lsr': input 'image': input size 4294967360x4294967360 (HxW) exceeds the limit of 16384 pixels per side");
+  // Above 2^63 - 1 nlohmann's get<int64_t>() wraps to negative numbers.
+  EXPECT_EQ(refusal_after(tiny_model(),
+                          [](Parts& p) { p.meta["graph"]["inputs"][0]["shape"] = {1, 1, 32, 18446744073709551615ull}; }),
+            "'bad.lsr': graph input 0 'image': 'shape' holds 18446744073709551615, which does not fit in a 64-bit integer");
+  EXPECT_EQ(refusal_after(tiny_model(), [](Parts& p) { set_conv_attribute(p, int_attribute("group", 18446744073709551615ull)); }),
+            "'bad.lsr': graph node 0 (Conv 'conv') attribute 'group': value 18446744073709551615 does not fit in a "
+            "64-bit integer");
+  EXPECT_EQ(refusal_after(tiny_model(), [](Parts& p) { p.meta["size_divisor"] = 4294967328ull; }),
+            "'bad.lsr': size_divisor 4294967328 is implausibly large");
+}
+
+TEST(RuntimeFileHostile, PoolAndTransposedConvAttributesTheEngineIgnoresAreRefused) {
+  Graph g;
+  g.name = "pool";
+  g.inputs.push_back({"image", {1, 1, 32, 32}, {"", "", "", ""}});
+  g.nodes.push_back({"MaxPool", "pool", {"image"}, {"pool"}, {Attr::of("kernel_shape", std::vector<int64_t>{2, 2}),
+                                                                Attr::of("dilations", std::vector<int64_t>{2, 2})}});
+  EXPECT_ERROR_CONTAINS(check_runtime_graph(g, "'p.lsr'"),
+                        "'p.lsr': MaxPool node 'pool': attribute 'dilations' is [2, 2]; the engine supports only 1 in "
+                        "every position");
+  g.nodes[0].attributes = {Attr::of("strides", std::vector<int64_t>{0, 2})};
+  EXPECT_ERROR_CONTAINS(check_runtime_graph(g, "'p.lsr'"),
+                        "'p.lsr': MaxPool node 'pool': attribute 'strides' is [0, 2], each value must be in [1, 16384]");
+  g.nodes[0].attributes = {};
+  EXPECT_ERROR_CONTAINS(check_runtime_graph(g, "'p.lsr'"), "'p.lsr': MaxPool node 'pool': needs a 'kernel_shape' attribute");
+  g.nodes[0] = {"ConvTranspose", "up", {"image", "w"}, {"up"}, {Attr::of("output_padding", std::vector<int64_t>{1, 0})}};
+  EXPECT_ERROR_CONTAINS(check_runtime_graph(g, "'p.lsr'"),
+                        "'p.lsr': ConvTranspose node 'up': attribute 'output_padding' is [1, 0]; the engine supports "
+                        "only 0 in every position");
+}
+
+// One input channel to 64 by a 1x1 conv, back to one: at `side`² the 64-channel map takes
+// 256·side² bytes (64 GiB at 16384²).
+RuntimeModel wide_model(int64_t side) {
+  RuntimeModel m;
+  Graph& g = m.graph;
+  g.name = "wide";
+  g.inputs.push_back({"image", {1, 1, side, side}, {"", "", "", ""}});
+  g.outputs.push_back({"logits", {1, 1, side, side}, {"", "", "", ""}});
+  g.initializers.push_back({"wide.weight", TensorType::F32, {64, 1, 1, 1}, std::vector<float>(64, 1.0f), {}});
+  g.initializers.push_back({"logits.weight", TensorType::F32, {1, 64, 1, 1}, std::vector<float>(64, 1.0f / 64), {}});
+  g.nodes.push_back({"Conv", "wide", {"image", "wide.weight"}, {"wide"}, {}});
+  g.nodes.push_back({"Conv", "logits", {"wide", "logits.weight"}, {"logits"}, {}});
+  m.preprocessing = json::object();
+  m.config = json::object();
+  return m;
+}
+
+TEST(RuntimeFileHostile, EngineRefusesToPlanMoreThanTheActivationMemoryLimit) {
+  test::TempDir dir;
+  write_runtime_model(wide_model(16384), dir.file("wide.lsr"));  // within the size limits: the file is valid
+  // image 1 GiB + the 64-channel map 64 GiB (live together) + the output 1 GiB, before any allocation.
+  const std::string message =
+      "runtime model 'wide': input 16384x16384 (HxW) needs an estimated 66.0 GiB of activation memory, more than "
+      "the 16 GiB limit";
+  try {
+    runtime::Engine::load(dir.file("wide.lsr"), {runtime::Precision::F32, 1, false});
+    ADD_FAILURE() << "planned 66 GiB";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.what(), message);
+  }
+  // A refused size leaves a running engine as it was.
+  auto engine = runtime::Engine::from_model(wide_model(32), {runtime::Precision::F32, 1, false});
+  try {
+    engine.set_input_size(16384, 16384);
+    ADD_FAILURE() << "planned 66 GiB";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.what(), message);
+  }
+  EXPECT_ERROR_CONTAINS(engine.set_input_size(1 << 20, 1 << 20),
+                        "runtime model 'wide': input size 1048576x1048576 (HxW) exceeds the limit of 16384 pixels per side");
+  EXPECT_EQ(engine.input_height(), 32);
+  const std::vector<float> ones(32 * 32, 1.0f);
+  EXPECT_FLOAT_EQ(engine.run(ones.data())[32 * 32 - 1], 1.0f);
+}
+
+// Attributes within range can still make a value too large or empty: the planner bounds every
+// activation it plans (a stride-16384 transposed conv of a 32x32 map would be 507905x507905).
+TEST(RuntimeFileHostile, EngineRefusesPlannedShapesBeyondTheLimits) {
+  auto model = [](const std::string& op, const std::string& attribute, std::vector<int64_t> values) {
+    RuntimeModel m;
+    Graph& g = m.graph;
+    g.name = "geometry";
+    g.inputs.push_back({"image", {1, 1, 32, 32}, {"", "", "", ""}});
+    g.outputs.push_back({"logits", {1, 1, 32, 32}, {"", "", "", ""}});
+    g.initializers.push_back({"logits.weight", TensorType::F32, {1, 1, 1, 1}, {1.0f}, {}});
+    g.nodes.push_back({op, "logits", {"image", "logits.weight"}, {"logits"},
+                       {Attr::of(attribute, std::move(values))}});
+    m.preprocessing = json::object();
+    m.config = json::object();
+    return m;
+  };
+  EXPECT_ERROR_CONTAINS(runtime::Engine::from_model(model("ConvTranspose", "strides", {16384, 16384}), {runtime::Precision::F32, 1}),
+                        "runtime model 'geometry', node 'logits': the planned output shape [1, 1, 507905, 507905] is "
+                        "empty or too large (limits: 65536 channels, 16384 pixels per side)");
+  EXPECT_ERROR_CONTAINS(runtime::Engine::from_model(model("Conv", "pads", {16384, 16384, 16384, 16384}), {runtime::Precision::F32, 1}),
+                        "runtime model 'geometry', node 'logits': the planned output shape [1, 1, 32800, 32800] is "
+                        "empty or too large (limits: 65536 channels, 16384 pixels per side)");
+}
+
 // --- `leanseg export --format runtime` ------------------------------------------------------------
 
 TEST(RuntimeCli, ExportsARegistryModelByName) {
@@ -394,6 +604,38 @@ TEST(RuntimeCli, OnnxOnlyOptionsAndBadRequestsFailClearly) {
   r = test::run_cli("export --model unet-32 --format runtime --input-size 100" + out);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
+}
+
+// Hostile input (issue 17): 65536 wrote a file leanseg-infer --bench crashed on; 100000 ran
+// out of memory after a minute. Refused before the model is loaded, nothing written.
+TEST(RuntimeCli, InputSizeAboveTheLimitIsRefusedBeforeAnythingIsWritten) {
+  test::TempDir dir;
+  for (const char* size : {"65536", "100000"}) {
+    const auto r = test::run_cli("export --model unet-32 --format runtime --input-size " + std::string(size) + " --out " +
+                                 dir.file("x.lsr"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("leanseg: error: --input-size: input size " + std::string(size) + "x" + size +
+                         " (HxW) exceeds the limit of 16384 pixels per side\n"),
+              std::string::npos)
+        << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
+}
+
+// A model file whose metadata says input size 10^9: refused when the model is loaded.
+TEST(RuntimeCli, MetadataInputSizeAboveTheLimitIsRefused) {
+  test::TempDir dir;
+  const std::string model = dir.file("m3.safetensors");
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 1000000000;
+  save_model(model, create_model("efficient-unet"), pre);
+  const auto r = test::run_cli("export --model " + model + " --format runtime --out " + dir.file("x.lsr"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("leanseg: error: '" + model + "': preprocessing: input size 1000000000x1000000000 (HxW) "
+                       "exceeds the limit of 16384 pixels per side\n"),
+            std::string::npos)
+      << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
 }
 
