@@ -62,14 +62,13 @@ namespace leanseg::infer {
 // The image codecs (OpenCV imgcodecs and its dependency tree) are loaded only here: --bench
 // measures the engine without them. The plugin stays loaded until exit.
 void segment_images_with_plugin(const Options& o) {
-  const std::string path = executable_dir() + "/libleanseg-infer-images.so";
-  void* plugin = std::filesystem::exists(path) ? dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) : nullptr;
+  // Beside the executable in the build tree; installed: <prefix>/bin, <prefix>/<libdir>/leanseg.
+  std::string path = executable_dir() + "/libleanseg-infer-images.so";
 #ifdef LEANSEG_PLUGIN_INSTALL_DIR
-  if (plugin == nullptr) {  // installed: <prefix>/bin/leanseg-infer, <prefix>/<libdir>/leanseg/
-    const std::string installed = executable_dir() + "/" LEANSEG_PLUGIN_INSTALL_DIR "/libleanseg-infer-images.so";
-    plugin = dlopen(installed.c_str(), RTLD_NOW | RTLD_LOCAL);
-  }
+  if (!std::filesystem::exists(path))
+    path = executable_dir() + "/" LEANSEG_PLUGIN_INSTALL_DIR "/libleanseg-infer-images.so";
 #endif
+  void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (plugin == nullptr) throw Error("cannot load the image plugin '" + path + "': " + dlerror());
   using Segment = void (*)(const Options&);
   auto* segment = reinterpret_cast<Segment>(dlsym(plugin, "leanseg_infer_segment_images"));

@@ -61,6 +61,10 @@ std::string with_path(const std::string& message, const std::string& path) {
   return "runtime model '" + path + "': " + message;
 }
 
+void sigmoid_in_place(float* x, size_t n) {
+  std::transform(x, x + n, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+}
+
 const std::vector<float>& run_checked(ls_engine* engine, const float* input, float* out, const char* function) {
   require_engine(engine, function);
   require_buffers(input, out, function);
@@ -118,7 +122,8 @@ int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char
 int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_out, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
     const auto& logits = run_checked(engine, input, prob_out, "ls_engine_probabilities");
-    std::transform(logits.begin(), logits.end(), prob_out, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+    std::copy(logits.begin(), logits.end(), prob_out);
+    sigmoid_in_place(prob_out, logits.size());
   });
 }
 
@@ -136,8 +141,8 @@ int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int cou
     require_engine(engine, "ls_engine_probabilities_batch");
     require_buffers(input, prob_out, "ls_engine_probabilities_batch");
     engine->engine.run_batch(input, count, prob_out);
-    const size_t n = static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() * engine->engine.input_width();
-    std::transform(prob_out, prob_out + n, prob_out, [](float x) { return 1.f / (1.f + std::exp(-x)); });
+    sigmoid_in_place(prob_out, static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() *
+                                   engine->engine.input_width());
   });
 }
 
