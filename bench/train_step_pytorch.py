@@ -38,40 +38,53 @@ class SE(nn.Module):
     def forward(s, x): return x * torch.sigmoid(s.fc2(F.relu(s.fc1(x.mean((2, 3))))))[:, :, None, None]
 
 
+def sep_cbr(i, o, d=1):  # depthwise 3x3 (dilation d) + BN + ReLU, pointwise + BN + ReLU (M4's separable convs)
+    return nn.Sequential(cbr(i, i, 3, g=i, d=d), cbr(i, o, 1))
+
+
 class RBSE(nn.Module):
-    def __init__(s, i, o):
-        super().__init__(); s.body = nn.Sequential(cbr(i, o, 3), cbr(o, o, 3)); s.se = SE(o); s.proj = nn.Conv2d(i, o, 1) if i != o else None
+    def __init__(s, i, o, separable=False):
+        super().__init__()
+        s.body = nn.Sequential(sep_cbr(i, o), sep_cbr(o, o)) if separable else nn.Sequential(cbr(i, o, 3), cbr(o, o, 3))
+        s.se = SE(o); s.proj = nn.Conv2d(i, o, 1) if i != o else None
     def forward(s, x): return s.se(s.body(x)) + (s.proj(x) if s.proj is not None else x)
 
 
 class ASPP(nn.Module):
-    def __init__(s):
+    def __init__(s, branch=128, out=512, groups=32, separable=False):
         super().__init__()
-        s.b = nn.ModuleList([cbr(1280, 128, 1)] + [cbr(1280, 128, 3, d=r) for r in (6, 12, 18)])
-        s.pc = nn.Conv2d(1280, 128, 1, bias=False); s.gn = nn.GroupNorm(32, 128)
-        s.proj = cbr(640, 512, 1); s.drop = nn.Dropout(0.5)
+        atrous = (lambda r: sep_cbr(1280, branch, r)) if separable else (lambda r: cbr(1280, branch, 3, d=r))
+        s.b = nn.ModuleList([cbr(1280, branch, 1)] + [atrous(r) for r in (6, 12, 18)])
+        s.pc = nn.Conv2d(1280, branch, 1, bias=False); s.gn = nn.GroupNorm(groups, branch)
+        s.proj = cbr(5 * branch, out, 1); s.drop = nn.Dropout(0.5)
     def forward(s, x):
         o = [b(x) for b in s.b] + [F.relu(s.gn(s.pc(x.mean((2, 3), keepdim=True)))).expand(-1, -1, x.shape[2], x.shape[3])]
         return s.drop(s.proj(torch.cat(o, 1)))
 
 
 class Dec(nn.Module):
-    def __init__(s, i, sk, o):
-        super().__init__(); s.up = nn.ConvTranspose2d(i, o, 2, 2); s.se = SE(sk); s.block = RBSE(o + sk, o)
+    def __init__(s, i, sk, o, separable=False):
+        super().__init__()
+        s.up = nn.Sequential(nn.ConvTranspose2d(i, i, 2, 2, groups=i), nn.Conv2d(i, o, 1)) if separable else nn.ConvTranspose2d(i, o, 2, 2)
+        s.se = SE(sk); s.block = RBSE(o + sk, o, separable)
     def forward(s, x, skip): return s.block(torch.cat([s.up(x), s.se(skip)], 1))
 
 
-class M1(nn.Module):
-    def __init__(s):
-        super().__init__(); s.enc0 = cbr(1, 32, 3); s.f = features(1); s.aspp = ASPP()
-        s.dec = nn.ModuleList([Dec(512, 96, 256), Dec(256, 32, 128), Dec(128, 24, 64), Dec(64, 16, 32), Dec(32, 32, 32)])
+class M1(nn.Module):  # lite=True: M4 `mobilenet-aspp-se-unet-lite` (separable ASPP and decoder, ASPP 64 -> 256)
+    def __init__(s, lite=False):
+        super().__init__(); s.enc0 = cbr(1, 32, 3); s.f = features(1)
+        # The encoder's five stages, registered (shared with s.f) so that FX quantization can trace them.
+        s.stages = nn.ModuleList([s.f[a:b] for a, b in [(0, 2), (2, 4), (4, 7), (7, 14), (14, 19)]])
+        s.aspp = ASPP(64, 256, 16, True) if lite else ASPP()
+        ins = [256 if lite else 512, 256, 128, 64, 32]
+        s.dec = nn.ModuleList([Dec(i, sk, o, lite) for i, sk, o in zip(ins, [96, 32, 24, 16, 32], [256, 128, 64, 32, 32])])
         s.head = nn.Conv2d(32, 1, 1)
         for p in s.f.parameters(): p.requires_grad = False
     def train(s, mode=True):
         super().train(mode); s.f.eval(); return s
     def forward(s, x):
         e0 = s.enc0(x); e = [x]
-        for a, b in [(0, 2), (2, 4), (4, 7), (7, 14), (14, 19)]: e.append(s.f[a:b](e[-1]))
+        for stage in s.stages: e.append(stage(e[-1]))
         y = s.aspp(e[5])
         for d, sk in zip(s.dec, [e[4], e[3], e[2], e[1], e0]): y = d(y, sk)
         return s.head(y)

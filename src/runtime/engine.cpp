@@ -270,8 +270,9 @@ struct Engine::Impl {
   void lower_eltwise(const GraphNode& n);
   void lower_pool(const GraphNode& n);
   void lower_concat(const GraphNode& n);
-  bool read_in_parts_by_a_conv(const GraphNode& concat) const;
-  const GraphNode* conv_reading_channel_concat(const GraphNode& concat) const;
+  void lower_quantizing_concat(const GraphNode& n);
+  bool read_in_parts_by_convs(const GraphNode& concat) const;
+  std::vector<const GraphNode*> convs_reading_channel_concat(const GraphNode& concat) const;
   void lower_depth_to_space(const GraphNode& n);
   void lower_depthwise_upsample(const GraphNode& n);
   int converted(int value, dt type);  // `value` as `type` (a reorder step when it differs)
@@ -672,16 +673,20 @@ const GraphNode* Engine::Impl::sole_reader_node(const std::string& value) const 
 bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memory::dims& dims) const {
   if (!options.winograd) return false;
   const GraphNode* concat = sole_reader_node(value);
-  const GraphNode* conv = concat ? conv_reading_channel_concat(*concat) : nullptr;
-  if (!conv) return false;
+  const auto convs = concat ? convs_reading_channel_concat(*concat) : std::vector<const GraphNode*>();
+  if (convs.empty()) return false;
   std::vector<int64_t> channels;
   for (const auto& in : concat->inputs) {
     auto v = value_of.find(in);
     if (in != value && v == value_of.end()) return false;  // computed later: no decision yet
     channels.push_back(in == value ? dims[1] : values[v->second].dims[1]);
   }
-  const GraphTensor& w = *constants.at(conv->inputs[1]);
-  return w.shape.size() == 4 && winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
+  // Deferred, the value exists for Winograd readers only: every reader must be one.
+  for (const GraphNode* conv : convs) {
+    const GraphTensor& w = *constants.at(conv->inputs[1]);
+    if (w.shape.size() != 4 || !winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]})) return false;
+  }
+  return true;
 }
 
 // The addend of a fused residual add becomes the conv's output before the conv runs: the
@@ -901,10 +906,13 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
 
 void Engine::Impl::lower_concat(const GraphNode& n) {
   int64_t axis = int_attr(n, "axis", 1);
-  if (read_in_parts_by_a_conv(n)) {
-    split_concats[n.outputs[0]] = n.inputs;  // lower_conv reads the inputs directly
+  if (read_in_parts_by_convs(n)) {
+    split_concats[n.outputs[0]] = n.inputs;  // each lower_conv reads the inputs directly
     return;
   }
+  if (options.precision == Precision::I8 && (axis == 1 || axis == -3) && only_convs_read(n.outputs[0]) &&
+      model.activation_absmax.count(n.outputs[0]))
+    return lower_quantizing_concat(n);
   Step s;
   s.name = n.name;
   std::vector<memory::desc> srcs;
@@ -930,24 +938,83 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   produce(std::move(s), out);
 }
 
-// A channel concat of arena values whose only reader is a dense Conv (as its input).
-bool Engine::Impl::read_in_parts_by_a_conv(const GraphNode& concat) const {
+// int8, a channel concat that only convolutions read (more than one, else it runs in parts):
+// built directly in u8/s8 at its own calibrated scale, one reorder per input into its channel
+// slice, instead of an f32 concat and a quantizing copy of it (at a U-Net's full-resolution
+// decoder stage: three passes over the largest map become one pass over its inputs).
+void Engine::Impl::lower_quantizing_concat(const GraphNode& n) {
+  std::vector<int> inputs;
+  memory::dims od;
+  bool nonnegative = true;
+  for (const auto& name : n.inputs) {
+    inputs.push_back(arena_input(name));
+    const memory::dims& d = values[inputs.back()].dims;
+    if (od.empty()) od = d;
+    else od[1] += d[1];
+    nonnegative = nonnegative && values[inputs.back()].nonnegative;
+  }
+  const float scale = (nonnegative ? 255.f : 127.f) / std::max(model.activation_absmax.at(n.outputs[0]), 1e-8f);
+  const int out = add_value(n.outputs[0], od, false);
+  values[out].md = memory::desc(od, nonnegative ? dt::u8 : dt::s8, tag::nhwc);
+  values[out].nonnegative = nonnegative;
+  values[out].qscale = scale;
+  const int first_write = static_cast<int>(steps.size());
+  int64_t offset = 0;
+  for (int v : inputs) {
+    const memory::desc slice = values[out].md.submemory_desc(values[v].dims, {0, offset, 0, 0});
+    offset += values[v].dims[1];
+    const bool quantized = values[v].md.data_type() == dt::u8 || values[v].md.data_type() == dt::s8;
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_output_scales(0, {quantized ? scale / values[v].qscale : scale});
+    dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, slice, attr);
+    Step s;
+    s.name = n.name + "#q8";
+    s.primitive = dnnl::reorder(pd);
+    s.scratchpad = pd.scratchpad_desc();
+    s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, out}};
+    s.views = {{DNNL_ARG_TO, slice}};
+    use(v);
+    produce(std::move(s), out);
+    values[out].first = first_write;
+  }
+}
+
+// A channel concat of arena values read only by dense Convs (as their input).
+bool Engine::Impl::read_in_parts_by_convs(const GraphNode& concat) const {
   for (const auto& in : concat.inputs) {
     if (deferred_depth_to_space.count(in)) continue;
     auto v = value_of.find(in);
     if (v == value_of.end() || values[v->second].host || values[v->second].dims.size() != 4) return false;
   }
-  return conv_reading_channel_concat(concat) != nullptr;
+  return !convs_reading_channel_concat(concat).empty();
 }
 
-// The dense Conv that is the only reader of a channel concat (as its input), or null.
-const GraphNode* Engine::Impl::conv_reading_channel_concat(const GraphNode& concat) const {
+// The dense Convs that are every reader of a channel concat (as their input; a U-Net decoder
+// block's first conv and its residual projection), or none. Each runs in parts, so the
+// concatenated map (the largest at full resolution) is never built.
+std::vector<const GraphNode*> Engine::Impl::convs_reading_channel_concat(const GraphNode& concat) const {
   const int64_t axis = int_attr(concat, "axis", 1);
-  if (concat.op != "Concat" || (axis != 1 && axis != -3)) return nullptr;
-  const GraphNode* conv = sole_reader_node(concat.outputs[0]);
-  const bool dense_conv = conv && conv->op == "Conv" && conv->inputs[0] == concat.outputs[0] &&
-                          int_attr(*conv, "group", 1) == 1 && constants.count(conv->inputs[1]);
-  return dense_conv ? conv : nullptr;
+  if (concat.op != "Concat" || (axis != 1 && axis != -3)) return {};
+  const std::string& value = concat.outputs[0];
+  auto r = readers.find(value);
+  if (r == readers.end() || r->second < 1) return {};
+  std::vector<const GraphNode*> convs;
+  for (const auto& n : nodes) {
+    if (std::find(n.inputs.begin(), n.inputs.end(), value) == n.inputs.end()) continue;
+    const bool dense_conv = n.op == "Conv" && n.inputs[0] == value && int_attr(n, "group", 1) == 1 &&
+                            constants.count(n.inputs[1]) &&
+                            std::count(n.inputs.begin(), n.inputs.end(), value) == 1;
+    if (!dense_conv) return {};
+    convs.push_back(&n);
+  }
+  // A graph output (counted in readers, read by no node) needs the concat built.
+  if (static_cast<int>(convs.size()) != r->second) return {};
+  // int8: parts accumulate in an f32 output, which the next conv must quantize again. With one
+  // reader that pays (no concat at all); with several, a concat built directly in int8
+  // (lower_quantizing_concat) is faster (M1 at 256²: parts 29.9 ms against 24.0 built).
+  if (options.precision == Precision::I8 && convs.size() > 1) return {};
+  return convs;
 }
 
 // DepthToSpace(2, DCR) in NHWC is a pure permutation of bytes: [N, H, W, (dy, dx, C)] →

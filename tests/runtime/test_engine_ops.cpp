@@ -164,6 +164,46 @@ TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
   EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
 }
 
+// A decoder block's concat is read by two convs (its first 3×3 conv and the residual 1×1
+// projection). fp32: both run in parts, so the 32-channel concat is never built; int8: it is
+// built once, directly in u8 by one quantizing reorder per input into its channel slice (no
+// f32 concat, no quantizing copy of it).
+TEST(EngineOps, ConcatReadByTwoConvsRunsInPartsOrIsBuiltInInt8) {
+  TestGraph t(16, 32, 32);
+  auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
+  auto b = t.node("Relu", "b", {t.conv("cb", a, 16, 16, 3)});
+  auto cat = t.node("Concat", "cat", {a, b}, {Attr::of("axis", int64_t{1})});
+  auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
+  auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
+  const RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
+  EXPECT_LT(engine_vs_reference(m), 1e-4);
+  // a, b, body and proj's outputs alive at once (and small scratchpads), never a 32-channel map.
+  const size_t map16 = 32 * 32 * 16 * sizeof(float);
+  EXPECT_LE(Engine::from_model(m, {Precision::F32, 1, false}).arena_bytes(), 4 * map16 + map16 / 4);
+  double range = 0;
+  const double winograd_error = engine_vs_reference(m, Precision::F32, true, &range);
+  EXPECT_EQ(Engine::from_model(m, {Precision::F32, 1, true}).winograd_layers(), 3u);
+  EXPECT_LT(winograd_error, 1e-5 * range);
+
+  RuntimeModel q = m;
+  const auto& s = q.graph.inputs[0].shape;
+  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
+  q.activation_absmax = calibrate_activations(q.graph, inputs, 100);
+  const auto ref = run_reference(q.graph, {{"image", inputs[0]}}).at("logits");
+  range = *std::max_element(ref.f32.begin(), ref.f32.end()) - *std::min_element(ref.f32.begin(), ref.f32.end());
+  EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
+  Engine int8 = Engine::from_model(q, {Precision::I8, 1, false});
+  std::vector<StepProfile> profile;
+  int8.run_profiled(inputs[0].f32.data(), &profile);
+  int quantizing = 0;
+  for (const auto& p : profile) {
+    EXPECT_NE(p.name, "cat") << "an f32 concat was built";
+    EXPECT_NE(p.name, "cat#q8#q8");
+    quantizing += p.name == "cat#q8";
+  }
+  EXPECT_EQ(quantizing, 2);  // one reorder per input
+}
+
 // Scratchpads are planned in the arena for the one step that uses them. The Winograd kernel's
 // (transformed weights and tiles) is larger than a map here; it fits in the bytes of a wide map
 // that died before the Winograd conv runs, so the arena does not grow by it.
