@@ -12,7 +12,9 @@ bench/peers_ort_worker.js) that loads its models once; the driver asks them in t
 timed runs of one variant (after 2 warm-ups), rotating the order every round, so slow drifts of
 the machine hit every column alike. Medians over all rounds' runs; the spread is the range of
 the per-round medians. --load busy runs one `while :; do :; done` at nice 0 beside the whole run
-(the "one busy process" column). Weights are random (timing only; int8 calibrated on noise).
+(the "one busy process" column). The engine's worker runs with OMP_WAIT_POLICY=passive, as
+leanseg's executables do, unless the environment sets one; bf16 is left out on CPUs without
+AVX-512 (oneDNN has no bf16 kernels there). Weights are random (timing only; int8 calibrated on noise).
 Writes OUT/peers.json and OUT/peers.md.
 """
 import argparse, json, os, statistics, subprocess, sys, time
@@ -20,6 +22,12 @@ import argparse, json, os, statistics, subprocess, sys, time
 ZOO = {"M1": "mobilenet-aspp-se-unet", "M2": "unet-32", "M3": "efficient-unet", "M4": "mobilenet-aspp-se-unet-lite"}
 ENGINE = [("fp32", 1), ("bf16", 1), ("int8", 1), ("fp32", 8), ("bf16", 8), ("int8", 8)]
 PYTORCH = ["eager-cl", "ts", "ts-cl", "int8-cl", "int8-ts-cl"]
+
+
+def cpu_has_bf16_kernels():
+    """oneDNN's bf16 kernels need AVX-512 (avx512_core); without it the engine refuses bf16."""
+    flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
 
 
 def sh(cmd):
@@ -67,13 +75,16 @@ def start_workers(a, models):
     workers, entries = [], {"engine": [], "ort": [], "pytorch": []}
     for short in models:
         lsr, onnx, qdq = export(ZOO[short], a.size, a.out)
-        entries["engine"] += [f"{short}/engine-{p}-b{b}={lsr}:{p}:{b}" for p, b in ENGINE]
+        entries["engine"] += [f"{short}/engine-{p}-b{b}={lsr}:{p}:{b}" for p, b in ENGINE
+                              if p != "bf16" or cpu_has_bf16_kernels()]
         entries["ort"] += [f"{short}/ort-fp32-b1={onnx}", f"{short}/ort-int8-b1={qdq}"]
         entries["pytorch"] += [f"{short}/pytorch-{v}-b1={ZOO[short]}:{v}" for v in PYTORCH]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     workers.append(Worker("engine", [sys.executable, "bench/peers_workers.py", "engine", "--threads", str(a.threads),
                                      *entries["engine"]],
-                          dict(env, LEANSEG_RUNTIME_LIBRARY=os.path.abspath("build/libleanseg_runtime.so.0"))))
+                          # the wait policy leanseg's executables default to (README, latency under load)
+                          dict(env, LEANSEG_RUNTIME_LIBRARY=os.path.abspath("build/libleanseg_runtime.so.0"),
+                               OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))))
     if not a.no_ort:
         if not os.environ.get("ORT_DIR"):
             raise SystemExit("set ORT_DIR to an ONNX Runtime install (ORT_DIR=DIR bash ../shared/bench/setup_ort.sh), or pass --no-ort")

@@ -17,7 +17,6 @@ install(TARGETS leanseg_runtime EXPORT leansegRuntimeTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT development)
 install(TARGETS leanseg leanseg_base leanseg_dnnl EXPORT leansegTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)
-install(TARGETS leanseg_openmp_policy LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_SKIP)
 install(TARGETS leanseg_cli leanseg_infer RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 install(TARGETS leanseg_infer_images LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/leanseg COMPONENT runtime)
 install(DIRECTORY include/leanseg DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT development)

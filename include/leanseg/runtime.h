@@ -25,15 +25,31 @@ struct StepProfile {
   double ms = 0;
 };
 
+// True when oneDNN has bf16 kernels for this CPU (AVX-512: avx512_core); Precision::BF16
+// otherwise fails at load with a message saying so.
+bool bf16_is_supported_on_this_cpu();
+
+// True when this CPU has VNNI (AVX512-VNNI or AVX-VNNI). Without it oneDNN's int8 convolutions
+// on s8 inputs halve the weights internally (its verbose log shows "sa0.5") so that 16-bit sums
+// cannot saturate: results then differ from exact fake quantization by ~1e-2 of the logit range
+// (docs/runtime.md) instead of ~4e-8.
+bool int8_is_exact_on_this_cpu();
+
+// True when this CPU is one the engine's Winograd kernel was measured faster than oneDNN's direct
+// convolutions on: AVX-512, or AVX2 with FMA (docs/runtime.md, "Speed"). The default of
+// EngineOptions::winograd.
+bool winograd_is_fast_on_this_cpu();
+
 struct EngineOptions {
   Precision precision = Precision::F32;
   int threads = 0;  // 0: every core
   // fp32 only: dense 3x3 stride-1 convolutions on maps of 64x64 and more (32x32 up to 256 -> 256
   // channels) run on the engine's own Winograd F(4x4, 3x3) kernel (src/runtime/winograd.h;
   // 1.85-2.6x faster than oneDNN's direct kernels there, its scratch planned in the arena).
-  // Results differ from direct convolution by float rounding (~1e-5 relative). On by default;
-  // off: oneDNN's direct convolutions everywhere.
-  bool winograd = true;
+  // Results differ from direct convolution by float rounding (~1e-5 relative). On by default
+  // where it is measured to pay: CPUs with AVX-512 or AVX2 + FMA (winograd_is_fast_on_this_cpu).
+  // true asks for it on any CPU; false: oneDNN's direct convolutions everywhere.
+  bool winograd = winograd_is_fast_on_this_cpu();
 };
 
 // Threading contract:

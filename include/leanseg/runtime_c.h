@@ -26,7 +26,7 @@ typedef struct ls_engine ls_engine;
 ls_engine* ls_engine_load(const char* path, const char* precision, int threads, char* err, size_t err_len);
 
 /* Option bits for ls_engine_load_flags. */
-#define LS_ENGINE_WINOGRAD 1u     /* fp32: Winograd kernel for 3x3 convs on large maps (the default) */
+#define LS_ENGINE_WINOGRAD 1u     /* fp32: Winograd kernel for 3x3 convs on large maps, on any CPU (no flag: where it pays: AVX-512 or AVX2 + FMA) */
 #define LS_ENGINE_DIRECT_CONVS 2u /* fp32: oneDNN's direct convolutions everywhere (no Winograd) */
 
 /* As ls_engine_load, with option bits (LS_ENGINE_*; unknown bits are an error). */
@@ -61,6 +61,9 @@ long ls_engine_preprocessing_json(const ls_engine* engine, char* out, size_t out
 
 /* Frees the engine; NULL is allowed. */
 void ls_engine_free(ls_engine* engine);
+
+/* 1 when this CPU can run the "bf16" precision (oneDNN needs AVX-512 for it), else 0. */
+int ls_bf16_is_supported(void);
 
 #ifdef __cplusplus
 }

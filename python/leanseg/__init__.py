@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _library
 
-__all__ = ["Engine", "Error"]
+__all__ = ["Engine", "Error", "bf16_is_supported"]
 
 
 class Error(RuntimeError):
@@ -50,6 +50,8 @@ def _load_library():
     lib.ls_engine_preprocessing_json.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     lib.ls_engine_free.argtypes = [ctypes.c_void_p]
     lib.ls_engine_free.restype = None
+    lib.ls_bf16_is_supported.argtypes = []
+    lib.ls_bf16_is_supported.restype = ctypes.c_int
     return lib
 
 
@@ -66,17 +68,23 @@ def _runtime():
 _PRECISIONS = ("fp32", "bf16", "int8")
 
 
+def bf16_is_supported():
+    """True when this CPU can run precision="bf16" (oneDNN's bf16 kernels need AVX-512)."""
+    return bool(_runtime().ls_bf16_is_supported())
+
+
 class Engine:
     """A loaded .lsr model. Not thread-safe: use one Engine per thread (they are independent)."""
 
-    def __init__(self, path, precision="fp32", threads=0, winograd=True):
+    def __init__(self, path, precision="fp32", threads=0, winograd=None):
         if precision not in _PRECISIONS:
             raise Error(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
         if not isinstance(threads, int) or threads < 0:
             raise Error(f"threads must be an int >= 0 (0: every core), got {threads!r}")
         lib = _runtime()
         err = ctypes.create_string_buffer(_ERR_LEN)
-        flags = 1 if winograd else 2  # LS_ENGINE_WINOGRAD / LS_ENGINE_DIRECT_CONVS
+        # None: the Winograd kernel where it pays on this CPU; True/False: LS_ENGINE_WINOGRAD / _DIRECT_CONVS
+        flags = 0 if winograd is None else (1 if winograd else 2)
         handle = lib.ls_engine_load_flags(os.fsencode(path), precision.encode(), threads, flags, err, _ERR_LEN)
         if not handle:
             raise Error(err.value.decode(errors="replace"))

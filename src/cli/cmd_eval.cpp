@@ -27,7 +27,7 @@ struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
   std::string quantized_engine = "auto", tta = "none";
   int calibration_images = 16;
-  bool json = false, per_image = false, winograd = true;
+  bool json = false, per_image = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   bool winograd_given = false;  // --winograd or --no-winograd on the command line
 };
 
@@ -131,8 +131,8 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
   auto* winograd = cmd->add_flag("--winograd,!--no-winograd", a->winograd,
-                                 ".lsr at fp32: the Winograd kernel for the large 3x3 convolutions (default, as "
-                                 "leanseg-infer); --no-winograd: direct convolutions only");
+                                 ".lsr at fp32: the Winograd kernel for the large 3x3 convolutions (default with AVX-512 "
+                                 "or AVX2, as leanseg-infer); --no-winograd: direct convolutions only");
   add_tta_option(cmd, a->tta);
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();

@@ -13,7 +13,7 @@ struct Options {
   std::string out;                  // output folder (segmentation)
   std::string precision = "fp32";
   int threads = 0;                  // 0: every core
-  bool winograd = true;             // fp32: the Winograd kernel on large 3x3 convs
+  bool winograd = runtime::winograd_is_fast_on_this_cpu();  // fp32: the Winograd kernel on large 3x3 convs
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
   bool bench = false, json = false, profile = false;

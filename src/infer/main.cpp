@@ -28,7 +28,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
       ->capture_default_str();
   app.add_option("--threads", o.threads, "Threads (0: every core)")->check(CLI::Range(0, 1024))->capture_default_str();
   app.add_flag("--winograd,!--no-winograd", o.winograd,
-               "fp32: the Winograd kernel for 3x3 convs on large maps (default; --no-winograd: direct convs only)");
+               "fp32: the Winograd kernel for 3x3 convs on large maps (default with AVX-512 or AVX2 + FMA, "
+               "where it pays; --no-winograd: direct convs only)");
   g.tta = app.add_option("--tta", o.tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
               ->check(CLI::IsMember({"none", "h", "hv"}))
               ->capture_default_str();

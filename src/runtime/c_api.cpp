@@ -91,7 +91,8 @@ ls_engine* ls_engine_load_flags(const char* path, const char* precision, int thr
     leanseg::runtime::EngineOptions options;
     options.precision = leanseg::runtime::precision_from_name(precision ? precision : "fp32");
     options.threads = threads;
-    options.winograd = (flags & LS_ENGINE_DIRECT_CONVS) == 0u;
+    if (flags & LS_ENGINE_WINOGRAD) options.winograd = true;  // no flag: where it pays on this CPU
+    if (flags & LS_ENGINE_DIRECT_CONVS) options.winograd = false;
     try {
       result = new ls_engine{Engine::load(path, options)};
     } catch (const Error& e) {
@@ -160,5 +161,7 @@ long ls_engine_preprocessing_json(const ls_engine* engine, char* out, size_t out
 }
 
 void ls_engine_free(ls_engine* engine) { delete engine; }
+
+int ls_bf16_is_supported(void) { return leanseg::runtime::bf16_is_supported_on_this_cpu() ? 1 : 0; }
 
 }  // extern "C"

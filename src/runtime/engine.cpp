@@ -171,6 +171,15 @@ std::vector<float> per_channel_weight_scales(const GraphTensor& w, bool transpos
 
 }  // namespace
 
+bool bf16_is_supported_on_this_cpu() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+bool int8_is_exact_on_this_cpu() {
+  return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+}
+
 struct Engine::Impl {
   RuntimeModel model;
   EngineOptions options;
@@ -291,6 +300,9 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   require(options.precision != Precision::I8 || !model.activation_absmax.empty(),
           "runtime model '" + model.graph.name + "' has no activation calibration, so it cannot run in int8: "
           "export it with `leanseg export --format runtime --calibrate DIR`");
+  require(options.precision != Precision::BF16 || bf16_is_supported_on_this_cpu(),
+          "runtime model '" + model.graph.name + "': bf16 needs a CPU with AVX-512 (oneDNN's bf16 kernels need "
+          "avx512_core), and this one has not got it: run it in fp32 or int8");
   act_dt = options.precision == Precision::BF16 ? dt::bf16 : dt::f32;
   require(model.graph.inputs.size() == 1 && model.graph.inputs[0].shape.size() == 4,
           "runtime model '" + model.graph.name + "': expected one [N, C, H, W] input");

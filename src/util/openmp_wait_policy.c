@@ -1,25 +1,55 @@
-/* libleanseg_openmp_policy.so: bounds how long idle OpenMP threads spin, for leanseg's own
- * executables (never for a host program that links the runtime: its environment is its own).
+/* How idle OpenMP threads wait in leanseg's own executables (never in a host program that links
+ * the runtime library: its environment is its own). Compiled into each executable.
  *
- * Why: libgomp's threads spin at every barrier (GOMP_SPINCOUNT 300000 by default, a few ms)
- * before they sleep. On 2 cores with a stream of short-lived processes beside it (even at
- * nice 19), the engine's M1 inference went from ~40 ms to ~1,250 ms in 2 of 5 trials, and always
- * with OMP_WAIT_POLICY=active: a spinning thread keeps its core while its partner waits to be
- * scheduled, at each of ~150 barriers. GOMP_SPINCOUNT=100000 measured 42-66 ms in 4 early
- * trials, but the re-run of bench/under_load.sh still collapsed (1256-1262 ms fp32): this bound
- * is not yet shown to fix the load; OMP_WAIT_POLICY=passive held in every trial (README).
+ * Why: libgomp's idle threads spin at every barrier (GOMP_SPINCOUNT 300000 by default, a few
+ * ms) before they sleep, and the engine passes ~150 barriers per inference. On 2 cores beside a
+ * competing process, how long they spin decides how late the slowest thread arrives: a stream
+ * of short-lived niced processes made M1 22-30x slower with endless spinning (2026-12-02,
+ * Zen 4), mid-length bounds (30000, 10000) 2.2-4.2x slower on a Zen 1, and libgomp's default
+ * 2.9x slower at int8 beside one busy loop there. Sleeping at once (passive) was the only
+ * setting within 2x of idle under every load on both machines (README, "latency under load";
+ * bench/spin_sweep.sh reproduces the table), so it is the default here (openmp_wait_policy.h).
  *
- * Mechanism: libgomp reads its wait policy from the environment once, in its own initialiser.
- * This library depends on libc only and is linked as the executable's last DT_NEEDED entry,
- * so glibc runs its initialiser before libgomp's (independent libraries are initialised last
- * first; --no-as-needed keeps it without a reference); tests/cli checks it is in effect in `leanseg`. A user's OMP_WAIT_POLICY or
- * GOMP_SPINCOUNT wins. */
+ * Mechanism: libgomp reads its wait policy from the environment once, in its initialiser. No
+ * constructor can be ordered before that initialiser reliably (glibc initialises libraries in a
+ * depth-first post-order of the load list, and `leanseg`'s LibTorch tree pulls libgomp in along
+ * dozens of paths: until 2026-12-03 the setting was never in effect, LD_DEBUG=files and
+ * OMP_DISPLAY_ENV=verbose showed it). Setting the variable in the executable's .preinit_array,
+ * which runs before every library initialiser, is not enough either: libc's own initialiser then
+ * sets environ to the process's original block. So the preinit function adds the variable to a
+ * copy of that block and re-executes the program (/proc/self/exe, same arguments) before any
+ * library has been initialised: one more dynamic-loader start (`leanseg --help` 0.68 -> 0.90 s,
+ * `leanseg-infer` ~1 ms). The re-executed process finds the variable set and goes on. A user's
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; LEANSEG_OPENMP_POLICY tells `leanseg doctor` where the
+ * setting came from. If the re-execution fails the program runs on with libgomp's default. */
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#define LEANSEG_GOMP_SPINCOUNT "100000"
+#include "openmp_wait_policy.h"
 
-__attribute__((constructor)) static void leanseg_bound_openmp_spinning(void) {
-  if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL) return;
-  setenv("GOMP_SPINCOUNT", LEANSEG_GOMP_SPINCOUNT, 0);
-  setenv("LEANSEG_OPENMP_POLICY", "GOMP_SPINCOUNT=" LEANSEG_GOMP_SPINCOUNT, 1);
+static int has_variable(char** envp, const char* prefix) {
+  for (char** e = envp; *e != NULL; ++e)
+    if (strncmp(*e, prefix, strlen(prefix)) == 0) return 1;
+  return 0;
 }
+
+/* Runs before libc's initialiser, so environ and getenv are not usable yet: the process's
+ * original environment block is envp. */
+static void leanseg_bound_openmp_spinning(int argc, char** argv, char** envp) {
+  (void)argc;
+  if (envp == NULL || has_variable(envp, "OMP_WAIT_POLICY=") || has_variable(envp, "GOMP_SPINCOUNT=")) return;
+  size_t n = 0;
+  while (envp[n] != NULL) ++n;
+  char** bounded = malloc((n + 3) * sizeof(char*));
+  if (bounded == NULL) return;
+  memcpy(bounded, envp, n * sizeof(char*));
+  bounded[n] = LEANSEG_OPENMP_WAIT_SETTING;
+  bounded[n + 1] = "LEANSEG_OPENMP_POLICY=" LEANSEG_OPENMP_WAIT_SETTING;
+  bounded[n + 2] = NULL;
+  execve("/proc/self/exe", argv, bounded);
+  free(bounded); /* the re-execution failed: run on with libgomp's default */
+}
+
+__attribute__((section(".preinit_array"), used)) static void (*const leanseg_openmp_policy_preinit)(int, char**, char**) =
+    leanseg_bound_openmp_spinning;

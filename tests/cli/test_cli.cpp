@@ -3,6 +3,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "util/openmp_wait_policy.h"
 #include "leanseg/model_file.h"
 #include "leanseg/quantized_libtorch.h"
 #include "model_test_util.h"
@@ -35,14 +36,27 @@ TEST(Cli, DoctorReportsThreadsAndKeepsOpenBlasSingleThreaded) {
     EXPECT_NE(r.out.find("OpenBLAS threads  1"), std::string::npos) << r.out;
 }
 
-// The executables bound OpenMP's spinning (src/util/openmp_wait_policy.c): doctor measures an
-// idle thread's spin, short by default, the whole 30 ms wait under OMP_WAIT_POLICY=active (so
-// the measurement sees what libgomp really does), and a user's setting is left alone.
+// The executables set OpenMP's wait policy (src/util/openmp_wait_policy.c) before libgomp reads
+// its environment: libgomp's own report (OMP_DISPLAY_ENV) shows it in both commands, and a
+// user's setting is left alone. doctor measures an idle thread's spin, short by default, the
+// whole 30 ms wait under OMP_WAIT_POLICY=active (so the measurement sees what libgomp does).
+TEST(Cli, LibgompItselfReadsTheExecutablesWaitPolicy) {
+  const std::string unset = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose ";
+  const std::string bound = "OMP_WAIT_POLICY = 'PASSIVE'";
+  for (const std::string exe : {LEANSEG_CLI_PATH, LEANSEG_INFER_PATH}) {
+    const CliRun r = test::run_command(unset + exe + " --help");
+    EXPECT_NE(r.out.find(bound), std::string::npos) << exe << ":\n" << r.out;
+    const CliRun user = test::run_command(unset + "GOMP_SPINCOUNT=1234 " + exe + " --help");
+    EXPECT_NE(user.out.find("GOMP_SPINCOUNT = '1234'"), std::string::npos) << exe << ":\n" << user.out;
+  }
+}
+
 TEST(Cli, DoctorMeasuresBoundedOpenMpSpinningAndKeepsTheUsersPolicy) {
   const std::string unset = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT ";
   const CliRun bounded = test::run_command(unset + LEANSEG_CLI_PATH + " doctor");
   ASSERT_EQ(bounded.code, 0) << bounded.out;
-  EXPECT_NE(bounded.out.find("OpenMP waiting    GOMP_SPINCOUNT=100000 (leanseg's default)"), std::string::npos)
+  EXPECT_NE(bounded.out.find(std::string("OpenMP waiting    ") + LEANSEG_OPENMP_WAIT_SETTING + " (leanseg's default)"),
+            std::string::npos)
       << bounded.out;
   EXPECT_EQ(bounded.out.find("WARNING: OpenMP threads spin"), std::string::npos) << bounded.out;
   const CliRun active = test::run_command(unset + "OMP_WAIT_POLICY=active " + LEANSEG_CLI_PATH + " doctor");

@@ -5,6 +5,7 @@
 #include "leanseg/error.h"
 #include "leanseg/graph_export.h"
 #include "leanseg/quantized_libtorch.h"
+#include "leanseg/runtime.h"
 #include "model_test_util.h"
 
 namespace leanseg {
@@ -65,7 +66,9 @@ TEST_P(QuantizedLibTorchZoo, RunsEveryConvolutionOnTheQuantizedEngineAndStaysClo
   ASSERT_EQ(y.sizes(), c.reference.sizes());
   const double err = relative_error(y, c.reference);
   EXPECT_GT(err, 1e-5);
-  EXPECT_LT(err, 0.15) << GetParam() << " on " << q.engine();
+  // Without VNNI LibTorch's int8 kernels lose precision to avoid 16-bit saturation too: M4 measured
+  // 0.243 on a Zen 1 (AVX2), still far from the whole-range error of a wrong scale.
+  EXPECT_LT(err, runtime::int8_is_exact_on_this_cpu() ? 0.15 : 0.3) << GetParam() << " on " << q.engine();
   // Deterministic, and any size divisible by 32 works (dynamic graph).
   EXPECT_TRUE(torch::equal(y, q.forward(c.input)));
   EXPECT_EQ(q.forward(torch::randn({1, 1, 96, 64})).sizes(), (std::vector<int64_t>{1, 1, 96, 64}));

@@ -76,7 +76,8 @@ TEST(CApi, LogitsAndProbabilitiesMatchTheEngineAndLibTorch) {
   EXPECT_LE(test::relative_difference(ours, reference), 1e-4);
 }
 
-// Winograd is the default (no flags, or LS_ENGINE_WINOGRAD); LS_ENGINE_DIRECT_CONVS turns it off.
+// LS_ENGINE_WINOGRAD asks for the Winograd kernel on any CPU, LS_ENGINE_DIRECT_CONVS turns it off,
+// no flag takes EngineOptions' default (where it pays on this CPU).
 TEST(CApi, ConvolutionFlagsChooseWinogradOrDirect) {
   test::TempDir dir;
   write_model(dir.file("m.lsr"));
@@ -99,6 +100,13 @@ TEST(CApi, ConvolutionFlagsChooseWinogradOrDirect) {
   EXPECT_EQ(direct.winograd_layers(), 0u);
   EXPECT_EQ(logits, direct.run(x.data_ptr<float>()));
   EXPECT_NE(logits, engine.run(x.data_ptr<float>()));  // rounding differs: it really switched
+  e = ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 0u, err, sizeof err);
+  ASSERT_NE(e, nullptr) << err;
+  ASSERT_EQ(ls_engine_run(e, x.data_ptr<float>(), logits.data(), err, sizeof err), 0) << err;
+  ls_engine_free(e);
+  auto by_default = runtime::Engine::load(dir.file("m.lsr"), {runtime::Precision::F32, 2});
+  EXPECT_EQ(by_default.winograd_layers() > 0, runtime::winograd_is_fast_on_this_cpu());
+  EXPECT_EQ(logits, by_default.run(x.data_ptr<float>()));
   EXPECT_EQ(ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 6u, err, sizeof err), nullptr);
   EXPECT_NE(std::string(err).find("unknown option bits 4"), std::string::npos) << err;
   EXPECT_EQ(ls_engine_load_flags(dir.file("m.lsr").c_str(), "fp32", 2, 3u, err, sizeof err), nullptr);

@@ -82,6 +82,7 @@ TEST_P(EngineZoo, FlopsMatchTheModelSummary) {
 // on ~98% of pixels. Trained models are checked on real images by `leanseg-infer`'s agreement
 // report (README).
 TEST_P(EngineZoo, Bf16StaysWithinBf16PrecisionOfLibTorch) {
+  if (!runtime::bf16_is_supported_on_this_cpu()) GTEST_SKIP() << "this CPU has no AVX-512: oneDNN has no bf16 kernels";
   const auto o = run_both(GetParam(), runtime::Precision::BF16, 64, 64);
   const double agree = ((o.engine > 0) == (o.libtorch > 0)).to(torch::kFloat).mean().item<double>();
   EXPECT_LE(test::relative_difference(o.engine, o.libtorch), 0.06);
@@ -140,8 +141,9 @@ TEST_P(EngineZoo, Int8WithCalibrationTracksLibTorch) {
   std::printf("int8 %s: relative max %.4f mean %.4f, mask agreement %.4f\n", GetParam().c_str(), rel, mean_rel, agree);
   // Measured (random weights, 64×64): max 4-9%, mean 0.7-1.7% of the logit range; masks agree
   // on 94-100% of pixels (random models' logits crowd around 0). A wrong scale or bias shows
-  // as a mean error of 4-9%.
-  EXPECT_LE(rel, 0.15);
+  // as a mean error of 4-9%. Without VNNI (oneDNN halves s8-input weights) M4's max reached
+  // 15.2% on a Zen 1; its mean stayed within the bound below.
+  EXPECT_LE(rel, runtime::int8_is_exact_on_this_cpu() ? 0.15 : 0.2);
   EXPECT_LE(mean_rel, 0.03);
   EXPECT_GE(agree, 0.9);
 }
@@ -177,6 +179,7 @@ TEST_P(EngineFromFile, ReplansForANewSizeAfterDroppingWeights) {
   const std::string path = dir.file("m.lsr");
   write_runtime_model(rt, path);
   for (auto precision : {runtime::Precision::F32, runtime::Precision::BF16}) {
+    if (precision == runtime::Precision::BF16 && !runtime::bf16_is_supported_on_this_cpu()) continue;
     auto from_file = runtime::Engine::load(path, {precision, 1});
     auto in_memory = runtime::Engine::from_model(rt, {precision, 1});
     for (int size : {64, 96, 64}) {
@@ -262,6 +265,13 @@ TEST(EngineInt8, AgreesWithFakeQuantizationOnASmallModel) {
   const auto fp32 = torch::conv2d(h2, w3, b3);
   const double vs_fake = test::relative_difference(ours, simulated), vs_fp32 = test::relative_difference(ours, fp32);
   std::printf("int8 engine vs fake quantization %.2g, vs fp32 %.2g (of the logit range)\n", vs_fake, vs_fp32);
+  if (!runtime::int8_is_exact_on_this_cpu()) {
+    // Without VNNI oneDNN halves the weights of convs on s8 inputs (verbose: "sa0.5"), so the
+    // simulation explains the error only roughly: measured 1.1e-2 vs fake, 9.5e-3 vs fp32 (Zen 1).
+    EXPECT_LE(vs_fake, 3e-2);
+    EXPECT_LE(vs_fp32, 3e-2);
+    return;
+  }
   EXPECT_LE(vs_fake, 1e-4);  // measured 4e-8: rounding ties and float scale arithmetic only
   EXPECT_GT(vs_fp32, vs_fake);  // int8 error is really there: the simulation is what explains it
 }
