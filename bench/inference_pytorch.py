@@ -53,7 +53,7 @@ class LinearAttention(nn.Module):  # x + to_out(softmax_d(Q) applied to softmax_
         super().__init__(); s.h, s.d = heads, c // heads
         s.q, s.k, s.v = (nn.Conv2d(c, c, 1, bias=False) for _ in range(3)); s.out = nn.Conv2d(c, c, 1)
     def forward(s, x):
-        b, c, hh, ww = x.shape; n = hh * ww
+        b, c, hh, ww = x.shape[0], x.shape[1], x.shape[2], x.shape[3]; n = hh * ww  # FX-traceable
         q = s.q(x).view(b, s.h, s.d, n).softmax(2); k = s.k(x).view(b, s.h, s.d, n).softmax(3)
         v = s.v(x).view(b, s.h, s.d, n)
         out = torch.matmul(torch.matmul(k, v.transpose(2, 3)).transpose(2, 3), q)

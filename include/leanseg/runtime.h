@@ -43,8 +43,9 @@ bool winograd_is_fast_on_this_cpu();
 struct EngineOptions {
   Precision precision = Precision::F32;
   int threads = 0;  // 0: every core
-  // fp32 only: dense 3x3 stride-1 convolutions on maps of 64x64 and more (32x32 up to 256 -> 256
-  // channels) run on the engine's own Winograd F(4x4, 3x3) kernel (src/runtime/winograd.h;
+  // fp32 (and int8 on CPUs without VNNI, where those convs then stay fp32: oneDNN's int8 kernels
+  // are slower there): dense 3x3 stride-1 convolutions on maps of 64x64 and more (32x32 up to
+  // 256 -> 256 channels) run on the engine's own Winograd F(4x4, 3x3) kernel (src/runtime/winograd.h;
   // 1.85-2.6x faster than oneDNN's direct kernels there, its scratch planned in the arena).
   // Results differ from direct convolution by float rounding (~1e-5 relative). On by default
   // where it is measured to pay: CPUs with AVX-512 or AVX2 + FMA (winograd_is_fast_on_this_cpu).
@@ -95,7 +96,9 @@ class Engine {
   size_t weight_bytes() const;  // packed weights held by the engine
   // 2 × multiply-adds of the convolutions (incl. transposed) at the current input size, in
   // `leanseg info`'s convention; the small host ops (linear attention's matmuls, GroupNorm) are
-  // not counted.
+  // not counted. These are the multiply-adds the plan executes: a dilated conv whose off-centre
+  // taps read only padding at this size runs (and counts) as its centre tap, so M1's 8.78 GFLOP
+  // of `leanseg info` at 256x256 are 8.44 here.
   double flops() const;
 
  private:

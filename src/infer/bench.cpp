@@ -54,6 +54,11 @@ BenchResult time_runs(runtime::Engine& engine, int runs, int warmup, int batch) 
   return r;
 }
 
+// The convolutions' arithmetic rate at the median (the roofline's y axis; docs/runtime.md).
+double achieved_gflops(const runtime::Engine& e, const BenchResult& r) {
+  return r.median_ms > 0 ? e.flops() * r.throughput / 1e9 : 0.0;
+}
+
 nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchResult& r) {
   return {{"model", o.model},
           {"precision", runtime::precision_name(e.options().precision)},
@@ -72,6 +77,8 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
           {"max_ms", r.max_ms},
           {"mean_ms", r.mean_ms},
           {"throughput", r.throughput},
+          {"gflop_per_image", e.flops() / 1e9},
+          {"gflops_per_second", achieved_gflops(e, r)},
           {"peak_rss_bytes", r.peak_rss_bytes},
           {"arena_bytes", e.arena_bytes()},
           {"weight_bytes", e.weight_bytes()}};
@@ -84,7 +91,8 @@ void print_text(const Options& o, const runtime::Engine& e, const BenchResult& r
               e.input_channels(), e.input_height(), e.input_width(), o.runs, o.warmup);
   std::printf("  latency     median %.2f ms, p90 %.2f ms, min %.2f ms, max %.2f ms\n", r.median_ms, r.p90_ms,
               r.min_ms, r.max_ms);
-  std::printf("  throughput  %.1f images/s\n", r.throughput);
+  std::printf("  throughput  %.1f images/s, %.2f GFLOP per image (convs as planned), %.1f GFLOP/s\n", r.throughput,
+              e.flops() / 1e9, achieved_gflops(e, r));
   std::printf("  memory      peak RSS %.1f MB, arena %.1f MB, weights %.1f MB\n", r.peak_rss_bytes / 1e6,
               e.arena_bytes() / 1e6, e.weight_bytes() / 1e6);
 }

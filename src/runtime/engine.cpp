@@ -169,6 +169,45 @@ std::vector<float> per_channel_weight_scales(const GraphTensor& w, bool transpos
   return scales;
 }
 
+// True when, at input size `in` (NCHW), every tap of conv `n` but the centre one reads only
+// padding: stride 1, an odd kernel, "same" padding and a dilation of at least the map's side
+// on every axis the kernel spans. M1's ASPP branches of rates 12 and 18 on the 8x8 bottleneck
+// of a 256x256 input are such convs: ~76 % of ASPP's multiply-adds there are zeros.
+bool only_centre_tap_reads_the_map(const GraphNode& n, const GraphTensor& w, const memory::dims& in) {
+  if (n.op != "Conv" || w.shape.size() != 4) return false;
+  const auto st = ints_attr(n, "strides", {1, 1}), pads = ints_attr(n, "pads", {0, 0, 0, 0});
+  const auto dil = ints_attr(n, "dilations", {1, 1});
+  if (st != std::vector<int64_t>{1, 1}) return false;
+  bool any_tap_dropped = false;
+  for (int a = 0; a < 2; ++a) {
+    const int64_t k = w.shape[2 + a], centre = (k - 1) / 2;
+    if (k % 2 == 0 || pads[a] != centre * dil[a] || pads[a + 2] != centre * dil[a]) return false;
+    if (k > 1 && dil[a] < in[2 + a]) return false;
+    any_tap_dropped = any_tap_dropped || k > 1;
+  }
+  return any_tap_dropped;
+}
+
+// Such a conv is exactly a 1x1 conv with its centre tap's weights ([O, I/g, 1, 1]).
+GraphTensor centre_tap_weights(const GraphTensor& w) {
+  GraphTensor c;
+  c.name = w.name + "#centre_tap";
+  c.shape = {w.shape[0], w.shape[1], 1, 1};
+  const int64_t kh = w.shape[2], kw = w.shape[3], taps = kh * kw, centre = (kh / 2) * kw + kw / 2;
+  c.f32.resize(static_cast<size_t>(w.shape[0] * w.shape[1]));
+  for (size_t i = 0; i < c.f32.size(); ++i) c.f32[i] = w.f32[i * taps + centre];
+  return c;
+}
+
+GraphNode as_centre_tap_conv(const GraphNode& n) {
+  GraphNode c = n;
+  c.attributes.clear();
+  for (const auto& a : n.attributes)
+    if (a.name == "group") c.attributes.push_back(a);
+  c.attributes.push_back(GraphAttribute::of("kernel_shape", std::vector<int64_t>{1, 1}));
+  return c;
+}
+
 }  // namespace
 
 bool bf16_is_supported_on_this_cpu() {
@@ -269,6 +308,13 @@ struct Engine::Impl {
   bool winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                         const memory::dims& out_dims) const;
   bool read_by_winograd_concat(const std::string& value, const memory::dims& dims) const;
+  bool read_by_winograd_conv(const std::string& value, const memory::dims& dims) const;
+  // fp32; and int8 on CPUs without VNNI, where oneDNN's int8 3x3 convs (jit_uni_int8:avx2) are
+  // slower than the fp32 Winograd kernel (M1 at 256² on Zen 1: dec1's first conv 32.0 ms in int8,
+  // 17.5 ms Winograd) and halve the weights: those convs stay fp32 inside the int8 plan.
+  bool winograd_serves_precision() const {
+    return options.precision == Precision::F32 || (options.precision == Precision::I8 && !int8_is_exact_on_this_cpu());
+  }
   const GraphNode* sole_reader_node(const std::string& value) const;
   Step winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
                      const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od, const Followers& f);
@@ -525,11 +571,20 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   };
   memory::dims xd = part_dims(parts[0]);
   for (size_t p = 1; p < parts.size(); ++p) xd[1] += part_dims(parts[p])[1];
-  const int64_t groups = int_attr(n, "group", 1);
-  const auto k = ints_attr(n, "kernel_shape", {w->shape[2], w->shape[3]});
-  const auto st = ints_attr(n, "strides", {1, 1});
-  const auto pads = ints_attr(n, "pads", {0, 0, 0, 0});
-  const auto dil = ints_attr(n, "dilations", {1, 1});
+  // int8 weight scales stay those of the whole kernel, as the exporter's fake quantization has them.
+  const GraphTensor& file_weights = *w;
+  GraphTensor centre_weights;
+  GraphNode centre_conv;
+  if (only_centre_tap_reads_the_map(n, *w, xd)) {
+    centre_weights = centre_tap_weights(*w), centre_conv = as_centre_tap_conv(n);
+    w = &centre_weights;
+  }
+  const GraphNode& conv = centre_weights.f32.empty() ? n : centre_conv;
+  const int64_t groups = int_attr(conv, "group", 1);
+  const auto k = ints_attr(conv, "kernel_shape", {w->shape[2], w->shape[3]});
+  const auto st = ints_attr(conv, "strides", {1, 1});
+  const auto pads = ints_attr(conv, "pads", {0, 0, 0, 0});
+  const auto dil = ints_attr(conv, "dilations", {1, 1});
   const int64_t out_ch = transposed ? w->shape[1] * groups : w->shape[0];
   const int64_t in_ch = transposed ? w->shape[0] : w->shape[1] * groups;
   require(in_ch == xd[1], where(n.name) + ": weights expect " + std::to_string(in_ch) + " input channels, got " +
@@ -552,24 +607,27 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   // calibration) so the next conv reads it directly: no f32 round trip through memory. oneDNN
   // applies the output scale before the post-ops, so a clip's bounds scale with it. Convs split
   // over a concat accumulate in the output, which therefore stays f32.
+  std::vector<int64_t> part_channels;
+  for (const auto& part : parts) part_channels.push_back(part_dims(part)[1]);
+  const bool winograd = winograd_applies(conv, *w, part_channels, od);
   ConvOutput o{od, act_dt, 1.f};
-  if (int8 && sum_other < 0 && parts.size() == 1 && only_convs_read(out_name) &&
+  if (int8 && !winograd && sum_other < 0 && parts.size() == 1 && only_convs_read(out_name) &&
+      !read_by_winograd_conv(out_name, od) &&
       (!has_act || act.algorithm != dnnl::algorithm::eltwise_logistic) && model.activation_absmax.count(out_name)) {
     o.type = nonnegative_out ? dt::u8 : dt::s8;
     o.scale = (nonnegative_out ? 255.f : 127.f) / std::max(model.activation_absmax.at(out_name), 1e-8f);
     if (has_act && act.algorithm == dnnl::algorithm::eltwise_clip) act.alpha *= o.scale, act.beta *= o.scale;
   }
-  const std::vector<float> weight_scales = int8 ? per_channel_weight_scales(*w, transposed, groups) : std::vector<float>();
+  const std::vector<float> weight_scales =
+      int8 ? per_channel_weight_scales(file_weights, transposed, groups) : std::vector<float>();
   const int out = add_value(out_name, od, false);
   values[out].nonnegative = nonnegative_out;
   values[out].qscale = o.scale;
   values[out].md = memory::desc(od, o.type, tag::nhwc);
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or the conv
-  std::vector<int64_t> part_channels;
-  for (const auto& part : parts) part_channels.push_back(part_dims(part)[1]);
-  if (winograd_applies(n, *w, part_channels, od)) {  // one step over every part
+  if (winograd) {  // one step over every part
     if (sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    Step s = winograd_step(n, *w, b, parts, od, f);
+    Step s = winograd_step(conv, *w, b, parts, od, f);
     s.output = out;
     produce(std::move(s), out);
     values[out].first = first_write;
@@ -581,7 +639,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
       if (p > 0 || sum_other >= 0) post.append_sum(1.f);
       if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
       if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
-      Step s = conv_step(n, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
+      Step s = conv_step(conv, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
       channel_offset += values[parts[p].first].dims[1];
       s.value_args.push_back({DNNL_ARG_DST, out});
       produce(std::move(s), out);
@@ -628,7 +686,7 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
 // weights (4x the conv's weights, computed on each call) are read once per block of tiles.
 bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
                                     const memory::dims& out_dims) const {
-  if (!options.winograd || options.precision != Precision::F32 || n.op != "Conv" || out_dims[0] != 1) return false;
+  if (!options.winograd || !winograd_serves_precision() || n.op != "Conv" || out_dims[0] != 1) return false;
   if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
   if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
       ints_attr(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||
@@ -699,6 +757,17 @@ bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memor
     if (w.shape.size() != 4 || !winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]})) return false;
   }
   return true;
+}
+
+// True when a conv that runs on the Winograd kernel reads `value` (of `dims`) as its input: the
+// value must then stay f32 in an int8 plan.
+bool Engine::Impl::read_by_winograd_conv(const std::string& value, const memory::dims& dims) const {
+  for (const auto& n : nodes) {
+    if (n.op != "Conv" || n.inputs.empty() || n.inputs[0] != value || !constants.count(n.inputs[1])) continue;
+    const GraphTensor& w = *constants.at(n.inputs[1]);
+    if (w.shape.size() == 4 && winograd_applies(n, w, {dims[1]}, {dims[0], w.shape[0], dims[2], dims[3]})) return true;
+  }
+  return false;
 }
 
 // The addend of a fused residual add becomes the conv's output before the conv runs: the
@@ -922,8 +991,13 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
     split_concats[n.outputs[0]] = n.inputs;  // each lower_conv reads the inputs directly
     return;
   }
+  auto channel_concat_dims = [&] {
+    memory::dims d = values[arena_input(n.inputs[0])].dims;
+    for (size_t k = 1; k < n.inputs.size(); ++k) d[1] += values[arena_input(n.inputs[k])].dims[1];
+    return d;
+  };
   if (options.precision == Precision::I8 && (axis == 1 || axis == -3) && only_convs_read(n.outputs[0]) &&
-      model.activation_absmax.count(n.outputs[0]))
+      model.activation_absmax.count(n.outputs[0]) && !read_by_winograd_conv(n.outputs[0], channel_concat_dims()))
     return lower_quantizing_concat(n);
   Step s;
   s.name = n.name;
@@ -999,7 +1073,27 @@ bool Engine::Impl::read_in_parts_by_convs(const GraphNode& concat) const {
     auto v = value_of.find(in);
     if (v == value_of.end() || values[v->second].host || values[v->second].dims.size() != 4) return false;
   }
-  return !convs_reading_channel_concat(concat).empty();
+  const auto convs = convs_reading_channel_concat(concat);
+  // int8: parts accumulate in an f32 output, which the next conv must quantize again. With one
+  // reader that pays (no concat at all); with several, a concat built directly in int8
+  // (lower_quantizing_concat) is faster (M1 at 256²: parts 29.9 ms against 24.0 built), unless
+  // a reader runs on the fp32 Winograd kernel (winograd_serves_precision), which reads the parts.
+  if (options.precision == Precision::I8 && convs.size() > 1) {
+    std::vector<int64_t> channels;
+    memory::dims dims;
+    for (const auto& in : concat.inputs) {
+      auto deferred = deferred_depth_to_space.find(in);
+      memory::dims d = values[deferred != deferred_depth_to_space.end() ? deferred->second : value_of.at(in)].dims;
+      if (deferred != deferred_depth_to_space.end()) d = {d[0], d[1] / 4, 2 * d[2], 2 * d[3]};
+      channels.push_back(d[1]);
+      dims = d;
+    }
+    return std::any_of(convs.begin(), convs.end(), [&](const GraphNode* c) {
+      const GraphTensor& w = *constants.at(c->inputs[1]);
+      return w.shape.size() == 4 && winograd_applies(*c, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
+    });
+  }
+  return !convs.empty();
 }
 
 // The dense Convs that are every reader of a channel concat (as their input; a U-Net decoder
@@ -1022,10 +1116,6 @@ std::vector<const GraphNode*> Engine::Impl::convs_reading_channel_concat(const G
   }
   // A graph output (counted in readers, read by no node) needs the concat built.
   if (static_cast<int>(convs.size()) != r->second) return {};
-  // int8: parts accumulate in an f32 output, which the next conv must quantize again. With one
-  // reader that pays (no concat at all); with several, a concat built directly in int8
-  // (lower_quantizing_concat) is faster (M1 at 256²: parts 29.9 ms against 24.0 built).
-  if (options.precision == Precision::I8 && convs.size() > 1) return {};
   return convs;
 }
 

@@ -204,6 +204,61 @@ TEST(EngineOps, ConcatReadByTwoConvsRunsInPartsOrIsBuiltInInt8) {
   EXPECT_EQ(quantizing, 2);  // one reorder per input
 }
 
+// A dilated conv whose off-centre taps all fall in the padding at this size (an ASPP branch of
+// rate 12 on an 8x8 map) runs as its centre tap: same result, a ninth of the FLOPs; a rate that
+// reaches inside the map (2) keeps its nine taps. int8 too (the zero padding is exact there).
+TEST(EngineOps, DilatedConvThatReadsOnlyPaddingOffCentreRunsAsItsCentreTap) {
+  TestGraph t(16, 8, 8);
+  auto far = t.node("Relu", "far_relu", {t.conv("far", "image", 16, 32, 3, 1, 1, 12)});
+  auto near = t.node("Relu", "near_relu", {t.conv("near", far, 32, 16, 3, 1, 1, 2)});
+  RuntimeModel m = t.finish(t.conv("head", near, 16, 1, 1));
+  EXPECT_LT(engine_vs_reference(m), 1e-4);
+  const double pixels = 8 * 8;
+  const double expected = 2 * pixels * (16 * 32 * 1 + 32 * 16 * 9 + 16 * 1);
+  EXPECT_DOUBLE_EQ(Engine::from_model(m, {Precision::F32, 1, false}).flops(), expected);
+  const auto& s = m.graph.inputs[0].shape;
+  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
+  m.activation_absmax = calibrate_activations(m.graph, inputs, 100);
+  double range = 0;
+  const double int8_error = engine_vs_reference(m, Precision::I8, false, &range);
+  EXPECT_LT(int8_error, 0.05 * range);
+  // Planned again at 16x16, rate 12 reaches into the map: all nine taps run.
+  Engine larger = Engine::from_model(m, {Precision::F32, 1, false});
+  larger.set_input_size(16, 16);
+  EXPECT_DOUBLE_EQ(larger.flops(), 2 * 256.0 * (16 * 32 * 9 + 32 * 16 * 9 + 16 * 1));
+}
+
+// Without VNNI oneDNN's int8 3x3 convs are slower than the fp32 Winograd kernel, so an int8 plan
+// keeps the Winograd convs in fp32 there (with VNNI: none). A concat read by a Winograd conv and
+// a 1x1 int8 conv then runs in parts (f32 parts for Winograd, quantized copies for the 1x1).
+TEST(EngineOps, Int8PlanKeepsWinogradConvsInFp32OnlyWithoutVnni) {
+  TestGraph t(16, 64, 64);
+  auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
+  auto b = t.node("Relu", "b", {t.conv("cb", a, 16, 16, 3)});
+  auto cat = t.node("Concat", "cat", {a, b}, {Attr::of("axis", int64_t{1})});
+  auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
+  auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
+  RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
+  const auto& s = m.graph.inputs[0].shape;
+  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
+  m.activation_absmax = calibrate_activations(m.graph, inputs, 100);
+  Engine int8 = Engine::from_model(m, {Precision::I8, 1, true});
+  const bool vnni = int8_is_exact_on_this_cpu();
+  EXPECT_EQ(int8.winograd_layers(), vnni ? 0u : 3u);  // ca, cb, body (ca reads the image)
+  double range = 0;
+  const double error = engine_vs_reference(m, Precision::I8, true, &range);
+  EXPECT_LT(error, 0.05 * range);
+  std::vector<StepProfile> profile;
+  int8.run_profiled(inputs[0].f32.data(), &profile);
+  int built_concats = 0, quantized_parts = 0;
+  for (const auto& p : profile) {
+    built_concats += p.name == "cat" || p.name == "cat#q8";
+    quantized_parts += p.name == "a#q8" || p.name == "b#q8";
+  }
+  EXPECT_EQ(built_concats, vnni ? 2 : 0);  // with VNNI: the u8 concat, one reorder per input
+  EXPECT_EQ(quantized_parts, vnni ? 0 : 2);
+}
+
 // Scratchpads are planned in the arena for the one step that uses them. The Winograd kernel's
 // (transformed weights and tiles) is larger than a map here; it fits in the bytes of a wide map
 // that died before the Winograd conv runs, so the arena does not grow by it.
