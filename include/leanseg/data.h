@@ -39,7 +39,8 @@ Dataset read_hc18(const std::string& dir);
 // worm). `channels` ⊆ {"w1","w2"} in the order given. Group = well.
 Dataset read_bbbc010(const std::string& dir, const std::vector<std::string>& channels = {"w2"});
 
-// Plain folders: DIR/images/<stem>.<png|tif|jpg> and DIR/masks/<stem>.png (0 / non-zero).
+// Plain folders: DIR/images/<stem>.<png|tif|jpg> and DIR/masks/<stem>.png (0 and one foreground
+// value, e.g. 0/1 or 0/255; masks with more values are refused naming the file and the values).
 // 8-bit images scale by 255, 16-bit by 65535. Group = stem.
 Dataset read_folder(const std::string& dir);
 
@@ -55,9 +56,12 @@ Dataset read_dataset(const std::string& dir, const std::string& kind = "auto",
 Dataset make_synthetic_ultrasound(int count, int height, int width, uint64_t seed);
 Dataset make_synthetic_worms(int count, int height, int width, uint64_t seed);
 
-// Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]:
-// intensity "max" divides by max_value, "minmax" rescales per image. "gray" converts colour to
-// grey; "r"/"g"/"b" pick a colour channel. Throws Error naming the file if unreadable.
+// Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]: intensity "max"
+// divides by max_value for files of the bit depth max_value belongs to (8-bit for <= 255,
+// 16-bit above) and by the file's own maximum (255 or 65535) for the other depth; float files
+// are refused there (their range is unknown); "minmax" rescales per image. "gray" converts
+// colour to grey; "r"/"g"/"b" pick a colour channel. The same loader as the dataset readers:
+// throws Error naming the file if it is unreadable or has several pages (multi-page TIFF).
 cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
                          const std::string& intensity, double max_value);
 

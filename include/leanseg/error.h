@@ -17,4 +17,11 @@ inline void require(bool cond, const std::string& what) {
   if (!cond) throw Error(what);
 }
 
+// `message` prefixed with "<what> '<path>': " unless it already names `path` (OpenCV's and
+// LibTorch's own errors do not say which file they were reading).
+inline std::string naming(const std::string& message, const std::string& what, const std::string& path) {
+  if (message.find(path) != std::string::npos) return message;
+  return what + " '" + path + "': " + message;
+}
+
 }  // namespace leanseg

@@ -3,6 +3,8 @@
 // A hostile or damaged file must end in an Error naming it, never in a division by zero, a
 // wrapped integer or an allocation of terabytes. Torch-free (standard library + nlohmann-json).
 #pragma once
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -52,6 +54,21 @@ inline void check_image_size(int64_t height, int64_t width, const std::string& w
   require(height <= kMaxImageSide && width <= kMaxImageSide,
           what + ": input size " + size + " exceeds the limit of " + std::to_string(kMaxImageSide) +
               " pixels per side");
+}
+
+// Throws "<what> holds N non-finite values (the first, NaN, at element i of n); ..." when any of
+// the n floats is NaN or infinite: weights like that (a damaged file, a diverged training run)
+// would silently give an empty or a full mask.
+inline void check_finite(const float* values, size_t n, const std::string& what) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(values[i]) && bad++ == 0) first = i;
+  if (bad == 0) return;
+  const float v = values[first];
+  const std::string shown = std::isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf");
+  throw Error(what + " holds " + std::to_string(bad) + " non-finite value" + (bad == 1 ? "" : "s") + " (the first, " +
+              shown + ", at element " + std::to_string(first) + " of " + std::to_string(n) +
+              "): the file is damaged or the training run that wrote it diverged");
 }
 
 }  // namespace leanseg

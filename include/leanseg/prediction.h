@@ -57,4 +57,30 @@ void write_png(const std::string& path, const cv::Mat& m);
 std::vector<std::vector<std::string>> expand_image_inputs(const std::vector<std::string>& inputs);
 std::vector<std::string> split_plus(const std::string& s);  // "a.tif+b.tif" → {"a.tif", "b.tif"}
 
+// The file read for each of the model's `channels` input channels: a job of one file serves every
+// channel; otherwise it must give one file per channel. Throws Error naming the job otherwise.
+std::vector<std::string> job_files(const std::vector<std::string>& job, size_t channels);
+
+// What `leanseg predict` and `leanseg-infer` check before anything is written: every job has a
+// usable number of files (job_files), every file exists, and no two jobs share the file stem of
+// their first file (their outputs <stem>_mask.png, ... would overwrite each other): the error
+// names both files.
+void check_prediction_jobs(const std::vector<std::vector<std::string>>& jobs, size_t channels);
+
+// An image's output PNGs, encoded in memory so that a failure leaves none of them behind:
+// <stem>_mask.png (0/255), <stem>_prob.png (probability × 255) and, with `overlay`,
+// <stem>_overlay.png (overlay_image with `fit`). `stem` includes the output folder.
+using EncodedFiles = std::vector<std::pair<std::string, std::vector<unsigned char>>>;
+EncodedFiles encode_prediction_pngs(const std::string& stem, const cv::Mat& image01, const cv::Mat& prob,
+                                    const cv::Mat& mask, bool overlay, const EllipseFit* fit = nullptr);
+void write_files(const EncodedFiles& files);  // write_bytes of each
+
+// Runs `one` on every job in order. Without skip_errors the first error ends the run (an Error
+// naming the job's first file). With skip_errors (`--skip-errors`) it is printed to stderr as
+// "<program>: skipped <file>: <reason>" and the next job runs. Returns the number of jobs that failed.
+size_t for_each_job(const std::vector<std::vector<std::string>>& jobs, bool skip_errors, const std::string& program,
+                    const std::function<void(const std::vector<std::string>& job)>& one);
+// Throws Error "N of M images failed (...)" when failed > 0: a run with skipped images exits non-zero.
+void require_no_failed_jobs(size_t failed, size_t total);
+
 }  // namespace leanseg

@@ -3,7 +3,10 @@
 // initializers (BatchNorm already folded, Dropout removed) and whose metadata entry
 // "leanseg.runtime" holds JSON:
 //   {"format": "leanseg-runtime", "version": 1, "graph": {...}, "preprocessing": {...},
-//    "config": {...}, "size_divisor": 32, "activation_absmax": {value: max |x|, ...}}
+//    "config": {...}, "size_divisor": 32, "activation_absmax": {value: max |x|, ...},
+//    "checksums": {"algorithm": "fnv1a-64", "metadata": HEX, "tensors": {name: HEX, ...}}}
+// The checksums (FNV-1a 64 of each tensor's bytes and of the canonical dump of the rest of the
+// metadata) are verified at load; files without them (older writers) load unverified.
 // Torch-free and OpenCV-free (standard library + nlohmann-json).
 #pragma once
 #include <map>
@@ -40,6 +43,9 @@ struct RuntimeModel {
   std::map<std::string, float> activation_absmax;
   // Initializers stored packed (their F32 values in `graph` are the expanded codes).
   std::map<std::string, PackedWeight> packed_weights;
+  // Read from a file whose tensors and metadata carried checksums (all verified); false for
+  // files written before checksums existed, and for models that never were a file.
+  bool has_checksums = false;
 };
 
 // Quantizes every Conv/ConvTranspose weight of `m` to `bits` (8, 4 or 2) per index of axis 0,
@@ -55,7 +61,7 @@ Graph graph_structure_from_json(const nlohmann::json& j, const std::string& wher
 // The limits the engine relies on (leanseg/limits.h): input channels and size, and every
 // Conv, ConvTranspose, MaxPool and Concat attribute of the right kind and in range (strides,
 // dilations and kernels >= 1, pads >= 0, concat axes in [-4, 3], groups dividing the weight's
-// channels, ...). The reader and the writer call it, and so does Engine::from_model for models
+// channels, ...), and every F32 initializer finite (no NaN or infinity). The reader and the writer call it, and so does Engine::from_model for models
 // that never were a file. Throws Error starting with `where` and naming the node and attribute.
 void check_runtime_graph(const Graph& graph, const std::string& where);
 

@@ -73,9 +73,9 @@ Dataset read_folder(const std::string& dir) {
     s.id = s.group = file_stem(path);
     s.image_path = path;
     cv::merge(planes, s.image);
-    // Masks may be 0/1, 0/255 or colour: anything non-zero is foreground. An all-background
-    // mask is a legitimate negative example.
-    s.mask = foreground_of(raws[i].mask);
+    // Masks may be 0/1, 0/255 or colour, with one foreground value; an all-background mask is
+    // a legitimate negative example.
+    s.mask = binary_foreground(raws[i].mask, mask_dir + "/" + file_stem(path) + ".png");
     any_foreground = any_foreground || cv::countNonZero(s.mask) > 0;
     raws[i] = {};  // free the raw copy early
     d.samples.push_back(std::move(s));

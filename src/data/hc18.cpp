@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "image_io.h"
@@ -44,17 +46,35 @@ double positive_number(const std::string& field, const std::string& column, cons
   return v;
 }
 
-// The CSV has CRLF line ends and no final newline; blank lines are tolerated.
+// Lines ended by CRLF, LF or a lone CR (old Mac editors and some spreadsheet exports): a file
+// of CR-only lines is otherwise one long line, and every image "has no row".
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '\r' && c != '\n') {
+      line += c;
+      continue;
+    }
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    lines.push_back(std::move(line));
+    line.clear();
+  }
+  if (!line.empty()) lines.push_back(std::move(line));
+  return lines;
+}
+
+// The CSV has CRLF line ends and no final newline; LF and CR line ends and blank lines are tolerated.
 std::map<std::string, CsvRow> read_hc18_csv(const std::string& path) {
   require(is_file(path), "HC18 CSV '" + path + "' does not exist");
   std::ifstream in(path, std::ios::binary);
   require(static_cast<bool>(in), "cannot open HC18 CSV '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::map<std::string, CsvRow> rows;
-  std::string line;
   int line_no = 0;
-  while (std::getline(in, line)) {
+  for (std::string line : split_lines(text)) {
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
     if (line.empty()) continue;
     const std::string where = "HC18 CSV '" + path + "' line " + std::to_string(line_no);
@@ -78,6 +98,24 @@ std::map<std::string, CsvRow> read_hc18_csv(const std::string& path) {
 
 std::string size_text(const cv::Mat& m) { return std::to_string(m.cols) + "x" + std::to_string(m.rows); }
 
+// An outline with a gap lets the fill leak out: the "head" is then the outline pixels only. The
+// HC18 annotations are ellipses, so such an outline is closed by the ellipse fitted to its
+// pixels (cv::fitEllipse), filled, with the outline pixels (a warning names the file). A
+// closed outline fills to about its fitted ellipse's area; a leaked fill to a small fraction.
+cv::Mat close_open_outline(const cv::Mat& outline, const cv::Mat& filled, const std::string& path) {
+  std::vector<cv::Point> points;
+  cv::findNonZero(outline, points);
+  if (points.size() < 5) return filled;  // too few to fit; the fill stands
+  cv::Mat ellipse = cv::Mat::zeros(outline.size(), CV_8UC1);
+  cv::ellipse(ellipse, cv::fitEllipse(points), cv::Scalar(1), cv::FILLED);
+  const int fitted = cv::countNonZero(ellipse), got = cv::countNonZero(filled);
+  if (got >= fitted / 2) return filled;
+  ellipse |= (outline != 0) / 255;
+  warn("HC18 annotation '" + path + "' has an open outline (the fill leaked: " + std::to_string(got) +
+       " head pixels of about " + std::to_string(fitted) + "); its mask is the ellipse fitted to the outline");
+  return ellipse;
+}
+
 // Checks the outline annotation and fills it into a 0/1 mask (outline pixels count as head).
 cv::Mat mask_from_annotation(const cv::Mat& raw, const cv::Mat& image, const std::string& path) {
   require(raw.type() == CV_8UC1, "HC18 annotation '" + path + "' is not an 8-bit grey PNG");
@@ -95,7 +133,7 @@ cv::Mat mask_from_annotation(const cv::Mat& raw, const cv::Mat& image, const std
   cv::Mat mask = fill_outline(raw);
   mask = (mask != 0) / 255;
   require(cv::countNonZero(mask) > 0, "HC18 annotation '" + path + "' gives an empty mask after filling");
-  return mask;
+  return close_open_outline(raw, mask, path);
 }
 
 Sample read_hc18_sample(const std::string& image_path, const std::map<std::string, CsvRow>& csv,

@@ -24,6 +24,14 @@ cv::Mat read_raw_image(const std::string& path, const std::string& role) {
   }
   // imread reports truncated or garbled files by returning an empty matrix.
   require(!raw.empty(), role + " '" + path + "' cannot be decoded (corrupt, truncated or unsupported file)");
+  // imread gives the first page of a multi-page TIFF: the others would be ignored without a word.
+  size_t pages = 1;
+  try {
+    pages = cv::imcount(path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception&) {
+  }
+  require(pages <= 1, role + " '" + path + "' has " + std::to_string(pages) +
+                          " pages; leanseg reads single-page images (save the page you mean as a file of its own)");
   return raw;
 }
 
@@ -65,10 +73,31 @@ cv::Mat scale_to_unit(const cv::Mat& raw, double max_value) {
   return out;
 }
 
+namespace {
+const char* depth_name(int depth) {
+  switch (depth) {
+    case CV_8S: return "8-bit signed integer";
+    case CV_16S: return "16-bit signed integer";
+    case CV_32S: return "32-bit signed integer";
+    case CV_32F: return "32-bit float";
+    case CV_64F: return "64-bit float";
+    default: return "unsupported";
+  }
+}
+}  // namespace
+
 double type_max_value(const cv::Mat& raw, const std::string& path) {
   if (raw.depth() == CV_8U) return 255;
   if (raw.depth() == CV_16U) return 65535;
-  throw Error("image '" + path + "' has an unsupported pixel type (expected 8- or 16-bit unsigned integers)");
+  throw Error("image '" + path + "' has " + depth_name(raw.depth()) +
+              " pixels; leanseg reads 8- and 16-bit unsigned integer images, whose range is known (convert it, "
+              "e.g. to 16-bit; a model with min-max intensity scaling also takes float images)");
+}
+
+double unit_scale_max(const cv::Mat& raw, double max_value, const std::string& path) {
+  const double file_max = type_max_value(raw, path);
+  const double model_file_max = max_value <= 255 ? 255 : 65535;
+  return file_max == model_file_max ? max_value : file_max;
 }
 
 cv::Mat foreground_of(const cv::Mat& raw) {
@@ -81,6 +110,36 @@ cv::Mat foreground_of(const cv::Mat& raw) {
     any |= (plane != 0);
   }
   return any / 255;  // comparisons give 0/255
+}
+
+namespace {
+// The distinct values of the colour planes of an 8- or 16-bit mask, ascending; at most `cap`.
+std::vector<int> mask_values(const cv::Mat& raw, size_t cap) {
+  const int n = raw.channels(), colour_channels = (n == 2 || n == 4) ? n - 1 : n;
+  std::vector<int> values;
+  for (int c = 0; c < colour_channels && values.size() < cap; ++c) {
+    cv::Mat plane;
+    cv::extractChannel(raw, plane, c);
+    plane.convertTo(plane, CV_32S);
+    for (auto it = plane.begin<int>(); it != plane.end<int>() && values.size() < cap; ++it)
+      if (std::find(values.begin(), values.end(), *it) == values.end()) values.push_back(*it);
+  }
+  std::sort(values.begin(), values.end());
+  return values;
+}
+}  // namespace
+
+cv::Mat binary_foreground(const cv::Mat& raw, const std::string& path) {
+  type_max_value(raw, path);  // 8- or 16-bit: masks have no float or signed values
+  const std::vector<int> values = mask_values(raw, 9);
+  const size_t foreground_values = values.size() - (values.front() == 0 ? 1 : 0);
+  if (foreground_values > 1) {
+    std::string shown;
+    for (size_t i = 0; i < values.size() && i < 8; ++i) shown += (i ? ", " : "") + std::to_string(values[i]);
+    throw Error("mask '" + path + "' is not binary: it holds the values " + shown + (values.size() > 8 ? ", ..." : "") +
+                "; expected 0 and one foreground value (0/1 or 0/255; multi-class masks are not supported)");
+  }
+  return foreground_of(raw);
 }
 
 std::vector<std::string> list_files(const std::string& dir, const std::vector<std::string>& extensions) {
@@ -138,7 +197,7 @@ cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vecto
                                                 " but '" + paths[0] + "' is " + std::to_string(raws[0].cols) +
                                                 "x" + std::to_string(raws[0].rows));
     if (intensity == "max") {
-      planes.push_back(scale_to_unit(plane, max_value));
+      planes.push_back(scale_to_unit(plane, unit_scale_max(plane, max_value, paths[source])));
     } else {
       // Each channel comes from its own source (e.g. two microscope channels), so each is
       // stretched on its own; a constant channel carries no information and becomes 0.

@@ -6,9 +6,10 @@
 
 namespace leanseg::data_detail {
 
-// Reads an image exactly as stored (depth and channel count kept). Throws Error naming the
-// file when it does not exist or cannot be decoded. `role` ("image", "annotation", ...) makes
-// the message say which input is wrong.
+// Reads an image exactly as stored (depth and channel count kept): the one loader of the
+// dataset readers and of prediction (read_input_image). Throws Error naming the file when it
+// does not exist, cannot be decoded or has more than one page (a multi-page TIFF). `role`
+// ("image", "annotation", ...) makes the message say which input is wrong.
 cv::Mat read_raw_image(const std::string& path, const std::string& role);
 
 // One channel of a raw image as stored (same depth): "gray" converts colour to grey, "r"/"g"/"b"
@@ -19,11 +20,23 @@ cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::s
 // CV_32F copy of `raw` divided by max_value and clamped to [0, 1].
 cv::Mat scale_to_unit(const cv::Mat& raw, double max_value);
 
-// The maximum value of the file's pixel type: 255 for 8-bit, 65535 for 16-bit.
+// The maximum value of the file's pixel type: 255 for 8-bit, 65535 for 16-bit. Throws Error
+// naming the file and its pixel type for others (float, signed).
 double type_max_value(const cv::Mat& raw, const std::string& path);
+
+// The raw value that maps to 1.0 in an image for a model (or dataset) whose intensities were
+// divided by max_value: max_value itself for files of the bit depth it belongs to (8-bit for
+// max_value <= 255, 16-bit above), else the file's own type maximum, so that a 16-bit PNG
+// given to a model of 8-bit images is scaled by 65535 instead of saturating. Throws as
+// type_max_value does (float files have no known range).
+double unit_scale_max(const cv::Mat& raw, double max_value, const std::string& path);
 
 // CV_8UC1 0/1 mask: 1 where any colour (or grey) channel is non-zero; alpha is ignored.
 cv::Mat foreground_of(const cv::Mat& raw);
+// foreground_of a mask whose colour planes hold 0 and at most one other value (0/1, 0/255, a
+// white or red object on black, ...); throws Error naming the file and the values found for
+// others (a multi-class or anti-aliased mask would otherwise be binarised at > 0 silently).
+cv::Mat binary_foreground(const cv::Mat& raw, const std::string& path);
 
 // Files directly inside `dir` whose extension (lower-cased, with dot) is in `extensions`,
 // sorted by name. Throws Error if `dir` is not a directory.

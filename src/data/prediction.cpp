@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <iostream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -168,6 +170,65 @@ std::vector<std::string> split_plus(const std::string& s) {
   for (size_t pos; (pos = s.find('+', start)) != std::string::npos; start = pos + 1) out.push_back(s.substr(start, pos - start));
   out.push_back(s.substr(start));
   return out;
+}
+
+std::vector<std::string> job_files(const std::vector<std::string>& job, size_t channels) {
+  require(!job.empty(), "an input job without files");
+  require(job.size() == 1 || job.size() == channels,
+          "'" + job[0] + "...' gives " + std::to_string(job.size()) + " files, the model takes " +
+              std::to_string(channels) + " channel" + (channels == 1 ? "" : "s") +
+              " (one file, or one file per channel joined with '+')");
+  return job.size() == 1 ? std::vector<std::string>(channels, job[0]) : job;
+}
+
+void check_prediction_jobs(const std::vector<std::vector<std::string>>& jobs, size_t channels) {
+  std::map<std::string, std::string> stems;  // output stem → the input that claims it
+  for (const auto& job : jobs) {
+    for (const auto& path : job_files(job, channels)) {
+      std::error_code ec;
+      require(fs::is_regular_file(path, ec), "input image '" + path + "' does not exist");
+    }
+    const std::string stem = fs::path(job[0]).stem().string();
+    const auto [it, fresh] = stems.emplace(stem, job[0]);
+    require(fresh, "inputs '" + it->second + "' and '" + job[0] + "' have the same file stem: both would write " +
+                       stem + "_mask.png; rename one of them");
+  }
+}
+
+EncodedFiles encode_prediction_pngs(const std::string& stem, const cv::Mat& image01, const cv::Mat& prob,
+                                    const cv::Mat& mask, bool overlay, const EllipseFit* fit) {
+  cv::Mat prob8;
+  prob.convertTo(prob8, CV_8U, 255.0);
+  EncodedFiles files;
+  files.emplace_back(stem + "_mask.png", encode_png(mask * 255, stem + "_mask.png"));
+  files.emplace_back(stem + "_prob.png", encode_png(prob8, stem + "_prob.png"));
+  if (overlay) files.emplace_back(stem + "_overlay.png", encode_png(overlay_image(image01, mask, fit), stem + "_overlay.png"));
+  return files;
+}
+
+void write_files(const EncodedFiles& files) {
+  for (const auto& [path, bytes] : files) write_bytes(path, bytes);
+}
+
+size_t for_each_job(const std::vector<std::vector<std::string>>& jobs, bool skip_errors, const std::string& program,
+                    const std::function<void(const std::vector<std::string>& job)>& one) {
+  size_t failed = 0;
+  for (const auto& job : jobs) {
+    try {
+      one(job);
+    } catch (const std::exception& e) {  // OpenCV's and LibTorch's own errors included
+      const std::string message = naming(e.what(), "input image", job[0]);
+      if (!skip_errors) throw Error(message);
+      std::cerr << program << ": skipped " << job[0] << ": " << message << "\n" << std::flush;
+      ++failed;
+    }
+  }
+  return failed;
+}
+
+void require_no_failed_jobs(size_t failed, size_t total) {
+  require(failed == 0, std::to_string(failed) + " of " + std::to_string(total) +
+                           " images failed (skipped as reported above; the others were written)");
 }
 
 ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre) {

@@ -1,13 +1,10 @@
 // Loading the engine for leanseg-infer (both the command and its image plugin).
+#include <cstdio>
+
 #include "infer.h"
 #include "leanseg/error.h"
 
 namespace leanseg::infer {
-
-std::string naming(const std::string& message, const std::string& what, const std::string& path) {
-  if (message.find(path) != std::string::npos) return message;
-  return what + " '" + path + "': " + message;
-}
 
 runtime::Engine load_engine(const Options& o) {
   runtime::EngineOptions eo;
@@ -19,7 +16,11 @@ runtime::Engine load_engine(const Options& o) {
   eo.threads = o.threads;
   eo.winograd = o.winograd;
   try {
-    return runtime::Engine::load(o.model, eo);
+    runtime::Engine engine = runtime::Engine::load(o.model, eo);
+    if (!engine.model().has_checksums)
+      std::fprintf(stderr, "leanseg-infer: note: '%s' has no checksums (written before they existed): its weights "
+                           "are not verified; export it again to add them\n", o.model.c_str());
+    return engine;
   } catch (const std::exception& e) {  // oneDNN's own errors included
     throw Error(naming(e.what(), "runtime model", o.model));
   }

@@ -16,13 +16,12 @@ struct Options {
   bool winograd = runtime::winograd_is_fast_on_this_cpu();  // fp32: the Winograd kernel on large 3x3 convs
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
+  bool skip_errors = false;         // a folder run reports and skips images that fail
   bool bench = false, json = false, profile = false;
   int runs = 30, warmup = 3;
   int batch = 1;                    // --bench: images per Engine::run_batch call
 };
 
-// Prefixes `what` (an input) to `message` unless the message already names `path`.
-std::string naming(const std::string& message, const std::string& what, const std::string& path);
 // Loads the engine; errors name the model file.
 runtime::Engine load_engine(const Options& o);
 // Threads the engine really uses (--threads, or the CPUs this process may run on).

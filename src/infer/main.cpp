@@ -1,6 +1,6 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
-//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--overlay]
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--overlay] [--skip-errors]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--no-winograd] [--threads N] [--runs N] [--warmup N] [--profile] [--json]
 #include <dlfcn.h>
 
@@ -34,6 +34,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
               ->check(CLI::IsMember({"none", "h", "hv"}))
               ->capture_default_str();
   app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
+  app.add_flag("--skip-errors", o.skip_errors,
+               "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
   g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
@@ -48,8 +50,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
 // Options of the other mode are refused rather than silently ignored.
 void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
-    leanseg::require(!o.overlay && g.out->count() == 0 && g.tta->count() == 0,
-                     "--out, --overlay and --tta apply to segmentation, not --bench");
+    leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0,
+                     "--out, --overlay, --skip-errors and --tta apply to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
                      "--json, --profile, --runs, --warmup and --batch apply to --bench only");

@@ -4,10 +4,24 @@
 
 #include "compress/weight_storage.h"
 #include "leanseg/error.h"
+#include "leanseg/limits.h"
 #include "leanseg/safetensors.h"
 #include "leanseg/tensor_io.h"
 
 namespace leanseg {
+namespace {
+
+// Every floating-point parameter and buffer as loaded (after decoding compact storage).
+void check_finite_state(const torch::nn::Module& m, const std::string& where) {
+  for (const auto& [name, t] : state_dict(m)) {
+    if (!t.is_floating_point()) continue;
+    const torch::Tensor f = t.detach().to(torch::kFloat32).contiguous();
+    check_finite(f.data_ptr<float>(), static_cast<size_t>(f.numel()), where + ": tensor '" + name + "'");
+  }
+}
+
+}  // namespace
+
 void save_model(const std::string& path, SegmentationModel model, const Preprocessing& pre,
                 const nlohmann::json& extra, const WeightStorage& storage) {
   require(static_cast<int>(pre.channels.size()) == model->config().in_channels,
@@ -75,6 +89,7 @@ LoadedModel load_model(const std::string& path) {
   } else {
     load_state_strict(*out.model, file);
   }
+  check_finite_state(*out.model, where);
   out.model->eval();
   return out;
 }

@@ -333,6 +333,8 @@ void check_runtime_graph(const Graph& g, const std::string& where) {
     check_image_size(s[2], s[3], where + ": input '" + v.name + "'");
   }
   for (const auto& n : g.nodes) check_node_limits(g, n, where);
+  for (const auto& t : g.initializers)
+    if (t.type == TensorType::F32) check_finite(t.f32.data(), t.f32.size(), where + ": tensor '" + t.name + "'");
 }
 
 namespace {
@@ -377,6 +379,10 @@ std::vector<float> expand(const PackedWeight& p, const std::vector<int64_t>& sha
   require(p.scale.size() == channels && p.zero_point.size() == channels,
           what + ": " + std::to_string(p.scale.size()) + " scales and " + std::to_string(p.zero_point.size()) +
               " zero points for " + std::to_string(channels) + " channels");
+  for (size_t c = 0; c < channels; ++c)  // as the model-file reader refuses it (weight_storage.cpp)
+    require(p.zero_point[c] < (1u << p.bits), what + ": zero point " + std::to_string(p.zero_point[c]) + " of channel " +
+                                                  std::to_string(c) + " does not fit in " + std::to_string(p.bits) +
+                                                  " bits (corrupt file)");
   const std::vector<uint8_t> q = unpack_codes(p.codes.data(), p.codes.size(), static_cast<size_t>(n), p.bits);
   std::vector<float> out(static_cast<size_t>(n));
   const size_t per = static_cast<size_t>(n) / channels;
@@ -385,19 +391,23 @@ std::vector<float> expand(const PackedWeight& p, const std::vector<int64_t>& sha
   return out;
 }
 
+// expand() with every error naming the file and the weight (bit unpacking's own errors do not).
+std::vector<float> expand_weight(const PackedWeight& p, const std::vector<int64_t>& shape, const std::string& name,
+                                 const std::string& where) {
+  try {
+    return expand(p, shape, where + ": packed weight '" + name + "'");
+  } catch (const Error& e) {
+    throw Error(naming(e.what(), where + ": packed weight", name));
+  }
+}
+
 void check_packed(const RuntimeModel& m, const std::string& where) {
   for (const auto& [name, p] : m.packed_weights) {
     const GraphTensor* t = m.graph.initializer(name);
     require(t && t->type == TensorType::F32, where + ": packed weight '" + name + "' is no F32 tensor of the graph");
     require(p.bits == 8 || p.bits == 4 || p.bits == 2, where + ": packed weight '" + name + "' has " + std::to_string(p.bits) + " bits (8, 4, 2)");
     for (float s : p.scale) require(std::isfinite(s) && s > 0, where + ": packed weight '" + name + "' has a scale that is not finite and positive");
-    std::vector<float> values;
-    try {
-      values = expand(p, t->shape, where + ": packed weight '" + name + "'");
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      throw Error(what.find(name) != std::string::npos ? what : where + ": packed weight '" + name + "': " + what);
-    }
+    const std::vector<float> values = expand_weight(p, t->shape, name, where);
     require(values == t->f32, where + ": packed weight '" + name + "' does not expand to the graph's values");
   }
 }
@@ -418,6 +428,84 @@ void check_model(const RuntimeModel& m, const std::string& where) {
   }
 }
 
+// --- integrity ---------------------------------------------------------------------------------
+
+// The metadata entry "checksums": FNV-1a 64 of every tensor's bytes and of the rest of the
+// metadata (its canonical dump: nlohmann sorts keys and round-trips numbers), so that a flipped
+// bit anywhere in the weights or the graph is refused instead of changing the segmentation.
+// Files written before checksums existed have no entry and are read unverified.
+constexpr const char* kChecksumsKey = "checksums";
+constexpr const char* kChecksumAlgorithm = "fnv1a-64";
+
+uint64_t fnv1a64(const void* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<size_t>(i)] = digits[v & 15];
+  return out;
+}
+
+std::string metadata_checksum(json meta) {
+  meta.erase(kChecksumsKey);
+  const std::string text = meta.dump();
+  return hex64(fnv1a64(text.data(), text.size()));
+}
+
+json checksums_json(const json& meta, const std::vector<TensorToWrite>& tensors) {
+  json per_tensor = json::object();
+  for (const auto& t : tensors) per_tensor[t.name] = hex64(fnv1a64(t.data, t.nbytes));
+  return {{"algorithm", kChecksumAlgorithm}, {"metadata", metadata_checksum(meta)}, {"tensors", per_tensor}};
+}
+
+// The stored checksums of a file being read; verify() checks each tensor as it is read.
+class Integrity {
+ public:
+  Integrity(const json& meta, const SafeTensorsFile& file, const std::string& where) : where_(where) {
+    if (!meta.contains(kChecksumsKey)) return;
+    const JsonReader r(meta.at(kChecksumsKey), where + ": '" + kChecksumsKey + "'");
+    const std::string algorithm = r.string("algorithm");
+    require(algorithm == kChecksumAlgorithm,
+            r.context() + ": unknown algorithm '" + algorithm + "' (this build knows " + kChecksumAlgorithm + ")");
+    require(r.string("metadata") == metadata_checksum(meta),
+            where + ": the metadata fails its checksum: the file is damaged (a flipped bit or an edit); export it again");
+    const json& listed = r.object("tensors");
+    for (auto it = listed.begin(); it != listed.end(); ++it) {
+      require(it.value().is_string(), r.context() + ": checksum of tensor '" + it.key() + "' should be a string");
+      tensors_[it.key()] = it.value().get<std::string>();
+    }
+    for (const auto& t : file.tensors())
+      require(tensors_.count(t.name), where + ": tensor '" + t.name + "' has no checksum: the file was altered");
+    require(tensors_.size() == file.tensors().size(),
+            where + ": the checksums list tensors the file does not hold: the file was altered");
+    present_ = true;
+  }
+  bool present() const { return present_; }
+  void verify(const std::string& tensor, const void* data, size_t n) const {
+    if (!present_) return;
+    const std::string computed = hex64(fnv1a64(data, n));
+    require(computed == tensors_.at(tensor), where_ + ": tensor '" + tensor + "' fails its checksum (stored " +
+                                                 tensors_.at(tensor) + ", computed " + computed +
+                                                 "): the file is damaged (a flipped bit or a partial copy); export it again");
+  }
+
+ private:
+  std::string where_;
+  bool present_ = false;
+  std::map<std::string, std::string> tensors_;
+};
+
+// Copies the tensor's bytes to dst (t.nbytes() of them) and checks them against the checksum.
+void read_checked(const SafeTensorsFile& file, const TensorInfo& t, void* dst, const Integrity& integrity) {
+  file.read(t, dst);
+  integrity.verify(t.name, dst, t.nbytes());
+}
+
 // --- reading -----------------------------------------------------------------------------------
 
 // Tensor names in the order of the safetensors header, which is the order the writer had them
@@ -431,18 +519,19 @@ std::vector<std::string> header_tensor_order(const std::string& header) {
   return names;
 }
 
-GraphTensor tensor_from_file(const SafeTensorsFile& file, const TensorInfo& info, const std::string& where) {
+GraphTensor tensor_from_file(const SafeTensorsFile& file, const TensorInfo& info, const Integrity& integrity,
+                             const std::string& where) {
   GraphTensor t;
   t.name = info.name;
   t.shape = info.shape;
   if (info.dtype == DType::F32) {
     t.type = TensorType::F32;
     t.f32.resize(static_cast<size_t>(info.numel()));
-    file.read(info, t.f32.data());
+    read_checked(file, info, t.f32.data(), integrity);
   } else if (info.dtype == DType::I64) {
     t.type = TensorType::I64;
     t.i64.resize(static_cast<size_t>(info.numel()));
-    file.read(info, t.i64.data());
+    read_checked(file, info, t.i64.data(), integrity);
   } else {
     throw Error(where + ": tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) +
                 "; runtime files hold F32 and I64 tensors only");
@@ -550,6 +639,7 @@ std::vector<unsigned char> serialize_runtime_model(const RuntimeModel& model) {
                        f32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data()),
                        f32 ? t.f32.size() * sizeof(float) : t.i64.size() * sizeof(int64_t)});
   }
+  meta[kChecksumsKey] = checksums_json(meta, tensors);
   return serialize_safetensors(tensors, {{kRuntimeMetadataKey, meta.dump()}});
 }
 
@@ -570,13 +660,14 @@ std::string packed_base(const std::string& name) {
 }
 
 template <class T>
-std::vector<T> read_vector(const SafeTensorsFile& file, const std::string& name, DType dtype, const std::string& where) {
+std::vector<T> read_vector(const SafeTensorsFile& file, const std::string& name, DType dtype, const Integrity& integrity,
+                           const std::string& where) {
   const TensorInfo* info = file.find(name);
   require(info != nullptr, where + ": packed weight tensor '" + name + "' is missing");
   require(info->dtype == dtype && info->shape.size() == 1,
           where + ": packed weight tensor '" + name + "' should be 1-D " + dtype_name(dtype) + ", got " + dtype_name(info->dtype));
   std::vector<T> v(static_cast<size_t>(info->numel()));
-  file.read(*info, v.data());
+  read_checked(file, *info, v.data(), integrity);
   return v;
 }
 
@@ -587,22 +678,18 @@ struct PackedEntry {
 };
 
 void read_packed(const SafeTensorsFile& file, const std::string& name, const PackedEntry& e, RuntimeModel& m,
-                 const std::string& where) {
+                 const Integrity& integrity, const std::string& where) {
   const int bits = e.bits;
   PackedWeight p;
   p.bits = bits;
   require(bits == 8 || bits == 4 || bits == 2, where + ": packed weight '" + name + "' has " + std::to_string(bits) + " bits (8, 4, 2)");
-  p.codes = read_vector<uint8_t>(file, name + ".q_codes", DType::U8, where);
-  p.scale = read_vector<float>(file, name + ".q_scale", DType::F32, where);
-  p.zero_point = read_vector<uint8_t>(file, name + ".q_zero_point", DType::U8, where);
+  p.codes = read_vector<uint8_t>(file, name + ".q_codes", DType::U8, integrity, where);
+  p.scale = read_vector<float>(file, name + ".q_scale", DType::F32, integrity, where);
+  p.zero_point = read_vector<uint8_t>(file, name + ".q_zero_point", DType::U8, integrity, where);
   GraphTensor t;
   t.name = name;
   t.shape = e.shape;
-  try {
-    t.f32 = expand(p, t.shape, where + ": packed weight '" + name + "'");
-  } catch (const Error& e) {
-    throw Error(where + ": packed weight '" + name + "': " + e.what());
-  }
+  t.f32 = expand_weight(p, t.shape, name, where);
   m.graph.initializers.push_back(std::move(t));
   m.packed_weights[name] = std::move(p);
 }
@@ -612,8 +699,10 @@ RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& lab
   const json meta = metadata_json(file, where);
   const JsonReader r(meta, where + ": metadata '" + kRuntimeMetadataKey + "'");
   check_format_and_version(r, where);
+  const Integrity integrity(meta, file, where);
 
   RuntimeModel m;
+  m.has_checksums = integrity.present();
   m.graph = graph_structure_from_json(r.at("graph"), where);
   m.preprocessing = r.object("preprocessing");
   m.config = r.object("config");
@@ -643,10 +732,10 @@ RuntimeModel model_from_file(const SafeTensorsFile& file, const std::string& lab
   for (const auto& name : header_tensor_order(file.header_text())) {
     const std::string base = packed_base(name);
     if (!base.empty() && packed_bits.count(base)) {
-      if (done.insert(base).second) read_packed(file, base, packed_bits.at(base), m, where);
+      if (done.insert(base).second) read_packed(file, base, packed_bits.at(base), m, integrity, where);
       continue;
     }
-    m.graph.initializers.push_back(tensor_from_file(file, file.at(name), where));
+    m.graph.initializers.push_back(tensor_from_file(file, file.at(name), integrity, where));
   }
   for (const auto& [name, entry] : packed_bits)
     require(done.count(name), where + ": packed weight '" + name + "' has no tensors in the file");

@@ -12,7 +12,9 @@ namespace F = torch::nn::functional;
 
 int ramp(int configured, int epochs) { return configured > 0 ? configured : std::max(1, epochs / 2); }
 
-void check_strategies(const TrainOptions& o) {
+}  // namespace
+
+void check_training_strategies(const TrainOptions& o) {
   if (o.qat_bits != 0) {
     try {
       check_bits(o.qat_bits);
@@ -29,7 +31,6 @@ void check_strategies(const TrainOptions& o) {
   require(o.prune_target >= 0 && o.prune_target < 1, "pruning-aware training: the target sparsity must be in [0, 1)");
 }
 
-}  // namespace
 
 double gradual_sparsity(double target, int epoch, int ramp_epochs) {
   const double t = std::min(1.0, static_cast<double>(epoch) / std::max(1, ramp_epochs));
@@ -58,7 +59,7 @@ FakeQuantizedWeights::~FakeQuantizedWeights() {
 }
 
 TrainingStrategies::TrainingStrategies(const TrainOptions& o, const std::vector<std::string>& data_channels) : o_(o) {
-  check_strategies(o);
+  check_training_strategies(o);
   if (!o.teacher.empty()) {
     LoadedModel t = load_model(o.teacher);
     require(t.preprocessing.channels == data_channels,
@@ -78,9 +79,10 @@ void TrainingStrategies::begin_epoch(SegmentationModel& model, int epoch) {
   masks_ = magnitude_prune(*model, p).masks;
 }
 
-torch::Tensor TrainingStrategies::loss(SegmentationModel& model, const torch::Tensor& images, const torch::Tensor& masks) {
+torch::Tensor TrainingStrategies::loss(SegmentationModel& model, const torch::Tensor& images, const torch::Tensor& masks,
+                                       const LossOptions& task_options) {
   const auto logits = model->forward(images);
-  auto task = dice_bce_loss(logits, masks, o_.loss);
+  auto task = dice_bce_loss(logits, masks, task_options);
   if (!teacher_) return task;
   torch::Tensor teacher_logits;
   {

@@ -9,6 +9,11 @@
 
 namespace leanseg {
 
+// Throws Error for strategy options out of range (QAT bits other than 8, 4, 2, distillation
+// alpha or temperature, progressive start size, pruning target). The trainer calls it before
+// writing anything; TrainingStrategies' constructor too.
+void check_training_strategies(const TrainOptions& o);
+
 // Sparsity at the end of `epoch` (1-based) ramping to `target` over `ramp_epochs`:
 // s = target · (1 − (1 − min(1, epoch / ramp_epochs))³).
 double gradual_sparsity(double target, int epoch, int ramp_epochs);
@@ -36,8 +41,10 @@ class TrainingStrategies {
   explicit TrainingStrategies(const TrainOptions& o, const std::vector<std::string>& data_channels);
   // Epoch start: recomputes the pruning masks of the gradual schedule.
   void begin_epoch(SegmentationModel& model, int epoch);
-  // The loss of one batch (task loss, plus distillation).
-  torch::Tensor loss(SegmentationModel& model, const torch::Tensor& images, const torch::Tensor& masks);
+  // The loss of one batch (the task loss as `task` says, plus distillation). The task loss's
+  // options come from the caller: a resumed run restores its pos_weight after this object is made.
+  torch::Tensor loss(SegmentationModel& model, const torch::Tensor& images, const torch::Tensor& masks,
+                     const LossOptions& task);
   // After every optimizer step: re-applies the masks.
   void after_step(SegmentationModel& model) const;
   // A guard that fake-quantizes the weights for QAT (nullptr when QAT is off).

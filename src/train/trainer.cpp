@@ -116,7 +116,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
     double value = 0;
     {
       const auto quantized = strategies.quantized(model);  // QAT: forward/backward on quantized weights
-      auto loss = strategies.loss(model, batch.images, batch.masks);
+      auto loss = strategies.loss(model, batch.images, batch.masks, o.loss);
       value = loss.item<double>();
       if (std::isfinite(value)) loss.backward();
     }
@@ -226,6 +226,7 @@ void check_options(const TrainOptions& o) {
   require(o.lr > 0 && o.lr < 1, "train: --lr must be in (0, 1)");
   require(o.val_fraction > 0 && o.val_fraction < 1, "train: --val-fraction must be in (0, 1)");
   require(o.loss.pos_weight > 0, "train: pos_weight must be > 0");
+  check_training_strategies(o);  // --qat bits, distillation, progressive resizing, pruning
 }
 
 // The options a run's weights depend on: a resumed run must share them with the run it continues.
@@ -272,11 +273,11 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   TrainOptions o = opts;
   const auto start = Clock::now();
   cv::setNumThreads(1);  // OpenCV in the loader thread must not fight LibTorch for the cores
-  fs::create_directories(o.out_dir);
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
+  // Everything that can refuse the run (the split, the data, the model and its options) comes
+  // before the first file is written.
   const Split split = grouped_split(data, o.val_fraction, o.seed);
   require(!split.train.empty() && !split.val.empty(), "train: the dataset needs at least 2 groups to split");
-  atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
   if (o.pos_weight_auto) o.loss.pos_weight = auto_pos_weight(data, split.train);
 
   torch::manual_seed(o.seed);  // the initial weights are part of what a seed reproduces
@@ -285,6 +286,9 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   require(model->config().in_channels == in_channels,
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));
+  TrainingStrategies strategies(o, data.channels);  // loads a distillation teacher
+  fs::create_directories(o.out_dir);
+  atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
   const Preprocessing pre = preprocessing_for(o, data);
   // A resumed run keeps the layout it was started with, so that it reaches exactly the weights
   // of an uninterrupted run (checkpoints from before the layout was recorded: NCHW).
@@ -320,7 +324,6 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   } else if (o.resume) {
     std::cerr << "warning: --resume: no checkpoint in " << o.out_dir << ", starting from scratch\n";
   }
-  TrainingStrategies strategies(o, data.channels);
   const TrainingSet train_set = prepare_training_set(data, split.train, o);
   const TrainingSet val_set = prepare_training_set(data, split.val, o);
   const nlohmann::json provenance = {{"train_options", o.to_json()}, {"dataset", data.kind}, {"n_train", split.train.size()}, {"n_val", split.val.size()}};

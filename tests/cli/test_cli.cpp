@@ -165,5 +165,76 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
   EXPECT_NE(r.out.find("\"libtorch-int8-"), std::string::npos) << r.out;
 }
 
+// Option errors end `train` before anything is written (issue 17: split.json was already there).
+TEST(Cli, TrainRefusesUnsupportedQatBitsBeforeWritingAnything) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path / "data/images");
+  std::filesystem::create_directories(dir.path / "data/masks");
+  for (int i = 0; i < 3; ++i) {
+    cv::Mat img(64, 64, CV_8UC1, cv::Scalar(30)), mask(64, 64, CV_8UC1, cv::Scalar(0));
+    cv::circle(mask, {32, 32}, 10 + i, cv::Scalar(255), cv::FILLED);
+    cv::imwrite(dir.file("data/images/im" + std::to_string(i) + ".png"), img + mask / 2);
+    cv::imwrite(dir.file("data/masks/im" + std::to_string(i) + ".png"), mask);
+  }
+  const CliRun r = run_cli("train --data " + dir.file("data") + " --out " + dir.file("run") +
+                           " --model efficient-unet --input-size 64 --epochs 1 --no-progress --qat 3");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("quantization-aware training: unknown bit-width 3 (8, 4, 2)"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "the run folder was written";
+}
+
+// Folder runs (issue 17): a corrupt image is skipped with --skip-errors (the others and their
+// predictions.json written, exit 1 with a summary) and stops the run without it; two inputs of
+// the same file stem are refused before anything is written.
+TEST(Cli, PredictSkipErrorsAndSameStemInputs) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path / "in");
+  std::filesystem::create_directories(dir.path / "other");
+  for (const char* name : {"in/a.png", "in/c.png", "other/a.png"}) {
+    cv::Mat img(40, 50, CV_8UC1, cv::Scalar(30));
+    cv::circle(img, {25, 20}, 10, cv::Scalar(220), cv::FILLED);
+    cv::imwrite(dir.file(name), img);
+  }
+  std::ofstream(dir.file("in/b.png")) << "not an image";
+  ModelConfig cfg;
+  cfg.arch = "efficient-unet";
+  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  const std::string model = dir.file("m.safetensors");
+  save_model(model, create_model(cfg), pre);
+  const auto exists = [&](const std::string& f) { return std::filesystem::exists(dir.file(f)); };
+
+  CliRun r = run_cli("predict --model " + model + " " + dir.file("in") + " --out " + dir.file("skip") + " --skip-errors");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("leanseg predict: skipped " + dir.file("in/b.png") + ": input image '" + dir.file("in/b.png") +
+                       "' cannot be decoded"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("leanseg: error: 1 of 3 images failed"), std::string::npos) << r.out;
+  EXPECT_TRUE(exists("skip/a_mask.png") && exists("skip/c_mask.png") && exists("skip/c_prob.png"));
+  EXPECT_FALSE(exists("skip/b_mask.png") || exists("skip/b_prob.png"));
+  const auto j = nlohmann::json::parse(std::ifstream(dir.file("skip/predictions.json")));
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["input"][0], dir.file("in/a.png"));
+  EXPECT_EQ(j[1]["input"][0], dir.file("in/c.png"));
+
+  r = run_cli("predict --model " + model + " " + dir.file("in") + " --out " + dir.file("stop"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("leanseg: error: input image '" + dir.file("in/b.png") + "' cannot be decoded"), std::string::npos)
+      << r.out;
+  EXPECT_TRUE(exists("stop/a_mask.png"));
+  EXPECT_FALSE(exists("stop/b_mask.png") || exists("stop/c_mask.png") || exists("stop/predictions.json"));
+
+  r = run_cli("predict --model " + model + " " + dir.file("in/a.png") + " " + dir.file("other/a.png") + " --out " +
+              dir.file("clash"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("inputs '" + dir.file("in/a.png") + "' and '" + dir.file("other/a.png") +
+                       "' have the same file stem"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(exists("clash"));
+}
+
 }  // namespace
 }  // namespace leanseg

@@ -88,6 +88,19 @@ TEST_F(FakeHc18, CsvWithByteOrderMarkFinalNewlineAndLfLineEndsIsAccepted) {
   EXPECT_EQ(read_hc18(root).samples.size(), 3u);
 }
 
+// CR-only line ends (old Mac editors, some spreadsheet exports) used to read as one line, and
+// every image was then reported as having "no row".
+TEST_F(FakeHc18, CsvWithCrOnlyLineEndsIsAccepted) {
+  set_csv("filename,pixel size(mm),head circumference (mm)\r001_HC.png,0.1,50\r001_2HC.png,0.2,50\r002_HC.png,0.15,70\r");
+  const Dataset d = read_hc18(root);
+  ASSERT_EQ(d.samples.size(), 3u);
+  for (const auto& s : d.samples)
+    if (s.id == "002_HC") EXPECT_DOUBLE_EQ(s.pixel_size_mm, 0.15);
+  // Line numbers in errors count CR-ended lines too.
+  set_csv("filename,pixel size(mm),head circumference (mm)\r001_HC.png,0.1,50\r001_2HC.png,x,50\r002_HC.png,0.1,5");
+  EXPECT_ERROR_CONTAINS(read_hc18(root), "line 3: pixel size 'x' is not a number");
+}
+
 TEST(BadBbbc010, TruncatedTiff) {
   TempDir dir;
   write_fake_well(dir.path.string(), "A01", {"w1", "w2"}, true);

@@ -67,6 +67,61 @@ TEST_F(FolderLayout, AllMasksEmptyIsAnError) {
   EXPECT_ERROR_CONTAINS(read_folder(root), "every mask in");
 }
 
+// Non-binary masks (issue 17) used to be binarised at > 0 without a word.
+TEST_F(FolderLayout, MasksWithMoreThanOneForegroundValueAreRefused) {
+  cv::Mat labels = cv::Mat::zeros(8, 8, CV_8UC1);
+  labels(cv::Rect(0, 0, 2, 2)).setTo(1);
+  labels(cv::Rect(4, 4, 2, 2)).setTo(2);
+  add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), labels);
+  EXPECT_ERROR_CONTAINS(read_folder(root), "mask '" + root + "/masks/a.png' is not binary: it holds the values 0, 1, 2;");
+  cv::Mat soft = cv::Mat::zeros(8, 8, CV_8UC1);  // an anti-aliased edge
+  soft(cv::Rect(0, 0, 4, 4)).setTo(255);
+  soft.at<uchar>(4, 4) = 128;
+  add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), soft);
+  EXPECT_ERROR_CONTAINS(read_folder(root), "holds the values 0, 128, 255;");
+  cv::Mat red = cv::Mat::zeros(8, 8, CV_8UC3);  // one colour object on black: binary
+  red(cv::Rect(0, 0, 4, 4)).setTo(cv::Scalar(0, 0, 255));
+  add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), red);
+  EXPECT_EQ(cv::countNonZero(read_folder(root).samples[0].mask), 16);
+}
+
+// Float images have no known range: refused by the folder reader and by prediction alike.
+TEST_F(FolderLayout, FloatImagesAreRefusedNamingThePixelType) {
+  cv::Mat f(8, 8, CV_32FC1, cv::Scalar(0.5));
+  ASSERT_TRUE(cv::imwrite(root + "/images/a.tif", f));
+  cv::imwrite(root + "/masks/a.png", cv::Mat::ones(8, 8, CV_8UC1));
+  EXPECT_ERROR_CONTAINS(read_folder(root), "image '" + root + "/images/a.tif' has 32-bit float pixels");
+  EXPECT_ERROR_CONTAINS(read_input_image({root + "/images/a.tif"}, {"gray"}, "max", 255),
+                        "image '" + root + "/images/a.tif' has 32-bit float pixels");
+  // Min-max scaling needs no range: the float image is read as it is.
+  EXPECT_NEAR(read_input_image({root + "/images/a.tif"}, {"gray"}, "minmax", 0).at<float>(0, 0), 0.0, 1e-6);
+}
+
+// Multi-page TIFFs used to be read as their first page.
+TEST_F(FolderLayout, MultiPageTiffsAreRefusedByDatasetsAndPrediction) {
+  const std::string tif = root + "/images/a.tif";
+  ASSERT_TRUE(cv::imwritemulti(tif, std::vector<cv::Mat>{cv::Mat(8, 8, CV_8UC1, cv::Scalar(10)),
+                                                          cv::Mat(8, 8, CV_8UC1, cv::Scalar(20))}));
+  cv::imwrite(root + "/masks/a.png", cv::Mat::ones(8, 8, CV_8UC1));
+  EXPECT_ERROR_CONTAINS(read_folder(root), "image '" + tif + "' has 2 pages; leanseg reads single-page images");
+  EXPECT_ERROR_CONTAINS(read_input_image({tif}, {"gray"}, "max", 255), "input image '" + tif + "' has 2 pages");
+  cv::imwrite(tif, cv::Mat(8, 8, CV_8UC1, cv::Scalar(10)));  // one page: fine
+  EXPECT_NEAR(read_input_image({tif}, {"gray"}, "max", 255).at<float>(0, 0), 10 / 255.0, 1e-6);
+}
+
+// A 16-bit PNG given to a model of 8-bit images used to saturate (x / 255 clamped to 1).
+TEST(ReadInputImage, ScalesAFileOfAnotherBitDepthByItsOwn) {
+  TempDir dir;
+  const std::string g16 = dir.file("g16.png"), g8 = dir.file("g8.png");
+  cv::imwrite(g16, cv::Mat(4, 6, CV_16UC1, cv::Scalar(16384)));
+  cv::imwrite(g8, cv::Mat(4, 6, CV_8UC1, cv::Scalar(51)));
+  EXPECT_NEAR(read_input_image({g16}, {"gray"}, "max", 255).at<float>(1, 1), 16384 / 65535.0, 1e-6);
+  EXPECT_NEAR(read_input_image({g16}, {"gray"}, "max", 4095).at<float>(1, 1), 1.0, 1e-6);  // 16-bit model: by 4095, clamped
+  EXPECT_NEAR(read_input_image({g16}, {"gray"}, "max", 65535).at<float>(1, 1), 16384 / 65535.0, 1e-6);
+  EXPECT_NEAR(read_input_image({g8}, {"gray"}, "max", 255).at<float>(1, 1), 0.2, 1e-6);
+  EXPECT_NEAR(read_input_image({g8}, {"w2"}, "max", 4095).at<float>(1, 1), 0.2, 1e-6);
+}
+
 TEST(DatasetKind, DetectsHc18AndBbbc010Layouts) {
   TempDir hc, bb;
   make_fake_hc18(hc.path.string(), three_fake_heads());

@@ -80,6 +80,35 @@ TEST(Hc18Reader, FilledCutOffEllipseDoesNotLeak) {
   EXPECT_GT(iou01(mask, expected), 0.95);
 }
 
+// An outline with a 20-px gap (issue 17): the fill used to leak and leave the outline only as
+// the head. The open outline is detected and closed by the fitted ellipse, with a warning.
+TEST(Hc18Reader, OutlineWithAGapIsClosedByTheFittedEllipse) {
+  FakeHead h{"007_HC"};
+  h.angle = 0;  // the right end of the ellipse is at x = 95, where the outline runs vertically
+  TempDir dir;
+  make_fake_hc18(dir.path.string(), {h});
+  const cv::Mat unbroken = read_hc18(dir.path.string()).samples[0].mask;  // what the gap must not change
+  const std::string annotation = dir.file("training_set/007_HC_Annotation.png");
+  cv::Mat outline = cv::imread(annotation, cv::IMREAD_UNCHANGED);
+  outline(cv::Rect(85, 35, 20, 20)).setTo(0);  // rows 35..54: a 20-px gap in the outline
+  ASSERT_TRUE(cv::imwrite(annotation, outline));
+  cv::Mat truth = cv::Mat::zeros(outline.size(), CV_8UC1);
+  cv::ellipse(truth, cv::RotatedRect(h.centre, h.axes, h.angle), cv::Scalar(1), cv::FILLED);
+  ASSERT_LT(cv::countNonZero(fill_outline(outline)), cv::countNonZero(truth) / 4) << "the gap must make the fill leak";
+
+  ::testing::internal::CaptureStderr();
+  const Dataset d = read_hc18(dir.path.string());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(d.samples.size(), 1u);
+  const cv::Mat& mask = d.samples[0].mask;
+  ASSERT_TRUE(is_binary01(mask));
+  EXPECT_EQ(mask.at<uchar>(45, 60), 1) << "the centre is head";
+  EXPECT_EQ(mask.at<uchar>(45, 92), 1) << "inside the gap's part of the ellipse";
+  EXPECT_GT(iou01(mask, unbroken), 0.97);
+  EXPECT_GT(iou01(mask, truth), 0.9);
+  EXPECT_NE(err.find("HC18 annotation '" + annotation + "' has an open outline"), std::string::npos) << err;
+}
+
 TEST(Hc18Reader, RealSubsetKeepsExamsTogetherAndReadsOddSizes) {
   if (!have_dir(real_hc18_dir())) GTEST_SKIP() << "no real HC18 data in " << real_hc18_dir();
   TempDir dir;

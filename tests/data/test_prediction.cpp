@@ -1,5 +1,8 @@
-// Test-time mirroring (prediction.h) around a hand-made network.
+// Test-time mirroring (prediction.h) around a hand-made network; the checks and the error
+// handling of prediction runs over many images (same-stem inputs, --skip-errors).
+#include <filesystem>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "leanseg/error.h"
 #include "leanseg/prediction.h"
@@ -49,6 +52,75 @@ TEST(Prediction, UnknownMirroringIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'flip'"), std::string::npos) << e.what();
   }
+}
+
+// --- prediction runs over many images (issue 17) ------------------------------------------------
+
+struct PredictionJobs : ::testing::Test {
+  test::TempDir dir;
+  void SetUp() override {
+    std::filesystem::create_directories(dir.path / "a");
+    std::filesystem::create_directories(dir.path / "b");
+    for (const char* f : {"a/x.png", "b/x.tif", "b/y.png"}) cv::imwrite(dir.file(f), cv::Mat::zeros(4, 4, CV_8UC1));
+  }
+};
+
+TEST_F(PredictionJobs, TwoInputsWithTheSameStemAreRefusedNamingBoth) {
+  EXPECT_NO_THROW(check_prediction_jobs({{dir.file("a/x.png")}, {dir.file("b/y.png")}}, 1));
+  EXPECT_ERROR_CONTAINS(check_prediction_jobs({{dir.file("a/x.png")}, {dir.file("b/y.png")}, {dir.file("b/x.tif")}}, 1),
+                        "inputs '" + dir.file("a/x.png") + "' and '" + dir.file("b/x.tif") +
+                            "' have the same file stem: both would write x_mask.png");
+  // A folder holding x.png and x.tif gives the same clash.
+  cv::imwrite(dir.file("a/x.tif"), cv::Mat::zeros(4, 4, CV_8UC1));
+  EXPECT_ERROR_CONTAINS(check_prediction_jobs(expand_image_inputs({dir.file("a")}), 1), "have the same file stem");
+}
+
+TEST_F(PredictionJobs, MissingFilesAndWrongFileCountsAreRefused) {
+  EXPECT_ERROR_CONTAINS(check_prediction_jobs({{dir.file("a/x.png")}, {dir.file("a/none.png")}}, 1),
+                        "input image '" + dir.file("a/none.png") + "' does not exist");
+  EXPECT_ERROR_CONTAINS(check_prediction_jobs({{dir.file("a/x.png"), dir.file("b/y.png")}}, 3), "the model takes 3 channels");
+  EXPECT_EQ(job_files({"p"}, 2), (std::vector<std::string>{"p", "p"}));
+  EXPECT_EQ(job_files({"p", "q"}, 2), (std::vector<std::string>{"p", "q"}));
+}
+
+TEST(PredictionRun, WithoutSkipErrorsTheFirstFailureEndsTheRunNamingTheFile) {
+  std::vector<std::string> done;
+  const auto one = [&](const std::vector<std::string>& job) {
+    if (job[0] == "bad.png") throw cv::Exception(0, "decoder broke", "imread", "x.cpp", 1);
+    done.push_back(job[0]);
+  };
+  EXPECT_ERROR_CONTAINS(for_each_job({{"a.png"}, {"bad.png"}, {"c.png"}}, false, "test", one), "input image 'bad.png': ");
+  EXPECT_EQ(done, std::vector<std::string>{"a.png"});
+}
+
+TEST(PredictionRun, SkipErrorsReportsEachFailureAndRunsTheOthers) {
+  std::vector<std::string> done;
+  const auto one = [&](const std::vector<std::string>& job) {
+    if (job[0].rfind("bad", 0) == 0) throw Error("input image '" + job[0] + "' cannot be decoded");
+    done.push_back(job[0]);
+  };
+  ::testing::internal::CaptureStderr();
+  const size_t failed = for_each_job({{"bad1.png"}, {"b.png"}, {"bad2.png"}, {"d.png"}}, true, "test", one);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(failed, 2u);
+  EXPECT_EQ(done, (std::vector<std::string>{"b.png", "d.png"}));
+  EXPECT_NE(err.find("test: skipped bad1.png: input image 'bad1.png' cannot be decoded\n"), std::string::npos) << err;
+  EXPECT_NE(err.find("test: skipped bad2.png: "), std::string::npos) << err;
+  EXPECT_ERROR_CONTAINS(require_no_failed_jobs(failed, 4), "2 of 4 images failed");
+  EXPECT_NO_THROW(require_no_failed_jobs(0, 4));
+}
+
+TEST(PredictionRun, OutputsAreEncodedInMemoryUnderTheirStem) {
+  cv::Mat image(6, 8, CV_32FC1, cv::Scalar(0.5)), prob(6, 8, CV_32FC1, cv::Scalar(0.25));
+  const cv::Mat mask = threshold_mask(prob, 0.2);
+  const EncodedFiles files = encode_prediction_pngs("out/x", image, prob, mask, true);
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0].first, "out/x_mask.png");
+  EXPECT_EQ(files[2].first, "out/x_overlay.png");
+  const cv::Mat decoded = cv::imdecode(files[0].second, cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(decoded.at<uchar>(1, 1), 255);
+  EXPECT_EQ(cv::imdecode(files[1].second, cv::IMREAD_UNCHANGED).at<uchar>(1, 1), 64);
+  EXPECT_EQ(encode_prediction_pngs("x", image, prob, mask, false).size(), 2u);
 }
 
 }  // namespace

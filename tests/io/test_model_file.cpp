@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
 #include "leanseg/model_file.h"
@@ -98,6 +100,47 @@ TEST(ModelFile, BadFilesFailWithClearMessages) {
   EXPECT_ERROR_CONTAINS(load_model(truncated), "truncated");
 
   EXPECT_ERROR_CONTAINS(open_model("no-such-model"), "neither a model file nor a model name");
+}
+
+// NaN or infinite weights (a diverged run, a damaged file) used to load and give an empty mask.
+TEST(ModelFile, NonFiniteWeightsAreRefusedNamingFileAndTensor) {
+  test::TempDir dir;
+  auto m = create_model("unet-32");
+  {
+    torch::NoGradGuard ng;
+    for (auto& [name, t] : state_dict(*m))
+      if (name == "enc1.0.0.weight") t.view({-1})[5] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const auto nan_path = dir.file("nan.safetensors");
+  save_model(nan_path, m, Preprocessing{});
+  EXPECT_ERROR_CONTAINS(load_model(nan_path), "'" + nan_path + "': tensor 'enc1.0.0.weight' holds 1 non-finite value "
+                                              "(the first, NaN, at element 5 of 288)");
+
+  auto b = create_model("unet-32");
+  std::string buffer;
+  {
+    torch::NoGradGuard ng;
+    for (auto& [name, t] : state_dict(*b))
+      if (buffer.empty() && name.find("running_var") != std::string::npos) {
+        buffer = name;
+        t.view({-1})[0] = std::numeric_limits<float>::infinity();
+      }
+  }
+  ASSERT_FALSE(buffer.empty());
+  const auto inf_path = dir.file("inf.safetensors");
+  save_model(inf_path, b, Preprocessing{}, nlohmann::json::object(), WeightStorage{"f16"});  // compact storage too
+  EXPECT_ERROR_CONTAINS(load_model(inf_path), "'" + inf_path + "': tensor '" + buffer + "' holds 1 non-finite value "
+                                              "(the first, +inf, at element 0 of");
+  // A weight decoded from f16 storage.
+  auto h = create_model("unet-32");
+  {
+    torch::NoGradGuard ng;
+    for (auto& [name, t] : state_dict(*h))
+      if (name == "enc1.0.0.weight") t.view({-1})[7] = -std::numeric_limits<float>::infinity();
+  }
+  const auto f16_path = dir.file("f16.safetensors");
+  save_model(f16_path, h, Preprocessing{}, nlohmann::json::object(), WeightStorage{"f16"});
+  EXPECT_ERROR_CONTAINS(load_model(f16_path), "tensor 'enc1.0.0.weight' holds 1 non-finite value (the first, -inf, at element 7");
 }
 
 // --- hostile metadata (issue 17) ------------------------------------------------------------------

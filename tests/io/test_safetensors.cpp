@@ -1,4 +1,8 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -173,6 +177,29 @@ TEST(AtomicWrite, FailedWriteLeavesTheOldFileAndNoTemp) {
   for (auto& e : std::filesystem::directory_iterator(dir.path)) files += e.is_regular_file();
   EXPECT_EQ(files, 1u);
   EXPECT_ERROR_CONTAINS(atomic_write(dir.file("no/such/dir/x"), [](std::ostream&) {}), "does not exist");
+}
+
+// A killed export or compress leaves "<target>.tmp.<pid>.<n>" behind (issue 17): the next write
+// of the same target removes it once its process is gone; live writers' files and other
+// targets' files stay.
+TEST(AtomicWrite, StaleTempFilesOfDeadWritersAreRemoved) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: the pid names no process now
+  test::TempDir dir;
+  const std::string dead = std::to_string(child), alive = std::to_string(::getppid());
+  const std::vector<std::string> names = {"out.bin.tmp." + dead + ".123", "other.bin.tmp." + dead + ".7",
+                                          "out.bin.tmp." + alive + ".5", "out.bin.tmp.notes"};
+  for (const auto& n : names) std::ofstream(dir.file(n)) << "partial";
+  const auto exists = [&](const std::string& n) { return std::filesystem::exists(dir.file(n)); };
+  atomic_write(dir.file("out.bin"), [](std::ostream& o) { o << "new"; });
+  EXPECT_FALSE(exists(names[0])) << "the dead writer's temp file of out.bin is left";
+  EXPECT_TRUE(exists(names[1]) && exists(names[2]) && exists(names[3]));
+  EXPECT_EQ(read_file_bytes(dir.file("out.bin")), (Bytes{'n', 'e', 'w'}));
+  atomic_write(dir.file("other.bin"), [](std::ostream& o) { o << "x"; });
+  EXPECT_FALSE(exists(names[1]));
+  EXPECT_TRUE(exists(names[2]) && exists(names[3]));
 }
 
 }  // namespace

@@ -205,6 +205,67 @@ TEST_F(InferCli, ErrorsNameTheFileExitOneAndWriteNothing) {
   EXPECT_EQ(files_in(dir.path / "out"), 0u);
 }
 
+// Files from before checksums existed still run, with a note that they are not verified.
+TEST_F(InferCli, FilesWithoutChecksumsRunWithANote) {
+  test::TempDir dir;
+  const auto file = SafeTensorsFile::open(model());
+  auto meta = file.metadata();
+  auto j = nlohmann::json::parse(meta.at(kRuntimeMetadataKey));
+  ASSERT_TRUE(j.contains("checksums"));
+  j.erase("checksums");
+  meta[kRuntimeMetadataKey] = j.dump();
+  std::vector<TensorToWrite> tensors;
+  for (const auto& t : file.tensors()) tensors.push_back({t.name, t.dtype, t.shape, file.data(t), t.nbytes()});
+  const std::string old = dir.file("old.lsr");
+  write_safetensors(old, tensors, meta);
+  auto r = run_infer(old + " --bench --runs 1 --warmup 0");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("leanseg-infer: note: '" + old + "' has no checksums"), std::string::npos) << r.out;
+  r = run_infer(model() + " --bench --runs 1 --warmup 0");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("has no checksums"), std::string::npos) << r.out;
+}
+
+// Folder runs (issue 17): --skip-errors reports the corrupt image, writes the others and exits 1
+// with a summary; without it the run stops at the corrupt image; same-stem inputs are refused
+// before anything is written.
+TEST_F(InferCli, SkipErrorsAndSameStemInputs) {
+  test::TempDir dir;
+  fs::create_directories(dir.path / "in");
+  fs::create_directories(dir.path / "other");
+  write_test_image(dir, "in/a.png");
+  write_test_image(dir, "in/c.png");
+  write_test_image(dir, "other/c.png");
+  std::ofstream(dir.file("in/b.png")) << "not an image";
+  auto r = run_infer(model() + " " + dir.file("in") + " --out " + dir.file("skip") + " --skip-errors");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("leanseg-infer: skipped " + dir.file("in/b.png") + ": input image '" + dir.file("in/b.png") +
+                       "' cannot be decoded"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("leanseg-infer: error: 1 of 3 images failed"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir.file("skip/a_mask.png")) && fs::exists(dir.file("skip/c_mask.png")));
+  EXPECT_EQ(files_in(dir.path / "skip"), 4u);  // a and c: mask and probability
+
+  r = run_infer(model() + " " + dir.file("in") + " --out " + dir.file("stop"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("leanseg-infer: error: input image '" + dir.file("in/b.png") + "' cannot be decoded"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(files_in(dir.path / "stop"), 2u);  // a only
+
+  r = run_infer(model() + " " + dir.file("in/c.png") + " " + dir.file("other/c.png") + " --out " + dir.file("clash"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("inputs '" + dir.file("in/c.png") + "' and '" + dir.file("other/c.png") +
+                       "' have the same file stem"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir.file("clash")));
+  r = run_infer(model() + " --bench --skip-errors");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("--skip-errors"), std::string::npos) << r.out;
+}
+
 // Hostile input (issue 17): a file whose input is 65536x65536 (what `leanseg export
 // --input-size 65536` used to write) crashed `--bench`; the engine refuses it at load.
 TEST_F(InferCli, BenchRefusesAFileWithAnInputAboveTheSizeLimit) {
@@ -213,6 +274,7 @@ TEST_F(InferCli, BenchRefusesAFileWithAnInputAboveTheSizeLimit) {
   auto meta = file.metadata();
   auto j = nlohmann::json::parse(meta.at(kRuntimeMetadataKey));
   j["graph"]["inputs"][0]["shape"] = {1, 1, 65536, 65536};
+  j.erase("checksums");  // a hostile file need not carry them: the size check must hold on its own
   meta[kRuntimeMetadataKey] = j.dump();
   std::vector<TensorToWrite> tensors;
   for (const auto& t : file.tensors()) tensors.push_back({t.name, t.dtype, t.shape, file.data(t), t.nbytes()});

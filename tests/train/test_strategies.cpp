@@ -1,5 +1,6 @@
 // Training strategies (T4): QAT's straight-through estimator, the distillation loss, progressive
 // resizing, the gradual pruning schedule, and training runs that use them (resume included).
+#include <filesystem>
 #include <set>
 
 #include "compress/quantize.h"
@@ -150,7 +151,9 @@ TEST(Strategies, DistillationRunUsesTheTeacher) {
   EXPECT_TRUE(std::isfinite(r.history[0].train_loss));
   EXPECT_EQ(load_model(dir.file("student/best.safetensors")).extra["train_options"]["distillation"]["alpha"], 0.7);
   s.teacher = dir.file("missing.safetensors");
+  s.out_dir = dir.file("no-teacher");
   EXPECT_ERROR_CONTAINS(train_model(d, s), "missing.safetensors");
+  EXPECT_FALSE(std::filesystem::exists(s.out_dir)) << "refused only after the run folder was written";
 }
 
 TEST(Strategies, BadStrategyOptionsAreRejected) {
@@ -165,6 +168,11 @@ TEST(Strategies, BadStrategyOptionsAreRejected) {
   EXPECT_ERROR_CONTAINS(train_model(d, o), "alpha must be in [0, 1]");
   o.distill_alpha = 0.5, o.prune_target = 1;
   EXPECT_ERROR_CONTAINS(train_model(d, o), "target sparsity must be in [0, 1)");
+  // Refused before anything is written (split.json used to be there already, issue 17).
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad"))) << "the run folder was created";
+  o.prune_target = 0, o.model = "no-such-model";
+  EXPECT_ERROR_CONTAINS(train_model(d, o), "no-such-model");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad"))) << "the run folder was created";
 }
 
 }  // namespace
