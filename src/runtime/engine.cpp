@@ -309,6 +309,11 @@ struct Engine::Impl {
                         const memory::dims& out_dims) const;
   bool read_by_winograd_concat(const std::string& value, const memory::dims& dims) const;
   bool read_by_winograd_conv(const std::string& value, const memory::dims& dims) const;
+  // The dims a conv reads from arena value v: v's own, or through a deferred DepthToSpace(2).
+  memory::dims dims_read(int v, bool through_depth_to_space) const {
+    const memory::dims& d = values[v].dims;
+    return through_depth_to_space ? memory::dims{d[0], d[1] / 4, 2 * d[2], 2 * d[3]} : d;
+  }
   // fp32; and int8 on CPUs without VNNI, where oneDNN's int8 3x3 convs (jit_uni_int8:avx2) are
   // slower than the fp32 Winograd kernel (M1 at 256² on Zen 1: dec1's first conv 32.0 ms in int8,
   // 17.5 ms Winograd) and halve the weights: those convs stay fp32 inside the int8 plan.
@@ -565,10 +570,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
     for (const auto& in : split->second) add_part(in);
   else
     add_part(n.inputs[0]);
-  auto part_dims = [&](const std::pair<int, bool>& part) {
-    memory::dims d = values[part.first].dims;
-    return part.second ? memory::dims{d[0], d[1] / 4, 2 * d[2], 2 * d[3]} : d;
-  };
+  auto part_dims = [&](const std::pair<int, bool>& part) { return dims_read(part.first, part.second); };
   memory::dims xd = part_dims(parts[0]);
   for (size_t p = 1; p < parts.size(); ++p) xd[1] += part_dims(parts[p])[1];
   // int8 weight scales stay those of the whole kernel, as the exporter's fake quantization has them.
@@ -1083,10 +1085,9 @@ bool Engine::Impl::read_in_parts_by_convs(const GraphNode& concat) const {
     memory::dims dims;
     for (const auto& in : concat.inputs) {
       auto deferred = deferred_depth_to_space.find(in);
-      memory::dims d = values[deferred != deferred_depth_to_space.end() ? deferred->second : value_of.at(in)].dims;
-      if (deferred != deferred_depth_to_space.end()) d = {d[0], d[1] / 4, 2 * d[2], 2 * d[3]};
-      channels.push_back(d[1]);
-      dims = d;
+      const bool through = deferred != deferred_depth_to_space.end();
+      dims = dims_read(through ? deferred->second : value_of.at(in), through);
+      channels.push_back(dims[1]);
     }
     return std::any_of(convs.begin(), convs.end(), [&](const GraphNode* c) {
       const GraphTensor& w = *constants.at(c->inputs[1]);

@@ -77,10 +77,8 @@ TEST(Cli, ErrorsAreClearAndExitNonZero) {
   EXPECT_NE(r.out.find("no such file"), std::string::npos) << r.out;
 }
 
-// A folder dataset with a disc per image, and an (untrained) model file: eval and predict run
-// through the whole pipeline and write what they promise.
-TEST(Cli, PredictAndEvalOnAFolderDataset) {
-  test::TempDir dir;
+// data/images and data/masks of `dir`: three 90x120 images with a bright disc each, its mask.
+void write_disc_folder_dataset(const test::TempDir& dir) {
   std::filesystem::create_directories(dir.path / "data/images");
   std::filesystem::create_directories(dir.path / "data/masks");
   for (int i = 0; i < 3; ++i) {
@@ -90,12 +88,24 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
     cv::imwrite(dir.file("data/images/im" + std::to_string(i) + ".png"), img);
     cv::imwrite(dir.file("data/masks/im" + std::to_string(i) + ".png"), mask);
   }
+}
+
+// An untrained tiny efficient-unet for 64x64 inputs.
+void save_tiny_model(const std::string& path) {
   ModelConfig cfg;
   cfg.arch = "efficient-unet";
   cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
   Preprocessing pre;
   pre.input_height = pre.input_width = 64;
-  save_model(dir.file("m.safetensors"), create_model(cfg), pre);
+  save_model(path, create_model(cfg), pre);
+}
+
+// A folder dataset with a disc per image, and an (untrained) model file: eval and predict run
+// through the whole pipeline and write what they promise.
+TEST(Cli, PredictAndEvalOnAFolderDataset) {
+  test::TempDir dir;
+  write_disc_folder_dataset(dir);
+  save_tiny_model(dir.file("m.safetensors"));
 
   CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -168,14 +178,7 @@ TEST(Cli, PredictAndEvalOnAFolderDataset) {
 // Option errors end `train` before anything is written (issue 17: split.json was already there).
 TEST(Cli, TrainRefusesUnsupportedQatBitsBeforeWritingAnything) {
   test::TempDir dir;
-  std::filesystem::create_directories(dir.path / "data/images");
-  std::filesystem::create_directories(dir.path / "data/masks");
-  for (int i = 0; i < 3; ++i) {
-    cv::Mat img(64, 64, CV_8UC1, cv::Scalar(30)), mask(64, 64, CV_8UC1, cv::Scalar(0));
-    cv::circle(mask, {32, 32}, 10 + i, cv::Scalar(255), cv::FILLED);
-    cv::imwrite(dir.file("data/images/im" + std::to_string(i) + ".png"), img + mask / 2);
-    cv::imwrite(dir.file("data/masks/im" + std::to_string(i) + ".png"), mask);
-  }
+  write_disc_folder_dataset(dir);
   const CliRun r = run_cli("train --data " + dir.file("data") + " --out " + dir.file("run") +
                            " --model efficient-unet --input-size 64 --epochs 1 --no-progress --qat 3");
   EXPECT_EQ(r.code, 1) << r.out;
@@ -196,13 +199,8 @@ TEST(Cli, PredictSkipErrorsAndSameStemInputs) {
     cv::imwrite(dir.file(name), img);
   }
   std::ofstream(dir.file("in/b.png")) << "not an image";
-  ModelConfig cfg;
-  cfg.arch = "efficient-unet";
-  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
-  Preprocessing pre;
-  pre.input_height = pre.input_width = 64;
   const std::string model = dir.file("m.safetensors");
-  save_model(model, create_model(cfg), pre);
+  save_tiny_model(model);
   const auto exists = [&](const std::string& f) { return std::filesystem::exists(dir.file(f)); };
 
   CliRun r = run_cli("predict --model " + model + " " + dir.file("in") + " --out " + dir.file("skip") + " --skip-errors");

@@ -108,6 +108,26 @@ double engine_vs_reference(const RuntimeModel& m, Precision precision = Precisio
   return worst;
 }
 
+// Calibrates `m` for int8 on the input engine_vs_reference uses; returns that input.
+std::vector<PlainTensor> calibrate(RuntimeModel* m) {
+  const auto& s = m->graph.inputs[0].shape;
+  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
+  m->activation_absmax = calibrate_activations(m->graph, inputs, 100);
+  return inputs;
+}
+
+// A U-Net decoder stage in small: a concat of two maps read by a 3x3 conv and by a 1x1
+// residual projection, then a 1x1 head.
+RuntimeModel concat_read_by_two_convs(int64_t side) {
+  TestGraph t(16, side, side);
+  auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
+  auto b = t.node("Relu", "b", {t.conv("cb", a, 16, 16, 3)});
+  auto cat = t.node("Concat", "cat", {a, b}, {Attr::of("axis", int64_t{1})});
+  auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
+  auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
+  return t.finish(t.conv("head", y, 16, 1, 1));
+}
+
 TEST(EngineOps, ConvWithGroupsDilationStrideAndFusedReluSixAndResidual) {
   TestGraph t(4, 16, 16);
   auto y = t.conv("c1", "image", 4, 8, 3, 1, 2, 2);             // grouped, dilated
@@ -156,9 +176,7 @@ TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
   const double error = engine_vs_reference(split, Precision::F32, true, &logit_range);
   EXPECT_LT(error, 1e-5 * logit_range);
   RuntimeModel q = split;
-  const auto& s = q.graph.inputs[0].shape;
-  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
-  q.activation_absmax = calibrate_activations(q.graph, inputs, 100);
+  const std::vector<PlainTensor> inputs = calibrate(&q);
   const auto ref = run_reference(q.graph, {{"image", inputs[0]}}).at("logits");
   double range = *std::max_element(ref.f32.begin(), ref.f32.end()) - *std::min_element(ref.f32.begin(), ref.f32.end());
   EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
@@ -169,13 +187,7 @@ TEST(EngineOps, ConvOverAConcatRunsInPartsWithoutTheConcatBuffer) {
 // built once, directly in u8 by one quantizing reorder per input into its channel slice (no
 // f32 concat, no quantizing copy of it).
 TEST(EngineOps, ConcatReadByTwoConvsRunsInPartsOrIsBuiltInInt8) {
-  TestGraph t(16, 32, 32);
-  auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
-  auto b = t.node("Relu", "b", {t.conv("cb", a, 16, 16, 3)});
-  auto cat = t.node("Concat", "cat", {a, b}, {Attr::of("axis", int64_t{1})});
-  auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
-  auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
-  const RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
+  const RuntimeModel m = concat_read_by_two_convs(32);
   EXPECT_LT(engine_vs_reference(m), 1e-4);
   // a, b, body and proj's outputs alive at once (and small scratchpads), never a 32-channel map.
   const size_t map16 = 32 * 32 * 16 * sizeof(float);
@@ -186,9 +198,7 @@ TEST(EngineOps, ConcatReadByTwoConvsRunsInPartsOrIsBuiltInInt8) {
   EXPECT_LT(winograd_error, 1e-5 * range);
 
   RuntimeModel q = m;
-  const auto& s = q.graph.inputs[0].shape;
-  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
-  q.activation_absmax = calibrate_activations(q.graph, inputs, 100);
+  const std::vector<PlainTensor> inputs = calibrate(&q);
   const auto ref = run_reference(q.graph, {{"image", inputs[0]}}).at("logits");
   range = *std::max_element(ref.f32.begin(), ref.f32.end()) - *std::min_element(ref.f32.begin(), ref.f32.end());
   EXPECT_LT(engine_vs_reference(q, Precision::I8), 0.05 * range);
@@ -216,9 +226,7 @@ TEST(EngineOps, DilatedConvThatReadsOnlyPaddingOffCentreRunsAsItsCentreTap) {
   const double pixels = 8 * 8;
   const double expected = 2 * pixels * (16 * 32 * 1 + 32 * 16 * 9 + 16 * 1);
   EXPECT_DOUBLE_EQ(Engine::from_model(m, {Precision::F32, 1, false}).flops(), expected);
-  const auto& s = m.graph.inputs[0].shape;
-  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
-  m.activation_absmax = calibrate_activations(m.graph, inputs, 100);
+  const std::vector<PlainTensor> inputs = calibrate(&m);
   double range = 0;
   const double int8_error = engine_vs_reference(m, Precision::I8, false, &range);
   EXPECT_LT(int8_error, 0.05 * range);
@@ -232,16 +240,8 @@ TEST(EngineOps, DilatedConvThatReadsOnlyPaddingOffCentreRunsAsItsCentreTap) {
 // keeps the Winograd convs in fp32 there (with VNNI: none). A concat read by a Winograd conv and
 // a 1x1 int8 conv then runs in parts (f32 parts for Winograd, quantized copies for the 1x1).
 TEST(EngineOps, Int8PlanKeepsWinogradConvsInFp32OnlyWithoutVnni) {
-  TestGraph t(16, 64, 64);
-  auto a = t.node("Relu", "a", {t.conv("ca", "image", 16, 16, 3)});
-  auto b = t.node("Relu", "b", {t.conv("cb", a, 16, 16, 3)});
-  auto cat = t.node("Concat", "cat", {a, b}, {Attr::of("axis", int64_t{1})});
-  auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
-  auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
-  RuntimeModel m = t.finish(t.conv("head", y, 16, 1, 1));
-  const auto& s = m.graph.inputs[0].shape;
-  std::vector<PlainTensor> inputs{PlainTensor::floats(s, random_input(static_cast<size_t>(s[1] * s[2] * s[3]), 3))};
-  m.activation_absmax = calibrate_activations(m.graph, inputs, 100);
+  RuntimeModel m = concat_read_by_two_convs(64);
+  const std::vector<PlainTensor> inputs = calibrate(&m);
   Engine int8 = Engine::from_model(m, {Precision::I8, 1, true});
   const bool vnni = int8_is_exact_on_this_cpu();
   EXPECT_EQ(int8.winograd_layers(), vnni ? 0u : 3u);  // ca, cb, body (ca reads the image)

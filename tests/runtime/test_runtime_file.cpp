@@ -648,16 +648,22 @@ TEST(RuntimeCli, MetadataInputSizeAboveTheLimitIsRefused) {
 namespace leanseg {
 namespace {
 
+// A zoo model with random weights as the runtime file's graph at side x side, with its config.
+RuntimeModel exported_model(const std::string& name, int64_t side) {
+  auto model = test::random_model(name);
+  GraphInputShape shape;
+  shape.height = shape.width = side;
+  RuntimeModel m;
+  m.graph = model_graph(*model, shape);
+  m.config = model->config().to_json();
+  m.preprocessing = nlohmann::json::object();
+  return m;
+}
+
 // Packed 4/2/8-bit conv weights: a much smaller file that loads to exactly the model written,
 // and that the engine runs like the in-memory model; corrupt packed entries are refused.
 TEST(RuntimePackedWeights, SmallerFileExpandsToTheSameModel) {
-  auto model = test::random_model("mobilenet-aspp-se-unet-lite");
-  GraphInputShape shape;
-  shape.height = shape.width = 64;
-  RuntimeModel plain;
-  plain.graph = model_graph(*model, shape);
-  plain.config = model->config().to_json();
-  plain.preprocessing = nlohmann::json::object();
+  const RuntimeModel plain = exported_model("mobilenet-aspp-se-unet-lite", 64);
   const size_t f32_bytes = serialize_runtime_model(plain).size();
   for (int bits : {8, 4, 2}) {
     SCOPED_TRACE(bits);
@@ -691,13 +697,7 @@ TEST(RuntimePackedWeights, SmallerFileExpandsToTheSameModel) {
 }
 
 TEST(RuntimePackedWeights, CorruptPackedEntriesAreRefused) {
-  auto model = test::random_model("efficient-unet");
-  GraphInputShape shape;
-  shape.height = shape.width = 32;
-  RuntimeModel m;
-  m.graph = model_graph(*model, shape);
-  m.config = model->config().to_json();
-  m.preprocessing = nlohmann::json::object();
+  RuntimeModel m = exported_model("efficient-unet", 32);
   pack_conv_weights(m, 4);
   const std::string name = m.packed_weights.begin()->first;
   RuntimeModel bad = m;
@@ -801,13 +801,7 @@ TEST(RuntimeFileIntegrity, NonFiniteWeightsAreRefusedByReaderWriterAndEngine) {
 }
 
 TEST(RuntimeFileIntegrity, PackedZeroPointOutOfRangeIsRefused) {
-  auto model = test::random_model("efficient-unet");
-  GraphInputShape shape;
-  shape.height = shape.width = 32;
-  RuntimeModel m;
-  m.graph = model_graph(*model, shape);
-  m.config = model->config().to_json();
-  m.preprocessing = nlohmann::json::object();
+  RuntimeModel m = exported_model("efficient-unet", 32);
   pack_conv_weights(m, 4);
   const std::string name = m.packed_weights.begin()->first;
   RuntimeModel bad = m;
