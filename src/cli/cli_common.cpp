@@ -67,11 +67,15 @@ std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path
   } catch (const std::exception& e) {
     throw Error("--split '" + path + "': not valid JSON (" + e.what() + ")");
   }
+  require(j.is_object(), "--split '" + path + "': should be a JSON object with 'train' and 'val' lists of image ids, got " +
+                            std::string(j.type_name()));
   require(j.contains(subset) && j[subset].is_array(), "--split '" + path + "': has no '" + subset + "' list");
   std::map<std::string, size_t> by_id;
   for (size_t i = 0; i < d.samples.size(); ++i) by_id[d.samples[i].id] = i;
   std::vector<size_t> idx;
   for (const auto& id : j[subset]) {
+    // An id of another type (a number, a list) would otherwise surface as a bare JSON type error.
+    require(id.is_string(), "--split '" + path + "': '" + subset + "' should list image ids (strings), got " + id.dump());
     auto it = by_id.find(id.get<std::string>());
     require(it != by_id.end(), "--split '" + path + "': image '" + id.get<std::string>() + "' is not in " + d.kind + " data");
     idx.push_back(it->second);
