@@ -622,7 +622,8 @@ std::vector<PlainTensor> reference_op(const GraphNode& node, const std::vector<c
 
 std::map<std::string, PlainTensor> run_reference(const Graph& g, const std::map<std::string, PlainTensor>& inputs) {
   std::map<std::string, PlainTensor> values;
-  for (const auto& [name, t] : inputs) {
+  for (const auto& entry : inputs) {
+    const std::string& name = entry.first;  // a structured binding cannot be captured in C++17 (clang refuses)
     const auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const GraphValue& v) { return v.name == name; });
     require(it != g.inputs.end(), "reference: '" + name + "' is not an input of graph '" + g.name + "'");
   }

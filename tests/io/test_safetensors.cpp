@@ -56,7 +56,7 @@ TEST(SafeTensors, RoundTripIsBitExactForEveryDtype) {
     EXPECT_EQ(t.dtype, specs[i].first);
     EXPECT_EQ(t.shape, specs[i].second);
     ASSERT_EQ(t.nbytes(), payloads[i].size());
-    EXPECT_EQ(0, std::memcmp(f.data(t), payloads[i].data(), t.nbytes()));
+    if (t.nbytes() > 0) EXPECT_EQ(0, std::memcmp(f.data(t), payloads[i].data(), t.nbytes()));  // empty: data() may be null
   }
   // A lazily opened file validates the same header and reads the same bytes from disk.
   const auto lazy = SafeTensorsFile::open_lazy(path);
