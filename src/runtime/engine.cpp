@@ -13,6 +13,7 @@
 // matmuls; GroupNorm on pooled features) run on small host tensors with the reference code.
 // engine_impl.h says which file holds which part.
 #include <algorithm>
+#include <unordered_map>
 
 #include "engine_impl.h"
 #include "leanseg/error.h"
@@ -70,6 +71,28 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
 }
 
+const std::unordered_map<std::string, Engine::Impl::Lowering>& Engine::Impl::lowerings() {
+  const Lowering conv = [](Impl& engine, size_t node, std::set<size_t>& fused) { engine.lower_conv(node, fused); };
+  const Lowering binary = lower_node<&Impl::lower_binary>, eltwise = lower_node<&Impl::lower_eltwise>,
+                 pool = lower_node<&Impl::lower_pool>;
+  static const std::unordered_map<std::string, Lowering> table = {
+      {"Conv", conv},
+      {"ConvTranspose", conv},
+      {"Add", binary},
+      {"Mul", binary},
+      {"Relu", eltwise},
+      {"Sigmoid", eltwise},
+      {"Clip", eltwise},
+      {"HardSigmoid", eltwise},
+      {"MaxPool", pool},
+      {"GlobalAveragePool", pool},
+      {"Concat", lower_node<&Impl::lower_concat>},
+      {"DepthToSpace", lower_node<&Impl::lower_depth_to_space>},
+      {"DepthwiseUpsample2x", lower_node<&Impl::lower_depthwise_upsample>},
+  };
+  return table;
+}
+
 void Engine::Impl::plan(int h, int w) {
   const int d = model.size_divisor;
   require(h > 0 && w > 0 && h % d == 0 && w % d == 0,
@@ -96,13 +119,8 @@ void Engine::Impl::plan(int h, int w) {
     if (fused.count(i)) continue;
     const GraphNode& n = nodes[i];
     try {
-      if (n.op == "Conv" || n.op == "ConvTranspose") lower_conv(i, fused);
-      else if (n.op == "Add" || n.op == "Mul") lower_binary(n);
-      else if (n.op == "Relu" || n.op == "Sigmoid" || n.op == "Clip" || n.op == "HardSigmoid") lower_eltwise(n);
-      else if (n.op == "MaxPool" || n.op == "GlobalAveragePool") lower_pool(n);
-      else if (n.op == "Concat") lower_concat(n);
-      else if (n.op == "DepthToSpace") lower_depth_to_space(n);
-      else if (n.op == "DepthwiseUpsample2x") lower_depthwise_upsample(n);
+      const auto lowering = lowerings().find(n.op);
+      if (lowering != lowerings().end()) lowering->second(*this, i, fused);
       else lower_host(n);
     } catch (const dnnl::error& e) {
       throw Error(where(n.name) + " (" + n.op + "): oneDNN refused it: " + e.what());

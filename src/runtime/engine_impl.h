@@ -16,6 +16,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "leanseg/runtime.h"
@@ -121,6 +122,16 @@ struct Engine::Impl {
     return v;
   }
 
+  // How each op the engine runs in the arena is lowered to steps (engine.cpp); the others run on
+  // the host (lower_host). A lowering may take the nodes after `node` into its steps (a conv
+  // fuses its add and activation) and marks them in `fused`.
+  using Lowering = void (*)(Impl& engine, size_t node, std::set<size_t>& fused);
+  static const std::unordered_map<std::string, Lowering>& lowerings();
+  // A lowering that needs only its node.
+  template <void (Impl::*lower)(const GraphNode&)>
+  static void lower_node(Impl& engine, size_t node, std::set<size_t>&) {
+    (engine.*lower)(engine.nodes[node]);
+  }
   void lower_conv(size_t i, std::set<size_t>& fused);
   struct Followers {
     std::string out_name;  // the value the fused conv finally writes
