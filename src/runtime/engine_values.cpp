@@ -45,17 +45,17 @@ int Engine::Impl::arena_input(const std::string& name) {
     return v;
   }
   // A host tensor read by a oneDNN step: copy it into the arena once (NCHW float → NHWC act).
-  const std::string imported = name + "#arena";
-  auto found = value_of.find(imported);
-  if (found != value_of.end()) {
-    use(found->second);
-    return found->second;
+  if (values[v].imported >= 0) {
+    use(values[v].imported);
+    return values[v].imported;
   }
   memory::dims dims = values[v].dims;
   require(dims.size() == 4, where(name) + ": a " + std::to_string(dims.size()) + "-D tensor cannot feed an image op");
-  const int a = add_value(imported, dims, false);
+  const int a = add_value(name + "#arena", dims, false);
+  values[a].role = Value::Role::Imported, values[a].copy_of = v;
+  values[v].imported = a;
   Step s;
-  s.name = imported;
+  s.name = values[a].name;
   s.kind = Step::Kind::Host;
   s.inputs = {v};
   s.output = a;  // host → arena copy (see run: Host step with arena output)
@@ -74,19 +74,21 @@ int Engine::Impl::quantized_input(int v, float* scale) {
     return v;
   }
   const std::string& name = values[v].name;
-  // A host tensor copied into the arena ("x#arena") has the calibration of x.
-  auto a = model.activation_absmax.find(name.substr(0, name.rfind("#arena")));
+  // A host tensor imported into the arena has the calibration of the tensor.
+  const int calibrated = values[v].role == Value::Role::Imported ? values[v].copy_of : v;
+  auto a = model.activation_absmax.find(values[calibrated].name);
   require(a != model.activation_absmax.end(),
           where(name) + ": no int8 calibration for this value (re-export with --calibrate)");
   const bool u8 = values[v].nonnegative;
   *scale = (u8 ? 255.f : 127.f) / std::max(a->second, 1e-8f);
-  const std::string qname = name + "#q8";
-  auto found = value_of.find(qname);
-  if (found != value_of.end()) {
-    use(found->second);
-    return found->second;
+  if (values[v].quantized >= 0) {
+    use(values[v].quantized);
+    return values[v].quantized;
   }
+  const std::string qname = name + "#q8";
   const int q = add_value(qname, values[v].dims, false);
+  values[q].role = Value::Role::Quantized, values[q].copy_of = v;
+  values[v].quantized = q;
   values[q].md = memory::desc(values[v].dims, u8 ? dt::u8 : dt::s8, tag::nhwc);
   dnnl::primitive_attr attr;
   attr.set_output_scales(0, {*scale});
@@ -141,6 +143,7 @@ int Engine::Impl::converted(int v, dt type) {
 // A new arena value `name` holding `v` reordered into `md` (int8 values scaled back to float).
 int Engine::Impl::copied(int v, const std::string& name, const memory::desc& md) {
   const int c = add_value(name, values[v].dims, false);
+  values[c].role = Value::Role::Converted, values[c].copy_of = v;
   values[c].md = md;
   values[c].nonnegative = values[v].nonnegative;
   dnnl::primitive_attr attr;

@@ -32,6 +32,13 @@ struct Value {
   bool mirrored = false; // arena value with an up-to-date copy in `tensor`
   bool nonnegative = false;  // produced by ReLU/ReLU6/sigmoid (or ops keeping that): u8 in int8 mode
   float qscale = 1.f;        // int8 values (md u8/s8): x ≈ q / qscale
+  // A graph value, or a copy the engine made of value `copy_of` for steps that read it in
+  // another form: a host tensor imported into the arena, an int8 copy, another dtype. Copies
+  // are found through the original (`imported`, `quantized`); their names only label them.
+  enum class Role { Graph, Imported, Quantized, Converted } role = Role::Graph;
+  int copy_of = -1;
+  int imported = -1;   // host values: their arena copy, once made
+  int quantized = -1;  // arena values: their u8/s8 copy (int8 plans), once made
 };
 
 struct Step {
