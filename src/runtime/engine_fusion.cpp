@@ -62,13 +62,12 @@ Engine::Impl::Followers Engine::Impl::fusable_followers(size_t i, const memory::
 // docs/runtime.md): 1.9-2.6x faster on maps of 64x64 and more; on 32x32 1.85x up to 256 -> 256
 // channels but only 1.1-1.2x at 512 -> 256, and slower on 16x16, because the transformed
 // weights (4x the conv's weights, computed on each call) are read once per block of tiles.
-bool Engine::Impl::winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
-                                    const memory::dims& out_dims) const {
+bool Engine::Impl::winograd_applies(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w,
+                                    const std::vector<int64_t>& in_channels, const memory::dims& out_dims) const {
   if (!options.winograd || !winograd_serves_precision() || n.op != "Conv" || out_dims[0] != 1) return false;
-  if (int_attr(n, "group", 1) != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
-  if (ints_attr(n, "strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
-      ints_attr(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1} ||
-      ints_attr(n, "pads", {0, 0, 0, 0}) != std::vector<int64_t>{1, 1, 1, 1})
+  if (attrs.groups != 1 || w.shape[2] != 3 || w.shape[3] != 3) return false;
+  if (attrs.strides != std::vector<int64_t>{1, 1} || attrs.dilations != std::vector<int64_t>{1, 1} ||
+      attrs.pads != std::vector<int64_t>{1, 1, 1, 1})
     return false;
   for (int64_t c : in_channels)
     if (!winograd_supports(c, out_dims[1])) return false;
@@ -96,7 +95,7 @@ bool Engine::Impl::read_by_winograd_concat(const std::string& value, const memor
   // Deferred, the value exists for Winograd readers only: every reader must be one.
   for (const GraphNode* conv : convs) {
     const GraphTensor& w = *constants.at(conv->inputs[1]);
-    if (w.shape.size() != 4 || !winograd_applies(*conv, w, channels, {dims[0], w.shape[0], dims[2], dims[3]})) return false;
+    if (w.shape.size() != 4 || !winograd_applies(*conv, conv_attributes(*conv, w.shape), w, channels, {dims[0], w.shape[0], dims[2], dims[3]})) return false;
   }
   return true;
 }
@@ -107,7 +106,7 @@ bool Engine::Impl::read_by_winograd_conv(const std::string& value, const memory:
   for (const auto& n : nodes) {
     if (n.op != "Conv" || n.inputs.empty() || n.inputs[0] != value || !constants.count(n.inputs[1])) continue;
     const GraphTensor& w = *constants.at(n.inputs[1]);
-    if (w.shape.size() == 4 && winograd_applies(n, w, {dims[1]}, {dims[0], w.shape[0], dims[2], dims[3]})) return true;
+    if (w.shape.size() == 4 && winograd_applies(n, conv_attributes(n, w.shape), w, {dims[1]}, {dims[0], w.shape[0], dims[2], dims[3]})) return true;
   }
   return false;
 }
@@ -135,7 +134,7 @@ bool Engine::Impl::read_in_parts_by_convs(const GraphNode& concat) const {
     }
     return std::any_of(convs.begin(), convs.end(), [&](const GraphNode* c) {
       const GraphTensor& w = *constants.at(c->inputs[1]);
-      return w.shape.size() == 4 && winograd_applies(*c, w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
+      return w.shape.size() == 4 && winograd_applies(*c, conv_attributes(*c, w.shape), w, channels, {dims[0], w.shape[0], dims[2], dims[3]});
     });
   }
   return !convs.empty();

@@ -145,8 +145,8 @@ struct Engine::Impl {
     dt type;
     float scale;  // int8 outputs: x ≈ q / scale
   };
-  bool winograd_applies(const GraphNode& n, const GraphTensor& w, const std::vector<int64_t>& in_channels,
-                        const memory::dims& out_dims) const;
+  bool winograd_applies(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w,
+                        const std::vector<int64_t>& in_channels, const memory::dims& out_dims) const;
   bool read_by_winograd_concat(const std::string& value, const memory::dims& dims) const;
   bool read_by_winograd_conv(const std::string& value, const memory::dims& dims) const;
   // The dims a conv reads from arena value v: v's own, or through a deferred DepthToSpace(2).
@@ -163,8 +163,9 @@ struct Engine::Impl {
   const GraphNode* sole_reader_node(const std::string& value) const;
   Step winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
                      const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od, const Followers& f);
-  Step conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x, int64_t channel_offset,
-                 const ConvOutput& o, const dnnl::post_ops& post, const std::vector<float>& weight_scales);
+  Step conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b, int x,
+                 int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
+                 const std::vector<float>& weight_scales);
   void accumulate_into(int out, int addend, const std::string& node);
   void lower_binary(const GraphNode& n);
   void lower_eltwise(const GraphNode& n);

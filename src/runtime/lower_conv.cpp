@@ -31,11 +31,11 @@ std::vector<float> per_channel_weight_scales(const GraphTensor& w, bool transpos
 // padding: stride 1, an odd kernel, "same" padding and a dilation of at least the map's side
 // on every axis the kernel spans. M1's ASPP branches of rates 12 and 18 on the 8x8 bottleneck
 // of a 256x256 input are such convs: ~76 % of ASPP's multiply-adds there are zeros.
-bool only_centre_tap_reads_the_map(const GraphNode& n, const GraphTensor& w, const memory::dims& in) {
+bool only_centre_tap_reads_the_map(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w,
+                                   const memory::dims& in) {
   if (n.op != "Conv" || w.shape.size() != 4) return false;
-  const auto st = ints_attr(n, "strides", {1, 1}), pads = ints_attr(n, "pads", {0, 0, 0, 0});
-  const auto dil = ints_attr(n, "dilations", {1, 1});
-  if (st != std::vector<int64_t>{1, 1}) return false;
+  const auto &pads = attrs.pads, &dil = attrs.dilations;
+  if (attrs.strides != std::vector<int64_t>{1, 1}) return false;
   bool any_tap_dropped = false;
   for (int a = 0; a < 2; ++a) {
     const int64_t k = w.shape[2 + a], centre = (k - 1) / 2;
@@ -57,13 +57,9 @@ GraphTensor centre_tap_weights(const GraphTensor& w) {
   return c;
 }
 
-GraphNode as_centre_tap_conv(const GraphNode& n) {
-  GraphNode c = n;
-  c.attributes.clear();
-  for (const auto& a : n.attributes)
-    if (a.name == "group") c.attributes.push_back(a);
-  c.attributes.push_back(GraphAttribute::of("kernel_shape", std::vector<int64_t>{1, 1}));
-  return c;
+// ... and that 1x1 conv's attributes (stride 1 already; no padding or dilation left to apply).
+ConvAttributes centre_tap_attributes(const ConvAttributes& attrs) {
+  return {attrs.groups, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
 }
 
 }  // namespace
@@ -101,18 +97,14 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   for (size_t p = 1; p < parts.size(); ++p) xd[1] += part_dims(parts[p])[1];
   // int8 weight scales stay those of the whole kernel, as the exporter's fake quantization has them.
   const GraphTensor& file_weights = *w;
+  ConvAttributes attrs = conv_attributes(n, w->shape);
   GraphTensor centre_weights;
-  GraphNode centre_conv;
-  if (only_centre_tap_reads_the_map(n, *w, xd)) {
-    centre_weights = centre_tap_weights(*w), centre_conv = as_centre_tap_conv(n);
+  if (only_centre_tap_reads_the_map(n, attrs, *w, xd)) {
+    centre_weights = centre_tap_weights(*w), attrs = centre_tap_attributes(attrs);
     w = &centre_weights;
   }
-  const GraphNode& conv = centre_weights.f32.empty() ? n : centre_conv;
-  const int64_t groups = int_attr(conv, "group", 1);
-  const auto k = ints_attr(conv, "kernel_shape", {w->shape[2], w->shape[3]});
-  const auto st = ints_attr(conv, "strides", {1, 1});
-  const auto pads = ints_attr(conv, "pads", {0, 0, 0, 0});
-  const auto dil = ints_attr(conv, "dilations", {1, 1});
+  const int64_t groups = attrs.groups;
+  const auto &k = attrs.kernel, &st = attrs.strides, &pads = attrs.pads, &dil = attrs.dilations;
   const int64_t out_ch = transposed ? w->shape[1] * groups : w->shape[0];
   const int64_t in_ch = transposed ? w->shape[0] : w->shape[1] * groups;
   require(in_ch == xd[1], where(n.name) + ": weights expect " + std::to_string(in_ch) + " input channels, got " +
@@ -137,7 +129,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   // over a concat accumulate in the output, which therefore stays f32.
   std::vector<int64_t> part_channels;
   for (const auto& part : parts) part_channels.push_back(part_dims(part)[1]);
-  const bool winograd = winograd_applies(conv, *w, part_channels, od);
+  const bool winograd = winograd_applies(n, attrs, *w, part_channels, od);
   ConvOutput o{od, act_dt, 1.f};
   if (int8 && !winograd && sum_other < 0 && parts.size() == 1 && only_convs_read(out_name) &&
       !read_by_winograd_conv(out_name, od) &&
@@ -155,7 +147,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or the conv
   if (winograd) {  // one step over every part
     if (sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    Step s = winograd_step(conv, *w, b, parts, od, f);
+    Step s = winograd_step(n, *w, b, parts, od, f);
     s.output = out;
     produce(std::move(s), out);
     values[out].first = first_write;
@@ -167,7 +159,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
       if (p > 0 || sum_other >= 0) post.append_sum(1.f);
       if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
       if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
-      Step s = conv_step(conv, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
+      Step s = conv_step(n, attrs, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
       channel_offset += values[parts[p].first].dims[1];
       s.value_args.push_back({DNNL_ARG_DST, out});
       produce(std::move(s), out);
@@ -225,16 +217,13 @@ void Engine::Impl::accumulate_into(int out, int addend, const std::string& node)
 
 // One oneDNN (de)convolution step reading `x`, which holds input channels
 // [channel_offset, channel_offset + channels of x) of the node's weights; packs those weights.
-Step Engine::Impl::conv_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b, int x,
-                             int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
+Step Engine::Impl::conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b,
+                             int x, int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
                              const std::vector<float>& weight_scales) {
   const bool transposed = n.op == "ConvTranspose";
   const bool int8 = options.precision == Precision::I8;
-  const int64_t groups = int_attr(n, "group", 1);
-  const auto k = ints_attr(n, "kernel_shape", {w.shape[2], w.shape[3]});
-  const auto st = ints_attr(n, "strides", {1, 1});
-  const auto pads = ints_attr(n, "pads", {0, 0, 0, 0});
-  const auto dil = ints_attr(n, "dilations", {1, 1});
+  const int64_t groups = attrs.groups;
+  const auto &k = attrs.kernel, &st = attrs.strides, &pads = attrs.pads, &dil = attrs.dilations;
   const int64_t out_ch = o.dims[1], all_in = transposed ? w.shape[0] : w.shape[1] * groups;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);

@@ -21,4 +21,15 @@ inline float float_attr(const GraphNode& n, const char* name, float fallback) {
   return a ? a->f : fallback;
 }
 
+// A Conv/ConvTranspose's attributes with ONNX's defaults, the kernel defaulting to its weights'
+// spatial size ([*, *, kh, kw]). pads: top, left, bottom, right.
+struct ConvAttributes {
+  int64_t groups = 1;
+  std::vector<int64_t> kernel, strides, pads, dilations;
+};
+inline ConvAttributes conv_attributes(const GraphNode& n, const std::vector<int64_t>& weight_shape) {
+  return {int_attr(n, "group", 1), ints_attr(n, "kernel_shape", {weight_shape[2], weight_shape[3]}),
+          ints_attr(n, "strides", {1, 1}), ints_attr(n, "pads", {0, 0, 0, 0}), ints_attr(n, "dilations", {1, 1})};
+}
+
 }  // namespace leanseg::runtime
