@@ -30,7 +30,8 @@ struct EvalReport {
   double mask_agreement = std::nan("");  // fraction of pixels where the reference model's mask agrees
   int64_t params_total = 0, params_nonzero = 0;
   double flops = 0;
-  std::string tta = "none";  // test-time mirroring the predictor used (prediction.h)
+  std::string tta = "none";          // test-time mirroring the predictor used (prediction.h)
+  std::string postprocess = "none";  // mask post-processing it used (postprocess_mask)
   int64_t file_bytes = 0, peak_rss_bytes = 0;
   std::vector<ImageScore> images;
   nlohmann::json to_json(bool per_image) const;
@@ -41,6 +42,7 @@ struct Predictor {
   ProbabilityFn run;
   Preprocessing pre;
   int size_divisor = 32;
+  std::string postprocess = "none";  // applied to each thresholded mask (postprocess_mask)
 };
 Predictor libtorch_predictor(const LoadedModel& model);
 

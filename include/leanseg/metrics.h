@@ -41,6 +41,13 @@ struct EllipseFit {
 // Fits an ellipse (cv::fitEllipse) to the outer contour of the largest connected component.
 // ok=false when the mask has no component with ≥ 5 boundary points.
 EllipseFit fit_ellipse(const cv::Mat& mask);
+// The inside of a fitted ellipse rasterised at sub-pixel precision: CV_8UC1 0/1 of `size`
+// (all 0 when !fit.ok).
+cv::Mat filled_ellipse(const EllipseFit& fit, cv::Size size);
+
+// The largest 8-connected component of `mask` (255 where it is, 0 elsewhere), or an empty Mat
+// when the mask has no foreground.
+cv::Mat largest_component(const cv::Mat& mask);
 
 // Fills a closed outline (HC18 annotation): the inside and the outline pixels become 1.
 // Works when the outline touches or is cut off by the image border (no leaking).

@@ -41,6 +41,14 @@ std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& 
 // prob > threshold → CV_8UC1 0/1.
 cv::Mat threshold_mask(const cv::Mat& prob, double threshold);
 
+// Post-processing of a thresholded 0/1 mask (`--postprocess`): "none" returns it; "largest" keeps
+// only its largest 8-connected component (nnU-Net's post-processing, for one object per image);
+// "ellipse" replaces it by the filled ellipse fitted to the largest component's outline (an
+// HC18 head: the fit is what HC is measured on, so mask and HC agree). An empty mask stays
+// empty. Throws Error for any other name.
+cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how);
+const std::vector<std::string>& postprocess_names();  // "none", "largest", "ellipse"
+
 // The first channel of the image in grey with the mask's outer contours in green and, when
 // given and ok, the fitted ellipse in red (CV_8UC3).
 cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const EllipseFit* fit = nullptr);

@@ -37,8 +37,9 @@ Dataset load_dataset(const std::string& dir, const std::string& kind, const std:
 std::string format_seconds(double s) { return format_duration(s); }
 
 void print_report_summary(const EvalReport& r, const std::string& what) {
-  std::printf("%s: %d images%s\n", what.c_str(), r.n_images,
-              r.tta == "none" ? "" : (", test-time mirroring " + r.tta).c_str());
+  std::printf("%s: %d images%s%s\n", what.c_str(), r.n_images,
+              r.tta == "none" ? "" : (", test-time mirroring " + r.tta).c_str(),
+              r.postprocess == "none" ? "" : (", post-processing " + r.postprocess).c_str());
   std::printf("  Dice %.4f  IoU %.4f (mean over images)   Dice %.4f  IoU %.4f (all pixels)\n", r.dice, r.iou,
               r.dice_pixels, r.iou_pixels);
   if (std::isfinite(r.hc_mae_mm))
@@ -97,6 +98,14 @@ void apply_distill(const DistillArgs& a, TrainOptions& o) {
   o.teacher = a.teacher;
   o.distill_alpha = a.alpha;
   o.distill_temperature = a.temperature;
+}
+
+void add_postprocess_option(CLI::App* cmd, std::string& postprocess) {
+  cmd->add_option("--postprocess", postprocess,
+                  "Mask post-processing: none, largest (largest connected component) or ellipse (the filled ellipse "
+                  "fitted to it, as HC18 entries measure the head)")
+      ->check(CLI::IsMember(postprocess_names()))
+      ->capture_default_str();
 }
 
 void add_tta_option(CLI::App* cmd, std::string& tta) {

@@ -21,6 +21,7 @@ std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path
 
 // --tta none|h|hv (test-time mirroring, prediction.h) for `eval` and `predict`.
 void add_tta_option(CLI::App* cmd, std::string& tta);
+void add_postprocess_option(CLI::App* cmd, std::string& postprocess);
 
 // Knowledge distillation flags shared by `train` and `compress` (fine-tuning):
 // --distill TEACHER [--distill-alpha A] [--distill-temperature T].

@@ -1,5 +1,5 @@
 // `leanseg eval --model FILE --data DIR [--dataset K] [--split RUN/split.json --subset val] [--json]
-//  [--precision fp32|bf16|int8] [--no-winograd] [--tta none|h|hv] [--quantized-engine E] [--reference-model FILE]`. FILE
+//  [--precision fp32|bf16|int8] [--no-winograd] [--tta none|h|hv] [--postprocess none|largest|ellipse] [--quantized-engine E] [--reference-model FILE]`. FILE
 // is a model file (LibTorch; int8 runs LibTorch's quantized kernels, calibrated on the split's
 // training images) or an exported .lsr file (the LibTorch-free runtime, at --precision; at fp32
 // with its Winograd kernel unless --no-winograd, as `leanseg-infer` deploys it).
@@ -25,7 +25,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
-  std::string quantized_engine = "auto", tta = "none";
+  std::string quantized_engine = "auto", tta = "none", postprocess = "none";
   int calibration_images = 16;
   bool json = false, per_image = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   bool winograd_given = false;  // --winograd or --no-winograd on the command line
@@ -94,6 +94,7 @@ void run_eval(const EvalArgs& a) {
           "and --precision fp32 (got '" + a.model + "', " + a.precision + ")");
   Network net = open_network(a.model, a.precision, a.winograd, a);
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
+  net.predictor.postprocess = a.postprocess;
   const Preprocessing& pre = net.predictor.pre;
   const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
   require(data.channels == pre.channels,
@@ -134,6 +135,7 @@ void add_eval(CLI::App& app) {
                                  ".lsr at fp32: the Winograd kernel for the large 3x3 convolutions (default with AVX-512 "
                                  "or AVX2, as leanseg-infer); --no-winograd: direct convolutions only");
   add_tta_option(cmd, a->tta);
+  add_postprocess_option(cmd, a->postprocess);
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
   cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")

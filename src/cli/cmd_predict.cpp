@@ -1,4 +1,4 @@
-// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM] [--tta none|h|hv] [--skip-errors]`: masks,
+// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM] [--tta none|h|hv] [--postprocess P] [--skip-errors]`: masks,
 // probability maps, overlays (contour on the image) and the head circumference in mm.
 #include <filesystem>
 #include <iostream>
@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct PredictArgs {
-  std::string model, out, tta = "none";
+  std::string model, out, tta = "none", postprocess = "none";
   std::vector<std::string> inputs;
   bool overlay = false, skip_errors = false;
   double pixel_size = 0;
@@ -31,7 +31,7 @@ nlohmann::json predict_one(const PredictArgs& a, const LoadedModel& m, const Pro
   const auto& pre = m.preprocessing;
   const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
   const cv::Mat prob = predict_probability_with(pre, m.model->size_divisor(), image, run);
-  const cv::Mat mask = threshold_mask(prob, pre.threshold);
+  const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), a.postprocess);
   const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
   nlohmann::json r = {{"input", job}, {"mask", stem + "_mask.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
   EllipseFit fit = fit_ellipse(mask);
@@ -74,6 +74,7 @@ void add_predict(CLI::App& app) {
                 "Report an image that fails (file and reason) and go on with the others; predictions.json lists "
                 "the images written; exits 1 if any failed");
   add_tta_option(cmd, a->tta);
+  add_postprocess_option(cmd, a->postprocess);
   cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
   cmd->callback([a] { run_predict(*a); });
 }

@@ -96,6 +96,22 @@ ProbabilityFn mirrored_probability_fn(ProbabilityFn run, const std::string& tta)
   };
 }
 
+const std::vector<std::string>& postprocess_names() {
+  static const std::vector<std::string> names = {"none", "largest", "ellipse"};
+  return names;
+}
+
+cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how) {
+  require(std::find(postprocess_names().begin(), postprocess_names().end(), how) != postprocess_names().end(),
+          "post-processing '" + how + "': expected none, largest (largest connected component) or ellipse (the filled "
+          "fitted ellipse)");
+  if (how == "none") return mask;
+  if (how == "ellipse") return filled_ellipse(fit_ellipse(mask), mask.size());
+  const cv::Mat largest = largest_component(mask);
+  if (largest.empty()) return cv::Mat::zeros(mask.size(), CV_8UC1);
+  return largest / 255;
+}
+
 std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& pre) {
   require(image01.depth() == CV_32F, "image_to_planar: expected a float image");
   const int c = image01.channels();

@@ -21,7 +21,8 @@ double mean(const std::vector<double>& v) {
 }
 
 cv::Mat predict_mask(const Predictor& p, const cv::Mat& image) {
-  return threshold_mask(predict_probability_with(p.pre, p.size_divisor, image, p.run), p.pre.threshold);
+  return postprocess_mask(threshold_mask(predict_probability_with(p.pre, p.size_divisor, image, p.run), p.pre.threshold),
+                          p.postprocess);
 }
 
 ImageScore score_image(const Predictor& p, const Sample& s, Overlap& total, const Predictor* reference,
@@ -74,6 +75,7 @@ EvalReport evaluate_predictor(const Predictor& p, const Dataset& data, const std
   if (idx.empty())
     for (size_t i = 0; i < data.samples.size(); ++i) idx.push_back(i);
   EvalReport rep;
+  rep.postprocess = p.postprocess;
   Overlap total;
   int64_t agreeing = 0, pixels = 0;
   std::vector<double> dices, ious, hds, hd95s, assds, hc_errs, lat;
@@ -104,7 +106,7 @@ nlohmann::json EvalReport::to_json(bool per_image) const {
                       {"hd_mm", num(hd_mm)}, {"hd95_mm", num(hd95_mm)}, {"assd_mm", num(assd_mm)}, {"latency_median_ms", num(latency_median_ms)},
                       {"latency_p90_ms", num(latency_p90_ms)}, {"params_total", params_total},
                       {"params_nonzero", params_nonzero}, {"flops", flops}, {"file_bytes", file_bytes},
-                      {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}, {"tta", tta}};
+                      {"peak_rss_bytes", peak_rss_bytes}, {"mask_agreement", num(mask_agreement)}, {"tta", tta}, {"postprocess", postprocess}};
   if (per_image) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : images) {

@@ -55,7 +55,8 @@ std::vector<double> directed_distances(const cv::Mat& from, const cv::Mat& to) {
   return d;
 }
 
-// Pixels of the largest 8-connected component of `mask` (255), or an empty Mat if there is none.
+}  // namespace
+
 cv::Mat largest_component(const cv::Mat& mask) {
   cv::Mat labels, stats, centroids;
   const int count = cv::connectedComponentsWithStats(mask != 0, labels, stats, centroids, 8, CV_32S);
@@ -65,6 +66,8 @@ cv::Mat largest_component(const cv::Mat& mask) {
   if (best == 0) return cv::Mat();
   return labels == best;
 }
+
+namespace {
 
 bool inside_ellipse(const cv::RotatedRect& e, double margin, double x, double y) {
   const double a = e.size.width / 2.0 + margin, b = e.size.height / 2.0 + margin;
@@ -180,6 +183,17 @@ EllipseFit fit_ellipse(const cv::Mat& mask) {
   if (fit.angle_deg < 0) fit.angle_deg += 180.0;
   fit.circumference_px = ellipse_perimeter(fit.semi_a, fit.semi_b);
   return fit;
+}
+
+cv::Mat filled_ellipse(const EllipseFit& fit, cv::Size size) {
+  cv::Mat filled = cv::Mat::zeros(size, CV_8UC1);
+  if (!fit.ok) return filled;
+  // The RotatedRect overload draws with sub-pixel coordinates; its width side is the major axis.
+  const cv::RotatedRect box(cv::Point2f(static_cast<float>(fit.cx), static_cast<float>(fit.cy)),
+                            cv::Size2f(static_cast<float>(2 * fit.semi_a), static_cast<float>(2 * fit.semi_b)),
+                            static_cast<float>(fit.angle_deg));
+  cv::ellipse(filled, box, cv::Scalar(1), cv::FILLED, cv::LINE_8);
+  return filled;
 }
 
 // Approach: flood-fill the outside from a one-pixel frame around the image; whatever the fill

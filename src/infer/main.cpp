@@ -1,6 +1,6 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
-//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--overlay] [--skip-errors]
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--postprocess P] [--overlay] [--skip-errors]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--no-winograd] [--threads N] [--runs N] [--warmup N] [--profile] [--json]
 #include <dlfcn.h>
 
@@ -16,7 +16,7 @@
 namespace {
 
 struct Given {
-  CLI::Option *out, *runs, *warmup, *tta, *batch;
+  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch;
 };
 
 Given add_options(CLI::App& app, leanseg::infer::Options& o) {
@@ -33,6 +33,11 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
   g.tta = app.add_option("--tta", o.tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
               ->check(CLI::IsMember({"none", "h", "hv"}))
               ->capture_default_str();
+  g.postprocess = app.add_option("--postprocess", o.postprocess,
+                                 "Mask post-processing: none, largest (largest connected component) or ellipse (the "
+                                 "filled ellipse fitted to it, as HC18 entries measure the head)")
+                      ->check(CLI::IsMember({"none", "largest", "ellipse"}))
+                      ->capture_default_str();
   app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
   app.add_flag("--skip-errors", o.skip_errors,
                "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
@@ -50,8 +55,9 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
 // Options of the other mode are refused rather than silently ignored.
 void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
-    leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0,
-                     "--out, --overlay, --skip-errors and --tta apply to segmentation, not --bench");
+    leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
+                         g.postprocess->count() == 0,
+                     "--out, --overlay, --skip-errors, --tta and --postprocess apply to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
                      "--json, --profile, --runs, --warmup and --batch apply to --bench only");

@@ -31,7 +31,7 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
   const auto start = Clock::now();
   const ProbabilityFn network = mirrored_probability_fn(engine_probability_fn(engine, pre), o.tta);
   const cv::Mat prob = predict_probability_with(pre, divisor, image, network);
-  const cv::Mat mask = threshold_mask(prob, pre.threshold);
+  const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), o.postprocess);
   ImageResult r;
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   r.width = image.cols, r.height = image.rows;

@@ -1,8 +1,10 @@
 // Test-time mirroring (prediction.h) around a hand-made network; the checks and the error
 // handling of prediction runs over many images (same-stem inputs, --skip-errors).
+#include <cmath>
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "leanseg/error.h"
 #include "leanseg/prediction.h"
@@ -51,6 +53,66 @@ TEST(Prediction, UnknownMirroringIsRefused) {
     FAIL() << "accepted 'flip'";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'flip'"), std::string::npos) << e.what();
+  }
+}
+
+// --- mask post-processing (--postprocess) -------------------------------------------------------
+
+// A predicted head as a network gets it wrong: a filled ellipse (semi-axes 120, 80, at 30°) with a
+// wedge bitten out of its rim, plus a false-positive speck far away.
+cv::Mat bitten_head_with_speck() {
+  cv::Mat mask = cv::Mat::zeros(300, 400, CV_8UC1);
+  cv::ellipse(mask, {210, 140}, {120, 80}, 30, 0, 360, 1, cv::FILLED);
+  cv::ellipse(mask, {210, 140}, {130, 90}, 30, 80, 100, 0, cv::FILLED);  // a 20° wedge of the rim gone
+  cv::ellipse(mask, {210, 140}, {60, 40}, 30, 0, 360, 1, cv::FILLED);    // only to the inner half
+  cv::rectangle(mask, {2, 2}, {12, 12}, 1, cv::FILLED);
+  return mask;
+}
+
+TEST(Postprocess, EllipseFillsTheFittedHeadWithTheAnalyticPerimeterAndArea) {
+  const cv::Mat raw = bitten_head_with_speck();
+  const cv::Mat filled = postprocess_mask(raw, "ellipse");
+  ASSERT_EQ(filled.type(), CV_8UC1);
+  ASSERT_EQ(filled.size(), raw.size());
+  EXPECT_EQ(cv::countNonZero(filled(cv::Rect(0, 0, 20, 20))), 0) << "the speck is not part of the head";
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(filled, &lo, &hi);
+  EXPECT_EQ(hi, 1.0) << "masks are 0/1";
+  // The wedge is filled again (its centre lies on the rim, between the inner and outer radii).
+  const double t = 90 * CV_PI / 180, rot = 30 * CV_PI / 180, r = 100;  // a point at 90° on the 100 px ring
+  const int px = static_cast<int>(std::lround(210 + r * std::cos(t) * std::cos(rot) - (r * 80 / 120.0) * std::sin(t) * std::sin(rot)));
+  const int py = static_cast<int>(std::lround(140 + r * std::cos(t) * std::sin(rot) + (r * 80 / 120.0) * std::sin(t) * std::cos(rot)));
+  EXPECT_EQ(raw.at<uchar>(py, px), 0) << "the wedge was bitten out here";
+  EXPECT_EQ(filled.at<uchar>(py, px), 1);
+  // The fit of the bitten outline still finds the head; HC and area match the analytic ellipse.
+  const EllipseFit fit = fit_ellipse(filled);
+  ASSERT_TRUE(fit.ok);
+  EXPECT_NEAR(fit.circumference_px / ellipse_perimeter(120, 80), 1.0, 0.02);
+  EXPECT_NEAR(cv::countNonZero(filled) / (CV_PI * 120 * 80), 1.0, 0.03);
+}
+
+TEST(Postprocess, LargestKeepsOnlyTheBiggestComponentAsItIs) {
+  const cv::Mat raw = bitten_head_with_speck();
+  const cv::Mat largest = postprocess_mask(raw, "largest");
+  EXPECT_EQ(cv::countNonZero(largest), cv::countNonZero(raw) - 11 * 11) << "only the 11x11 speck is removed";
+  EXPECT_EQ(cv::countNonZero(largest != raw), 11 * 11);
+}
+
+TEST(Postprocess, NoneReturnsTheMaskEmptyStaysEmptyAndUnknownNamesAreRefused) {
+  const cv::Mat raw = bitten_head_with_speck();
+  EXPECT_EQ(cv::countNonZero(postprocess_mask(raw, "none") != raw), 0);
+  const cv::Mat empty = cv::Mat::zeros(30, 40, CV_8UC1);
+  for (const std::string how : {"largest", "ellipse"}) {
+    const cv::Mat out = postprocess_mask(empty, how);
+    EXPECT_EQ(out.size(), empty.size()) << how;
+    EXPECT_EQ(cv::countNonZero(out), 0) << how;
+  }
+  try {
+    postprocess_mask(raw, "convex");
+    FAIL() << "accepted 'convex'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'convex'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ellipse"), std::string::npos) << e.what();
   }
 }
 
