@@ -11,7 +11,10 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <memory>
 #include <vector>
+
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "leanseg/memory.h"
 #include "leanseg/model.h"
@@ -20,7 +23,7 @@
 
 int main(int argc, char** argv) {
   int batch = 16, size = 256, reps = 10, threads = static_cast<int>(std::thread::hardware_concurrency());
-  std::string model_name = "mobilenet-aspp-se-unet";
+  std::string model_name = "mobilenet-aspp-se-unet", profile_path;
   bool channels_last = false, system_malloc = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -32,6 +35,7 @@ int main(int argc, char** argv) {
     else if (a == "--model") model_name = next();
     else if (a == "--channels-last") channels_last = true;
     else if (a == "--system-malloc") system_malloc = true;
+    else if (a == "--profile") profile_path = next();  // chrome trace of one extra step after the timed ones
   }
   if (!system_malloc) leanseg::keep_freed_memory();  // as leanseg's executables do
   leanseg::set_cpu_threads(threads);  // as `leanseg train` does (OpenBLAS kept at 1 thread)
@@ -64,6 +68,12 @@ int main(int argc, char** argv) {
     if (r >= 2) ms.push_back(dt);  // two warm-up steps
   }
   const leanseg::ProcessUsage after = leanseg::process_usage();
+  if (!profile_path.empty()) {
+    torch::autograd::profiler::RecordProfile profile(profile_path);
+    opt.zero_grad();
+    leanseg::dice_bce_loss(model->forward(x), y, lo).backward();
+    opt.step();
+  }
   std::sort(ms.begin(), ms.end());
   std::printf("{\"impl\": \"leanseg\", \"model\": \"%s\", \"batch\": %d, \"size\": %d, \"threads\": %d, "
               "\"channels_last\": %s, \"malloc\": \"%s\", \"reps\": %d, \"median_ms\": %.1f, \"min_ms\": %.1f, "

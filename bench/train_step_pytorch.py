@@ -4,7 +4,7 @@ The architecture is written out here independently of the C++ code (torchvision-
 MobileNetV2 features, ASPP, SE-residual decoder) with the same parameter count, so the
 comparison is like for like. Prints one JSON line like bench_train_step.
 """
-import json, sys, time
+import json, resource, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -110,10 +110,20 @@ def main():
     for r in range(reps + 2):
         t0 = time.perf_counter(); opt.zero_grad(); loss = loss_fn(m(x), y); loss.backward(); opt.step()
         if r >= 2: ms.append((time.perf_counter() - t0) * 1e3)
+        if r == 1: before = resource.getrusage(resource.RUSAGE_SELF)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     ms.sort()
+    if "--profile" in args:  # chrome trace of one extra step, as bench_train_step --profile
+        with torch.autograd.profiler.profile() as prof:
+            opt.zero_grad(); loss_fn(m(x), y).backward(); opt.step()
+        prof.export_chrome_trace(args["--profile"])
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "params": n_params, "batch": batch, "size": size,
                       "threads": threads, "channels_last": cl, "reps": reps, "median_ms": round(ms[len(ms) // 2], 1),
-                      "min_ms": round(ms[0], 1), "max_ms": round(ms[-1], 1)}))
+                      "min_ms": round(ms[0], 1), "max_ms": round(ms[-1], 1),
+                      "minor_faults_per_step": round((after.ru_minflt - before.ru_minflt) / reps),
+                      "system_s_per_step": round((after.ru_stime - before.ru_stime) / reps, 3),
+                      "user_s_per_step": round((after.ru_utime - before.ru_utime) / reps, 3),
+                      "peak_rss_mb": round(after.ru_maxrss / 1e3)}))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ class FlopScope {
 // Adds to the innermost live FlopScope (no-op when there is none: zero cost in production).
 void add_flops(double flops);
 
+// True when every off-centre tap of the conv reads only zero padding on an input of x's size:
+// odd kernel, stride 1, "same" zero padding and a dilation at least the map's height and width
+// (DeepLab's ASPP rates 12 and 18 on the 8×8 map of a 256² input). Such a conv is exactly its
+// centre tap, a 1×1 conv, and CountedConv2d runs it as one (forward and backward; the off-centre
+// weights get the zero gradient they would get anyway). FLOPs are still counted for the full
+// kernel: the count describes the model, not the shortcut.
+bool conv_reads_only_centre_tap(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x);
+
 class CountedConv2dImpl : public torch::nn::Conv2dImpl {
  public:
   using torch::nn::Conv2dImpl::Conv2dImpl;

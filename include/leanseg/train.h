@@ -21,6 +21,12 @@ torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tenso
 // Background/foreground pixel ratio of the masks (pos_weight "auto").
 double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices);
 
+// True on CPUs with AVX-512, where channels-last training steps were measured at least as fast
+// as NCHW (M1 medians 0.995x vs 1.08x PyTorch's step, six rounds on Zen 4/5); false on AVX2-only
+// CPUs, where LibTorch 1.13's channels-last path re-lays out conv inputs and gradients every
+// step (M1 on Zen 1: 1.33x NCHW's CPU time per step, README "Training speed against PyTorch").
+bool channels_last_trains_faster_on_this_cpu();
+
 struct TrainOptions {
   // model
   std::string model = "mobilenet-aspp-se-unet";
@@ -47,11 +53,11 @@ struct TrainOptions {
   double val_fraction = 0.2;
   uint64_t seed = 42;
   int loader_threads = 1;
-  // Conv weights and training batches in channels-last (NHWC) memory: oneDNN's faster layout for
-  // training steps on this CPU (M1 at parity with PyTorch, NCHW ~8% slower: README, bench/
-  // train_step_vs_pytorch.sh); the same numbers up to floating-point summation order. A resumed
-  // run keeps the layout recorded in its checkpoint.
-  bool channels_last = true;
+  // Conv weights and training batches in channels-last (NHWC) memory, or NCHW: the same numbers
+  // up to floating-point summation order. The default is the layout measured faster on this kind
+  // of CPU (channels_last_trains_faster_on_this_cpu). A resumed run keeps the layout recorded in
+  // its checkpoint.
+  bool channels_last = channels_last_trains_faster_on_this_cpu();
   double max_minutes = 0;  // stop (cleanly, after an epoch) when exceeded; 0 = no limit
   std::string out_dir;
   bool resume = false;

@@ -15,8 +15,27 @@ void add_flops(double flops) {
   if (t_current_scope) t_current_scope->flops_ += flops;
 }
 
+bool conv_reads_only_centre_tap(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& x) {
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  if (!pad || x.dim() != 4 || !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) return false;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t k = o.kernel_size()->at(d), dilation = o.dilation()->at(d), extent = x.size(2 + d);
+    if (k % 2 == 0 || o.stride()->at(d) != 1 || (*pad)->at(d) != (k - 1) / 2 * dilation) return false;
+    if (k > 1 && dilation < extent) return false;  // the nearest off-centre tap reaches a pixel
+  }
+  return o.kernel_size()->at(0) * o.kernel_size()->at(1) > 1;
+}
+
 torch::Tensor CountedConv2dImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::nn::Conv2dImpl::forward(x);
+  torch::Tensor y;
+  if (conv_reads_only_centre_tap(options, x)) {
+    const int64_t cy = options.kernel_size()->at(0) / 2, cx = options.kernel_size()->at(1) / 2;
+    const torch::Tensor centre = weight.slice(2, cy, cy + 1).slice(3, cx, cx + 1);
+    const std::vector<int64_t> one = {1, 1}, none = {0, 0};
+    y = torch::conv2d(x, centre, bias, /*stride=*/one, /*padding=*/none, /*dilation=*/one, options.groups());
+  } else {
+    y = torch::nn::Conv2dImpl::forward(x);
+  }
   if (t_current_scope) {
     const auto& o = options;
     const double k = static_cast<double>(o.kernel_size()->at(0) * o.kernel_size()->at(1));

@@ -1,6 +1,7 @@
 #include "leanseg/error.h"
 #include "leanseg/info.h"
 #include "leanseg/model.h"
+#include "leanseg/ops.h"
 #include "param_formula.h"
 #include "test_util.h"
 #include "models/blocks.h"
@@ -198,6 +199,48 @@ TEST(Blocks, SqueezeExciteHiddenWidthFollowsTheSpec) {
   EXPECT_EQ(SqueezeExcite(96)->hidden(), 6);
   EXPECT_EQ(SqueezeExcite(16)->hidden(), 1);
   EXPECT_EQ(SqueezeExcite(8)->hidden(), 1);  // max(1, C/16)
+}
+
+// ASPP's rate-12 conv on an 8×7 map: the shortcut (its centre tap as a 1×1 conv) gives the full
+// conv's output and gradients, and the off-centre weights get exactly zero gradient.
+TEST(Ops, DilatedConvThatReadsOnlyPaddingOffCentreTrainsAsItsCentreTap) {
+  torch::manual_seed(3);
+  auto opts = torch::nn::Conv2dOptions(8, 6, 3).padding(12).dilation(12).bias(true);
+  CountedConv2d conv(opts);
+  const auto x = torch::randn({2, 8, 8, 7}, torch::requires_grad());
+  ASSERT_TRUE(conv_reads_only_centre_tap(conv->options, x));
+  const auto y = conv->forward(x);
+  const auto w = conv->weight.detach().clone().requires_grad_(true);
+  const auto x_ref = x.detach().clone().requires_grad_(true);
+  const auto y_ref = torch::conv2d(x_ref, w, conv->bias.detach(), 1, 12, 12);
+  ASSERT_EQ(y.sizes(), y_ref.sizes());
+  EXPECT_LT((y - y_ref).abs().max().item<float>(), 1e-5);
+  const auto g = torch::randn_like(y);
+  y.backward(g);
+  y_ref.backward(g);
+  EXPECT_LT((x.grad() - x_ref.grad()).abs().max().item<float>(), 1e-5);
+  EXPECT_LT((conv->weight.grad() - w.grad()).abs().max().item<float>(), 1e-4);
+  auto off_centre = conv->weight.grad().clone();
+  off_centre.slice(2, 1, 2).slice(3, 1, 2).zero_();
+  EXPECT_EQ(off_centre.abs().max().item<float>(), 0.0f);
+}
+
+// The options as a CountedConv2d holds them.
+torch::nn::detail::ConvNdOptions<2> conv_options(const torch::nn::Conv2dOptions& o) { return CountedConv2d(o)->options; }
+
+TEST(Ops, CentreTapShortcutOnlyWhereNoOffCentreTapReachesAPixel) {
+  const auto o = conv_options(torch::nn::Conv2dOptions(4, 4, 3).padding(12).dilation(12));
+  EXPECT_TRUE(conv_reads_only_centre_tap(o, torch::zeros({1, 4, 12, 12})));
+  EXPECT_FALSE(conv_reads_only_centre_tap(o, torch::zeros({1, 4, 13, 8}))) << "tap 12 rows down reaches row 12";
+  EXPECT_FALSE(conv_reads_only_centre_tap(o, torch::zeros({1, 4, 8, 13})));
+  EXPECT_FALSE(conv_reads_only_centre_tap(conv_options(torch::nn::Conv2dOptions(4, 4, 3).padding(12).dilation(12).stride(2)),
+                                          torch::zeros({1, 4, 8, 8})));
+  const auto plain = conv_options(torch::nn::Conv2dOptions(4, 4, 3).padding(1));  // undilated: only a 1x1 map qualifies
+  EXPECT_TRUE(conv_reads_only_centre_tap(plain, torch::zeros({1, 4, 1, 1})));
+  EXPECT_FALSE(conv_reads_only_centre_tap(plain, torch::zeros({1, 4, 2, 2})));
+  EXPECT_FALSE(conv_reads_only_centre_tap(conv_options(torch::nn::Conv2dOptions(4, 4, 2).padding(6).dilation(12)),
+                                          torch::zeros({1, 4, 8, 8})));
+  EXPECT_FALSE(conv_reads_only_centre_tap(conv_options(torch::nn::Conv2dOptions(4, 4, 1)), torch::zeros({1, 4, 8, 8})));
 }
 
 }  // namespace

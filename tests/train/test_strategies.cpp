@@ -215,7 +215,11 @@ TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
   EXPECT_EQ(resume_matches("resumed_nchw", false, true, "nchw").extra["train_options"]["channels_last"], false);
 }
 
-TEST(Strategies, TrainingDefaultsToChannelsLast) { EXPECT_TRUE(TrainOptions().channels_last); }
+// The default layout is the one measured faster on the CPU kind: channels-last with AVX-512 only.
+TEST(Strategies, TrainingLayoutDefaultsToTheFasterOneOnThisCpuKind) {
+  EXPECT_EQ(channels_last_trains_faster_on_this_cpu(), static_cast<bool>(__builtin_cpu_supports("avx512f")));
+  EXPECT_EQ(TrainOptions().channels_last, channels_last_trains_faster_on_this_cpu());
+}
 
 }  // namespace
 }  // namespace leanseg
