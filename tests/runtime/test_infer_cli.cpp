@@ -349,7 +349,7 @@ TEST(InferCliMirroring, PredictAndInferMirrorAlike) {
 
   r = run_infer(dir.file("m.lsr") + " --bench --tta hv");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("--tta apply to segmentation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--tta and --postprocess apply to segmentation"), std::string::npos) << r.out;
   r = run_infer(dir.file("m.lsr") + " " + image + " --out " + dir.file("x") + " --tta flip");
   EXPECT_EQ(r.code, 1) << r.out;
 }
