@@ -29,9 +29,19 @@ BatchLoader::~BatchLoader() {
   worker_.join();
 }
 
+size_t batch_count(size_t items, size_t batch_size) {
+  const size_t count = (items + batch_size - 1) / batch_size;
+  return count > 1 && batch_size > 1 && items % batch_size == 1 ? count - 1 : count;
+}
+
+std::pair<size_t, size_t> batch_range(size_t b, size_t items, size_t batch_size) {
+  const size_t begin = b * batch_size;
+  return {begin, b + 1 == batch_count(items, batch_size) ? items : std::min(items, begin + batch_size)};
+}
+
 Batch BatchLoader::build(size_t b) const {
   std::vector<cv::Mat> images, masks;
-  const size_t begin = b * o_.batch_size, end = std::min(order_.size(), begin + o_.batch_size);
+  const auto [begin, end] = batch_range(b, order_.size(), static_cast<size_t>(o_.batch_size));
   for (size_t pos = begin; pos < end; ++pos) {
     const size_t idx = order_[pos];
     std::mt19937_64 rng(mix(mix(o_.seed, static_cast<uint64_t>(epoch_)), pos));

@@ -20,14 +20,21 @@ struct TrainingSet {
   std::vector<cv::Mat> images, masks;
 };
 
+// Batches of `batch_size` over `items`, the last holding the rest; a rest of one item joins the
+// batch before it (when there is one). [begin, end) of batch b.
+size_t batch_count(size_t items, size_t batch_size);
+std::pair<size_t, size_t> batch_range(size_t b, size_t items, size_t batch_size);
+
 class BatchLoader {
  public:
   // `order` lists indices into `set` for this epoch (already shuffled); items beyond the last
-  // full batch form a final smaller batch.
+  // full batch form a final smaller batch, except a single one, which joins the batch before it
+  // (batch_boundaries): BatchNorm in training cannot normalise one value per channel (a 1x1 map
+  // deep in the network), and LibTorch throws there.
   BatchLoader(const TrainingSet& set, std::vector<size_t> order, const TrainOptions& o,
               const Preprocessing& pre, int epoch);
   ~BatchLoader();
-  size_t batches() const { return (order_.size() + o_.batch_size - 1) / o_.batch_size; }
+  size_t batches() const { return batch_count(order_.size(), o_.batch_size); }
   // Blocks until the next batch is ready; undefined tensors after the last.
   Batch next();
 

@@ -9,6 +9,7 @@
 #include "leanseg/train.h"
 #include "model_test_util.h"
 #include "train_test_util.h"
+#include "train/batch_loader.h"
 
 namespace leanseg {
 namespace {
@@ -48,6 +49,37 @@ TEST(Train, TinyModelLearnsASyntheticTask) {
 
 // Training on the synthetic ultrasound generator, then the whole evaluation path (original
 // resolution, ellipse fit, HC in mm) on its validation split.
+TEST(Batches, ARestOfOneJoinsTheBatchBeforeIt) {
+  EXPECT_EQ(batch_count(17, 8), 2u);
+  EXPECT_EQ(batch_range(0, 17, 8), (std::pair<size_t, size_t>{0, 8}));
+  EXPECT_EQ(batch_range(1, 17, 8), (std::pair<size_t, size_t>{8, 17}));
+  EXPECT_EQ(batch_count(18, 8), 3u);  // a rest of two stays its own batch
+  EXPECT_EQ(batch_range(2, 18, 8), (std::pair<size_t, size_t>{16, 18}));
+  EXPECT_EQ(batch_count(16, 8), 2u);
+  EXPECT_EQ(batch_count(1, 8), 1u);  // one item: one batch of one
+  EXPECT_EQ(batch_count(5, 1), 5u);  // batch size 1 is what the user asked for
+}
+
+// At 32x32 the tiny efficient U-Net's deepest map is 1x1: a batch of one image there gives its
+// BatchNorm one value per channel, which LibTorch refuses in training. A split whose training
+// side is one more than a multiple of the batch size must still train.
+TEST(Train, ATrainingSetOfOneMoreThanAMultipleOfTheBatchTrains) {
+  test::TempDir dir;
+  TrainOptions o = tiny_options(dir.file("probe"));
+  o.input_size = 32;
+  o.epochs = 1;
+  const Dataset data = disc_dataset(12, 32, 2);
+  train_model(data, o);
+  const auto bytes = read_file_bytes(dir.file("probe/split.json"));
+  const auto split = nlohmann::json::parse(bytes.begin(), bytes.end());
+  const int train_count = static_cast<int>(split["train"].size());
+  ASSERT_GE(train_count, 3);
+  o.batch_size = train_count - 1;
+  o.out_dir = dir.file("run");
+  const auto r = train_model(data, o);
+  EXPECT_EQ(r.history.size(), 1u);
+}
+
 TEST(Train, SyntheticUltrasoundEndToEnd) {
   test::TempDir dir;
   const Dataset d = make_synthetic_ultrasound(40, 96, 128, 11);
