@@ -52,6 +52,9 @@ TrainOptions resolve(const TrainArgs& a) {
   o.qat_bits = a.qat_bits;
   o.qat_per_channel = a.qat_per_channel;
   require(a.qat_bits || !a.qat_per_channel, "--qat-per-channel needs --qat BITS");
+  require(a.qat_bits == 0 || a.qat_bits == 8 || a.qat_bits == 4 || a.qat_bits == 2,
+          "--qat " + std::to_string(a.qat_bits) + ": quantization-aware training: unknown bit-width " +
+              std::to_string(a.qat_bits) + " (8, 4, 2)");
   apply_distill(a.distill, o);
   o.progressive_start = a.progressive;
   o.progressive_epochs = a.progressive_epochs;

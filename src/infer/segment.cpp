@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 #include "infer.h"
 #include "leanseg/data.h"
 #include "leanseg/error.h"
+#include "leanseg/fs.h"
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
 
@@ -19,8 +21,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct ImageResult {
-  int width = 0, height = 0;
+  int width = 0, height = 0, foreground_pixels = 0;
   double foreground = 0, ms = 0;
+  std::string mask_file;
   EncodedFiles files;
 };
 
@@ -35,8 +38,11 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
   ImageResult r;
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   r.width = image.cols, r.height = image.rows;
-  r.foreground = static_cast<double>(cv::countNonZero(mask)) / mask.total();
-  r.files = encode_prediction_pngs((fs::path(o.out) / fs::path(job[0]).stem()).string(), image, prob, mask, o.overlay);
+  r.foreground_pixels = cv::countNonZero(mask);
+  r.foreground = static_cast<double>(r.foreground_pixels) / mask.total();
+  const std::string stem = (fs::path(o.out) / fs::path(job[0]).stem()).string();
+  r.mask_file = stem + "_mask.png";
+  r.files = encode_prediction_pngs(stem, image, prob, mask, o.overlay);
   return r;
 }
 
@@ -59,13 +65,19 @@ void segment_images(const Options& o) {
   const Preprocessing pre = model_preprocessing(engine, o.model);
   check_prediction_jobs(jobs, pre.channels.size());
   fs::create_directories(o.out);
+  // predictions.json lists the images written (as `leanseg predict` does), so a --skip-errors
+  // run over a folder says which images have outputs.
+  nlohmann::json results = nlohmann::json::array();
   const size_t failed = for_each_job(jobs, o.skip_errors, "leanseg-infer", [&](const std::vector<std::string>& job) {
     const ImageResult r = segment_one(engine, pre, engine.model().size_divisor, job, o);
     write_files(r.files);
+    results.push_back({{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
+                       {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}});
     std::printf("%s: %dx%d, foreground %.2f%%, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
                 r.ms);
     std::fflush(stdout);
   });
+  atomic_write((fs::path(o.out) / "predictions.json").string(), [&](std::ostream& out) { out << results.dump(2) << "\n"; });
   require_no_failed_jobs(failed, jobs.size());
 }
 

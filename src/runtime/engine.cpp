@@ -129,8 +129,28 @@ void Engine::Impl::plan(int h, int w) {
   const std::string& out_name = model.graph.outputs[0].name;
   require(value_of.count(out_name), "runtime model '" + model.graph.name + "': output '" + out_name + "' never computed");
   output_value = value_of[out_name];
+  check_declared_output_shape(values[output_value].dims);
   values[output_value].last = static_cast<int>(steps.size());
   bind();
+}
+
+// A file whose declared output shape is not what its graph computes is inconsistent (edited or
+// corrupt): refused rather than trusted by a caller sizing its buffers from the declaration.
+// Channels always; height and width when planned at the declared input size; -1 is dynamic.
+void Engine::Impl::check_declared_output_shape(const memory::dims& computed) const {
+  const auto& declared = model.graph.outputs[0].shape;
+  const auto& input = model.graph.inputs[0].shape;
+  const bool at_declared_size = input[2] == height && input[3] == width;
+  bool ok = declared.size() == computed.size();
+  for (size_t i = 1; ok && i < declared.size(); ++i)
+    if (declared[i] >= 0 && (i == 1 || at_declared_size)) ok = declared[i] == computed[i];
+  const auto str = [](const auto& dims) {
+    std::string s = "[";
+    for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+    return s + "]";
+  };
+  require(ok, "runtime model '" + model.graph.name + "': output '" + model.graph.outputs[0].name + "' is declared as " +
+                  str(declared) + " but the graph computes " + str(computed));
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

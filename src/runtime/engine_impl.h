@@ -93,6 +93,7 @@ struct Engine::Impl {
 
   void init(RuntimeModel m, const EngineOptions& o);
   void plan(int h, int w);
+  void check_declared_output_shape(const memory::dims& computed) const;
   int thread_count() const { return options.threads > 0 ? options.threads : omp_get_num_procs(); }
   void run(const float* input, std::vector<StepProfile>* profile = nullptr);
   void run_step(Step& s);

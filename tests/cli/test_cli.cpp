@@ -182,7 +182,7 @@ TEST(Cli, TrainRefusesUnsupportedQatBitsBeforeWritingAnything) {
   const CliRun r = run_cli("train --data " + dir.file("data") + " --out " + dir.file("run") +
                            " --model efficient-unet --input-size 64 --epochs 1 --no-progress --qat 3");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("quantization-aware training: unknown bit-width 3 (8, 4, 2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--qat 3: quantization-aware training: unknown bit-width 3 (8, 4, 2)"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "the run folder was written";
 }
 

@@ -412,6 +412,10 @@ def build(c, leanseg):
     lsr_case("lsr_pre_max_value_0", pre(max_value=0), ["max_value"], extra=seg("premax"))
     lsr_case("lsr_no_preprocessing", lambda m: m.pop("preprocessing") and None, ["preprocessing"], extra=seg("prenone"))
     lsr_case("lsr_absmax_negative", lambda m: m.update(activation_absmax={"c1": -1.0}), ["activation_absmax"])
+    lsr_case("lsr_output_declared_3_channels", lambda m: m["graph"]["outputs"][0].update(shape=[1, 3, 32, 32]),
+             ["output 'logits' is declared as [1, 3, 32, 32] but the graph computes [1, 1, 32, 32]"])
+    lsr_case("lsr_output_declared_other_size", lambda m: m["graph"]["outputs"][0].update(shape=[1, 1, 16, 16]),
+             ["is declared as [1, 1, 16, 16]"])
     lsr_case("lsr_two_outputs", lambda m: m["graph"]["outputs"].append(dict(m["graph"]["outputs"][0], name="c1")), ["one output"])
     _, t = tiny_lsr_parts()
     w_bad = np.zeros((2, 1, 5, 5), np.float32)
@@ -541,7 +545,7 @@ def build(c, leanseg):
     c.case("cli_export_input_size_100000", [L, "export", "--model", "efficient-unet", "--format", "runtime", "--input-size", "100000", "-o",
                                             "{dir}/out/huge2.lsr"], 1, ["100000"], absent=["{dir}/out/huge2.lsr"])
     c.case("cli_train_qat_3", [L, "train", "--preset", "demo", "--model", "efficient-unet", "--data", data, "--out", "{dir}/out/qat3",
-                               "--epochs", "1", "--input-size", "32", "--qat", "3"], 1, ["bit-width 3"], absent=["{dir}/out/qat3"])
+                               "--epochs", "1", "--input-size", "32", "--qat", "3"], 1, ["--qat 3: quantization-aware training: unknown bit-width 3"], absent=["{dir}/out/qat3"])
     c.case("cli_train_missing_teacher", [L, "train", "--preset", "demo", "--data", data, "--out", "{dir}/out/teacher", "--distill",
                                          "{dir}/models/no_such_teacher.safetensors"], 1, ["no_such_teacher"], absent=["{dir}/out/teacher"])
     c.case("cli_info_input_size_100", [L, "info", "--model", "unet", "--input-size", "100"], 1, ["multiple of 32"])

@@ -85,7 +85,14 @@ TEST_F(InferCli, WritesMaskProbabilityAndOverlayAtTheOriginalSize) {
   EXPECT_EQ(mask.type(), CV_8UC1);
   EXPECT_EQ(cv::countNonZero(mask == 0) + cv::countNonZero(mask == 255), 100 * 80) << "mask is not 0/255";
   EXPECT_EQ(cv::imread(dir.file("out/grey_overlay.png"), cv::IMREAD_UNCHANGED).channels(), 3);
-  EXPECT_EQ(files_in(dir.path / "out"), 3u) << "temporary files left behind";
+  EXPECT_EQ(files_in(dir.path / "out"), 4u) << "temporary files left behind";  // and predictions.json
+  const auto j = nlohmann::json::parse(std::ifstream(dir.file("out/predictions.json")));
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["input"][0], image);
+  EXPECT_EQ(j[0]["mask"], dir.file("out/grey_mask.png"));
+  EXPECT_EQ(j[0]["width"], 100);
+  EXPECT_EQ(j[0]["height"], 80);
+  EXPECT_EQ(j[0]["foreground_pixels"], cv::countNonZero(mask));
 }
 
 TEST_F(InferCli, BenchJsonHasTheDocumentedKeys) {
@@ -245,14 +252,19 @@ TEST_F(InferCli, SkipErrorsAndSameStemInputs) {
       << r.out;
   EXPECT_NE(r.out.find("leanseg-infer: error: 1 of 3 images failed"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(dir.file("skip/a_mask.png")) && fs::exists(dir.file("skip/c_mask.png")));
-  EXPECT_EQ(files_in(dir.path / "skip"), 4u);  // a and c: mask and probability
+  EXPECT_EQ(files_in(dir.path / "skip"), 5u);  // a and c: mask and probability; predictions.json
+  // predictions.json lists the images that were written, and only those (issue 17).
+  const auto written = nlohmann::json::parse(std::ifstream(dir.file("skip/predictions.json")));
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_EQ(written[0]["input"][0], dir.file("in/a.png"));
+  EXPECT_EQ(written[1]["input"][0], dir.file("in/c.png"));
 
   r = run_infer(model() + " " + dir.file("in") + " --out " + dir.file("stop"));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("leanseg-infer: error: input image '" + dir.file("in/b.png") + "' cannot be decoded"),
             std::string::npos)
       << r.out;
-  EXPECT_EQ(files_in(dir.path / "stop"), 2u);  // a only
+  EXPECT_EQ(files_in(dir.path / "stop"), 2u);  // a only, and no predictions.json: the run stopped
 
   r = run_infer(model() + " " + dir.file("in/c.png") + " " + dir.file("other/c.png") + " --out " + dir.file("clash"));
   EXPECT_EQ(r.code, 1) << r.out;
