@@ -5,6 +5,7 @@
 #include <dnnl.hpp>
 #include <random>
 
+#include "concurrent_engines.h"
 #include "leanseg/error.h"
 #include "leanseg/runtime.h"
 #include "runtime/arena.h"
@@ -126,6 +127,20 @@ RuntimeModel concat_read_by_two_convs(int64_t side) {
   auto body = t.node("Relu", "body_relu", {t.conv("body", cat, 32, 16, 3)});
   auto y = t.node("Add", "residual", {body, t.conv("proj", cat, 32, 16, 1)});
   return t.finish(t.conv("head", y, 16, 1, 1));
+}
+
+// The threading contract on a hand-built decoder stage (no LibTorch: scripts/test_tsan.sh runs
+// this under ThreadSanitizer): fp32 with and without Winograd, int8, on 1 and 2 threads, two
+// engines alternating in one thread and four host threads at once, bit-identical to serial runs.
+TEST(EngineOps, ConcurrentEnginesOnOneGraphMatchSerialRunsExactly) {
+  RuntimeModel m = concat_read_by_two_convs(64);
+  calibrate(&m);
+  std::vector<test::EngineJob> jobs = {{&m, {Precision::F32, 1, true}},
+                                       {&m, {Precision::F32, 2, false}},
+                                       {&m, {Precision::I8, 2, false}},
+                                       {&m, {Precision::F32, 2, true}}};
+  for (size_t j = 0; j < jobs.size(); ++j) jobs[j].input = random_input(16 * 64 * 64, static_cast<uint32_t>(20 + j));
+  test::expect_concurrent_runs_match_serial(jobs);
 }
 
 TEST(EngineOps, ConvWithGroupsDilationStrideAndFusedReluSixAndResidual) {
