@@ -48,4 +48,20 @@ e = leanseg.Engine('$TMP/m.lsr', threads=2)
 p = e.segment((np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8))
 assert p.shape == (64, 64) and ((p >= 0) & (p <= 1)).all()
 print('python: segment', p.shape, 'from', leanseg._library.path())"
+
+# The Debian package (cpack -G DEB, cmake/install.cmake): it holds the runtime, the commands, the
+# CMake package and the Python module, depends on Debian's packages (oneDNN among them), and its
+# leanseg-infer, unpacked anywhere, runs on the package's own runtime library ($ORIGIN/../lib).
+cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$TMP/deb" >/dev/null
+deb=$(ls "$TMP"/deb/leanseg_*.deb)
+contents=$(dpkg-deb -c "$deb")
+for f in ./usr/bin/leanseg ./usr/bin/leanseg-infer ./usr/lib/libleanseg_runtime.so.0 ./usr/lib/pkgconfig/leanseg-runtime.pc \
+         ./usr/lib/cmake/leanseg/leansegConfig.cmake ./usr/lib/python3/dist-packages/leanseg/__init__.py; do
+  [[ "$contents" == *" $f"* ]] || { echo "not in $deb: $f"; exit 1; }
+done
+depends=$(dpkg-deb -f "$deb" Depends)
+[[ "$depends" == *libdnnl* ]] || { echo "$deb does not depend on oneDNN: $depends"; exit 1; }
+dpkg-deb -x "$deb" "$TMP/deb/root"
+"$TMP/deb/root/usr/bin/leanseg-infer" "$TMP/m.lsr" --bench --runs 1 --warmup 0 >/dev/null
+echo "deb: $(basename "$deb"), $(stat -c %s "$deb") bytes, Depends: $depends"
 echo "install check: ok"
