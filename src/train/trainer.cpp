@@ -9,6 +9,7 @@
 #include "batch_loader.h"
 #include "checkpoint.h"
 #include "strategies.h"
+#include "schedule.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
 #include "leanseg/inference.h"
@@ -27,34 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// ReduceLROnPlateau (mode max, relative threshold 1e-4, as PyTorch's defaults) plus early stopping.
-struct Schedule {
-  double lr = 0, best = -1;
-  int bad_epochs = 0, since_best = 0, best_epoch = 0;
-
-  nlohmann::json to_json() const {
-    return {{"lr", lr}, {"best", best}, {"bad_epochs", bad_epochs}, {"since_best", since_best}, {"best_epoch", best_epoch}};
-  }
-  void from_json(const nlohmann::json& j) {
-    lr = j.at("lr"), best = j.at("best"), bad_epochs = j.at("bad_epochs"), since_best = j.at("since_best");
-    best_epoch = j.at("best_epoch");
-  }
-  // Returns true when `dice` is a new best.
-  bool observe(double dice, int epoch, const TrainOptions& o) {
-    const bool improved = dice > best * (1 + 1e-4) || best < 0;
-    if (improved) {
-      best = dice, best_epoch = epoch, bad_epochs = 0, since_best = 0;
-    } else {
-      ++since_best;
-      if (++bad_epochs > o.plateau_patience) {
-        lr = std::max(o.min_lr, lr * o.plateau_factor);
-        bad_epochs = 0;
-      }
-    }
-    return improved;
-  }
-};
 
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
@@ -309,7 +282,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     if (p.requires_grad()) trainable.push_back(p);
   torch::optim::Adam opt(trainable, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
 
-  Schedule sched;
+  PlateauSchedule sched;
   sched.lr = o.lr;
   TrainResult result;
   int first_epoch = 1;
@@ -347,7 +320,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     m.val_loss = v.loss, m.val_dice = v.dice, m.val_iou = v.iou;
     m.seconds = seconds_since(t0);
     result.history.push_back(m);
-    if (sched.observe(v.dice, epoch, o)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
+    if (sched.observe(v.dice, epoch, o.plateau_patience, o.plateau_factor, o.min_lr)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
     set_lr(opt, sched.lr);
     save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
     const double total_seconds = elapsed_before + seconds_since(start);
@@ -358,7 +331,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     if (o.progress)
       std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s)\n", epoch,
                    m.train_loss, v.loss, v.dice, v.iou, m.lr, m.seconds);
-    if (sched.since_best >= o.early_stop_patience) {
+    if (sched.should_stop(o.early_stop_patience)) {
       result.stop_reason = "early stopping: no improvement for " + std::to_string(o.early_stop_patience) + " epochs";
       break;
     }
