@@ -14,6 +14,7 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX export (ModelProto, checker)
   python3 python3-numpy        # the Python module's tests (Debian's python3)
   gnuplot-nox                  # training-curve and comparison plots (PNG via pngcairo)
+  libomp5-14                   # LLVM's OpenMP runtime: leanseg-infer's opt-in LEANSEG_OPENMP_RUNTIME=libomp
 )
 
 SUDO=""
