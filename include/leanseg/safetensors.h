@@ -27,6 +27,9 @@ struct TensorInfo {
   size_t nbytes() const { return end - begin; }
 };
 
+// "[1, 3, 256, 256]": a shape as error messages print it.
+std::string shape_str(const std::vector<int64_t>& shape);
+
 // An opened, fully validated file held in memory.
 class SafeTensorsFile {
  public:

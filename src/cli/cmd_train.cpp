@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
@@ -52,9 +53,11 @@ TrainOptions resolve(const TrainArgs& a) {
   o.qat_bits = a.qat_bits;
   o.qat_per_channel = a.qat_per_channel;
   require(a.qat_bits || !a.qat_per_channel, "--qat-per-channel needs --qat BITS");
-  require(a.qat_bits == 0 || a.qat_bits == 8 || a.qat_bits == 4 || a.qat_bits == 2,
-          "--qat " + std::to_string(a.qat_bits) + ": quantization-aware training: unknown bit-width " +
-              std::to_string(a.qat_bits) + " (8, 4, 2)");
+  try {
+    if (a.qat_bits) check_bits(a.qat_bits);
+  } catch (const Error& e) {
+    throw Error("--qat " + std::to_string(a.qat_bits) + ": quantization-aware training: " + e.what());
+  }
   apply_distill(a.distill, o);
   o.progressive_start = a.progressive;
   o.progressive_epochs = a.progressive_epochs;

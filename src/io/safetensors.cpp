@@ -34,12 +34,6 @@ const DTypeRow& row_of(DType d) {
   throw Error("internal: unknown dtype");
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 TensorInfo parse_entry(const std::string& name, const nlohmann::json& v, size_t data_size,
                        const std::string& where) {
   const std::string ctx = where + ": tensor '" + name + "'";
@@ -103,6 +97,12 @@ void check_layout(std::vector<TensorInfo> sorted, size_t data_size, const std::s
 }
 
 }  // namespace
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
 
 size_t dtype_size(DType d) { return row_of(d).size; }
 const char* dtype_name(DType d) { return row_of(d).name; }

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "engine_impl.h"
+#include "leanseg/safetensors.h"
 #include "leanseg/error.h"
 #include "leanseg/limits.h"
 
@@ -144,13 +145,8 @@ void Engine::Impl::check_declared_output_shape(const memory::dims& computed) con
   bool ok = declared.size() == computed.size();
   for (size_t i = 1; ok && i < declared.size(); ++i)
     if (declared[i] >= 0 && (i == 1 || at_declared_size)) ok = declared[i] == computed[i];
-  const auto str = [](const auto& dims) {
-    std::string s = "[";
-    for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-    return s + "]";
-  };
   require(ok, "runtime model '" + model.graph.name + "': output '" + model.graph.outputs[0].name + "' is declared as " +
-                  str(declared) + " but the graph computes " + str(computed));
+                  shape_str(declared) + " but the graph computes " + shape_str(computed));
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
