@@ -79,11 +79,16 @@ class Engine {
   int input_height() const;
   int input_width() const;
 
+  // The output of one run at the current input size, [1, K, H', W']: [1, 1, H, W] logits for
+  // leanseg's (binary) segmentation models.
+  std::vector<int64_t> output_shape() const;
+
   // input: C×H×W floats (planar, batch 1), normalised as model().preprocessing says.
-  // Returns H×W logits; the reference stays valid until the next run or set_input_size.
+  // Returns the output (output_shape(), row-major; H×W logits for leanseg's segmentation
+  // models); the reference stays valid until the next run or set_input_size.
   const std::vector<float>& run(const float* input);
-  // Batch: `count` images one after another (count x C x H x W floats in, count x H x W logits
-  // into `logits_out`). The plan is for batch 1: images reuse its primitives and arena, so a
+  // Batch: `count` images one after another (count x C x H x W floats in, count outputs of
+  // output_shape() into `logits_out`). The plan is for batch 1: images reuse its primitives and arena, so a
   // batch costs count single runs and no extra memory (no larger-batch kernels yet).
   void run_batch(const float* input, int count, float* logits_out);
   // As run, timing every step: `profile` receives one entry per step, in execution order.

@@ -12,6 +12,7 @@
 #include "leanseg/data.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
+#include "leanseg/safetensors.h"
 
 namespace leanseg {
 namespace fs = std::filesystem;
@@ -252,6 +253,10 @@ ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing
     engine.set_input_size(image01.rows, image01.cols);
     const std::vector<float> x = image_to_planar(image01, pre);
     const std::vector<float>& logits = engine.run(x.data());
+    require(logits.size() == static_cast<size_t>(image01.rows) * image01.cols,
+            "runtime model '" + engine.model().graph.name + "': its output " + shape_str(engine.output_shape()) +
+                " is not one logit per pixel of the " + std::to_string(image01.rows) + "x" +
+                std::to_string(image01.cols) + " input");
     cv::Mat prob(image01.rows, image01.cols, CV_32FC1);
     float* p = prob.ptr<float>();
     for (size_t i = 0; i < logits.size(); ++i) p[i] = 1.f / (1.f + std::exp(-logits[i]));

@@ -10,6 +10,7 @@
 
 #include "leanseg/error.h"
 #include "leanseg/runtime.h"
+#include "leanseg/safetensors.h"
 
 struct ls_engine {
   leanseg::runtime::Engine engine;
@@ -65,9 +66,20 @@ void sigmoid_in_place(float* x, size_t n) {
   std::transform(x, x + n, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
 }
 
+// The C functions write H x W values per image into the caller's buffer: a graph computing
+// anything else (built elsewhere; not one of leanseg's segmentation models) is refused before
+// it could write past that buffer.
+void require_one_logit_per_pixel(const leanseg::runtime::Engine& engine, const char* function) {
+  const auto shape = engine.output_shape();
+  const std::vector<int64_t> expected = {1, 1, engine.input_height(), engine.input_width()};
+  leanseg::require(shape == expected, std::string(function) + ": the model's output is " + leanseg::shape_str(shape) +
+                                          ", not one logit per input pixel " + leanseg::shape_str(expected));
+}
+
 const std::vector<float>& run_checked(ls_engine* engine, const float* input, float* out, const char* function) {
   require_engine(engine, function);
   require_buffers(input, out, function);
+  require_one_logit_per_pixel(engine->engine, function);
   return engine->engine.run(input);
 }
 
@@ -132,6 +144,7 @@ int ls_engine_run_batch(ls_engine* engine, const float* input, int count, float*
   return guarded(err, err_len, [&] {
     require_engine(engine, "ls_engine_run_batch");
     require_buffers(input, logits_out, "ls_engine_run_batch");
+    require_one_logit_per_pixel(engine->engine, "ls_engine_run_batch");
     engine->engine.run_batch(input, count, logits_out);
   });
 }
@@ -141,6 +154,7 @@ int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int cou
   return guarded(err, err_len, [&] {
     require_engine(engine, "ls_engine_probabilities_batch");
     require_buffers(input, prob_out, "ls_engine_probabilities_batch");
+    require_one_logit_per_pixel(engine->engine, "ls_engine_probabilities_batch");
     engine->engine.run_batch(input, count, prob_out);
     sigmoid_in_place(prob_out, static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() *
                                    engine->engine.input_width());

@@ -181,6 +181,10 @@ void Engine::set_input_size(int height, int width) {
 int Engine::input_channels() const { return impl_->channels; }
 int Engine::input_height() const { return impl_->height; }
 int Engine::input_width() const { return impl_->width; }
+std::vector<int64_t> Engine::output_shape() const {
+  const auto& dims = impl_->values[impl_->output_value].dims;
+  return {dims.begin(), dims.end()};
+}
 const std::vector<float>& Engine::run_profiled(const float* input, std::vector<StepProfile>* profile) {
   impl_->run(input, profile);
   return impl_->output;
@@ -192,7 +196,7 @@ const std::vector<float>& Engine::run(const float* input) {
 void Engine::run_batch(const float* input, int count, float* logits_out) {
   require(count >= 0, "Engine::run_batch: count must be >= 0, got " + std::to_string(count));
   const size_t in = static_cast<size_t>(impl_->channels) * impl_->height * impl_->width;
-  const size_t out = static_cast<size_t>(impl_->height) * impl_->width;
+  const size_t out = impl_->output.size();
   for (int i = 0; i < count; ++i) {
     impl_->run(input + i * in);
     std::copy(impl_->output.begin(), impl_->output.end(), logits_out + i * out);

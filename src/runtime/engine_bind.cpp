@@ -42,7 +42,9 @@ void Engine::Impl::bind() {
   const ArenaPlan plan = plan_arena(requests);
   // Refused before anything is allocated: an input size or graph that needs more memory than
   // any deployment has would otherwise end in bad_alloc (or the OOM killer) minutes later.
-  const uint64_t estimate = plan.total_bytes + 64 + static_cast<uint64_t>(height) * width * sizeof(float);
+  uint64_t output_bytes = sizeof(float);
+  for (const auto d : values[output_value].dims) output_bytes *= static_cast<uint64_t>(d);
+  const uint64_t estimate = plan.total_bytes + 64 + output_bytes;
   if (estimate > kMaxArenaBytes) {
     char gib[32];
     std::snprintf(gib, sizeof gib, "%.1f", static_cast<double>(estimate) / (1ull << 30));
@@ -51,7 +53,11 @@ void Engine::Impl::bind() {
                 std::to_string(kMaxArenaBytes >> 30) + " GiB limit");
   }
   arena.assign(plan.total_bytes + 64, 0);
-  output.assign(static_cast<size_t>(height) * width, 0.f);
+  // Sized from what the graph computes (a segmentation model's 1 x H x W logits; any shape a
+  // graph built in memory has): never from an assumption about the model.
+  size_t output_floats = 1;
+  for (const auto d : values[output_value].dims) output_floats *= static_cast<size_t>(d);
+  output.assign(output_floats, 0.f);
   unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
   for (size_t v = 0; v < values.size(); ++v)
     if (!values[v].host)
