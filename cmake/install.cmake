@@ -54,6 +54,9 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
+# leanseg-infer preloads LLVM's OpenMP runtime when present (src/util/openmp_wait_policy.c) and
+# falls back to libgomp without it: recommended, not required (shlibdeps cannot see a preload).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS libomp5-14)
 include(CPack)
 
 if(LEANSEG_BUILD_TESTS)

@@ -41,22 +41,30 @@ static const char* value_of(char** envp, const char* prefix) {
 }
 
 #ifdef LEANSEG_LIBOMP_PATH
-/* LEANSEG_OPENMP_RUNTIME=libomp (leanseg-infer only): run on LLVM's OpenMP runtime instead of
- * libgomp, preloaded so that it comes first in the lookup order and every GOMP_* and omp_* call,
- * oneDNN's included, binds to it; its threads spin (yielding) up to KMP_BLOCKTIME, 20 ms unless
- * the user sets it, before they sleep. Measured (README, "latency under load"): beside a stream of short
- * niced processes or niced memory churn, M1's slowdown falls from 1.96-2.08x to 1.04-1.44x of
- * idle at no idle cost, but beside a busy process at nice 0 it rises from 1.7-1.8x to 2.2x, as
- * ONNX Runtime's does: a choice for machines whose other work is niced, hence opt-in. The
- * variable LEANSEG_OPENMP_POLICY marks the re-executed process. Returns 1 if it re-executed. */
-static int leanseg_use_libomp(char** argv, char** envp, size_t n) {
+/* leanseg-infer runs on LLVM's OpenMP runtime instead of libgomp: preloaded so that it comes first
+ * in the lookup order and every GOMP_* and omp_* call, oneDNN's included, binds to it; its threads
+ * spin (yielding) up to KMP_BLOCKTIME, 20 ms unless the user sets it, before they sleep. Measured
+ * (README, "latency under load"; bench/spin_sweep.sh, 3 rounds of 4 loads): beside a stream of
+ * short niced processes, niced leanseg processes or niced memory churn M1 stays within 1.1x of
+ * idle where libgomp's passive waiting took up to 2x (a sleeping thread woken on a core a niced
+ * process holds arrives late at each of ~150 barriers), beside a busy nice-0 process within 2x
+ * as ONNX Runtime is, and idle at parity. Not used when the user asks for libgomp
+ * (LEANSEG_OPENMP_RUNTIME=libgomp) or tunes it (OMP_WAIT_POLICY, GOMP_SPINCOUNT), nor when the
+ * library is missing (the .deb only recommends libomp5-14): then libgomp passive below. The
+ * variable LEANSEG_OPENMP_POLICY marks the re-executed process. Returns only if it did not
+ * re-execute. */
+static void leanseg_use_libomp(char** argv, char** envp, size_t n) {
   const char* want = value_of(envp, "LEANSEG_OPENMP_RUNTIME=");
-  if (want == NULL || strcmp(want, "libomp") != 0 || has_variable(envp, "LEANSEG_OPENMP_POLICY=")) return 0;
-  const char* old = value_of(envp, "LD_PRELOAD=");
+  if (want != NULL && strcmp(want, "libgomp") == 0) return;
+  if (has_variable(envp, "LEANSEG_OPENMP_POLICY=") || has_variable(envp, "OMP_WAIT_POLICY=") ||
+      has_variable(envp, "GOMP_SPINCOUNT="))
+    return;
   const char* lib = LEANSEG_LIBOMP_PATH;
+  if (access(lib, R_OK) != 0) return;
+  const char* old = value_of(envp, "LD_PRELOAD=");
   char* preload = malloc(strlen("LD_PRELOAD=") + strlen(lib) + (old ? 1 + strlen(old) : 0) + 1);
   char** env = malloc((n + 4) * sizeof(char*));
-  if (preload == NULL || env == NULL) return 0;
+  if (preload == NULL || env == NULL) return;
   strcpy(preload, "LD_PRELOAD=");
   strcat(preload, lib);
   if (old != NULL && *old != '\0') strcat(strcat(preload, ":"), old);
@@ -65,12 +73,13 @@ static int leanseg_use_libomp(char** argv, char** envp, size_t n) {
     if (strncmp(envp[i], "LD_PRELOAD=", strlen("LD_PRELOAD=")) != 0) env[k++] = envp[i];
   env[k++] = preload;
   /* 20 ms: the blocktime that stayed within 2x of idle beside a busy nice-0 process too (1.9x,
-   * where 200 ms took 2.2x) and kept the short-process stream at 1.2-1.3x (bench/spin_sweep.sh). */
+   * where 200 ms took 2.2x) and kept the short-process stream at 1.1-1.3x (bench/spin_sweep.sh). */
   if (!has_variable(envp, "KMP_BLOCKTIME=")) env[k++] = "KMP_BLOCKTIME=20";
-  env[k++] = "LEANSEG_OPENMP_POLICY=libomp (LEANSEG_OPENMP_RUNTIME)";
+  env[k++] = "LEANSEG_OPENMP_POLICY=libomp";
   env[k] = NULL;
   execve("/proc/self/exe", argv, env);
-  return 0; /* the re-execution failed: run on with libgomp */
+  free(env); /* the re-execution failed: run on with libgomp */
+  free(preload);
 }
 #endif
 
@@ -84,8 +93,8 @@ static void leanseg_bound_openmp_spinning(int argc, char** argv, char** envp) {
     size_t count = 0;
     while (envp[count] != NULL) ++count;
     leanseg_use_libomp(argv, envp, count);
-    const char* runtime = value_of(envp, "LEANSEG_OPENMP_RUNTIME=");
-    if (runtime != NULL && strcmp(runtime, "libomp") == 0) return; /* libomp's own waiting */
+    const char* policy = value_of(envp, "LEANSEG_OPENMP_POLICY=");
+    if (policy != NULL && strcmp(policy, "libomp") == 0) return; /* re-executed: libomp's own waiting */
   }
 #endif
   if (has_variable(envp, "OMP_WAIT_POLICY=") || has_variable(envp, "GOMP_SPINCOUNT=")) return;
