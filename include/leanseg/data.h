@@ -55,6 +55,12 @@ Dataset read_dataset(const std::string& dir, const std::string& kind = "auto",
 // Worm-like: thin bright curved tubes on a textured background; mask = worms.
 Dataset make_synthetic_ultrasound(int count, int height, int width, uint64_t seed);
 Dataset make_synthetic_worms(int count, int height, int width, uint64_t seed);
+// Writes a dataset to disk in a layout read_dataset reads back (`leanseg synth`): samples with a
+// pixel size and HC (synthetic ultrasound) in the HC18 layout (DIR/training_set/NNN_HC.png,
+// NNN_HC_Annotation.png with the mask's outline, the pixel-size CSV), the others in the folder
+// layout (DIR/images/<id>.png, DIR/masks/<id>.png, 0/255). Images are 8-bit PNGs (intensities
+// × 255, rounded). Refuses a DIR that exists and is not empty; every file is written atomically.
+void write_dataset(const Dataset& d, const std::string& dir);
 
 // Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]: intensity "max"
 // divides by max_value for files of the bit depth max_value belongs to (8-bit for <= 255,
@@ -64,6 +70,11 @@ Dataset make_synthetic_worms(int count, int height, int width, uint64_t seed);
 // throws Error naming the file if it is unreadable or has several pages (multi-page TIFF).
 cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
                          const std::string& intensity, double max_value);
+
+// mm per pixel recorded in an image file's header: DICOM's pixel spacing (ultrasound regions
+// included), OME-TIFF's PhysicalSizeX; 0 for files that record none (PNG, JPEG, plain TIFF).
+// Throws Error naming an unreadable DICOM or TIFF file.
+double image_pixel_size_mm(const std::string& path);
 
 // Deterministic train/validation split by group: val gets ~val_fraction of the groups.
 struct Split {

@@ -51,6 +51,14 @@ Predictor libtorch_predictor(const LoadedModel& model);
 // fields (params, FLOPs, file size) are left for the caller.
 EvalReport evaluate_predictor(const Predictor& predictor, const Dataset& data, const std::vector<size_t>& indices = {},
                               const Predictor* reference = nullptr);
+// A self-contained HTML page of an evaluation (`leanseg eval --report report.html`): the summary,
+// the per-image table (sortable by any column; Dice ascending at first), and an overlay gallery
+// of the `gallery_size` worst images by Dice (ground truth blue, prediction green; the masks are
+// predicted again with `predictor`), images inlined as base64 PNGs: no other file, no network.
+// `indices` are the evaluated samples, in the order of rep.images.
+std::string evaluation_report_html(const EvalReport& rep, const Dataset& data, const std::vector<size_t>& indices,
+                                   const Predictor& predictor, const std::string& title, int gallery_size = 24);
+
 // evaluate_predictor on a LibTorch model, with its params and FLOPs.
 EvalReport evaluate(const LoadedModel& model, const Dataset& data, const std::vector<size_t>& indices = {});
 

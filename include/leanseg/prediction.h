@@ -4,6 +4,7 @@
 // both paths produce their masks with exactly the same code.
 #pragma once
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <string>
 #include <vector>
@@ -58,6 +59,20 @@ std::vector<unsigned char> encode_png(const cv::Mat& m, const std::string& path)
 // Writes bytes atomically (fs.h): the file appears complete or not at all.
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes);
 void write_png(const std::string& path, const cv::Mat& m);
+
+// Outputs for other programs (`leanseg predict --format`, src/data/prediction_formats.cpp).
+// tiff16: the mask's objects (8-connected components) numbered 1..N in a 16-bit single-page TIFF
+// (<stem>_labels.tif), a label image napari and Fiji open as is; more than 65535 objects are an
+// Error naming `path`.
+cv::Mat object_labels16(const cv::Mat& mask, const std::string& path);
+std::vector<unsigned char> encode_tiff(const cv::Mat& m, const std::string& path);
+// geojson: the mask's outlines as a GeoJSON FeatureCollection QuPath imports (<stem>.geojson):
+// one Polygon feature per object (outer ring, then its holes), in pixel coordinates of the
+// image (x right, y down; a pixel (i, j) spans [i, i+1) x [j, j+1), rings through the centres of
+// the boundary pixels), properties {"objectType": "annotation", "classification": {"name":
+// class_name}}. Objects of one or two pixels become their pixels' square.
+nlohmann::json mask_geojson(const cv::Mat& mask, const std::string& class_name = "Foreground");
+const std::vector<std::string>& prediction_format_names();  // "png", "tiff16", "geojson"
 
 // Command-line inputs → one job per image: a file, "a.tif+b.tif" (one file per channel of a
 // multi-channel model), or a folder (its image files, sorted, HC18 "_Annotation" files skipped).

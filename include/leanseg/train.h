@@ -90,6 +90,10 @@ struct TrainOptions {
   double prune_target = 0;
   int prune_epochs = 0;
 
+  // Where the data came from ({"dir", "dataset", "channels"}; null for data given in memory):
+  // recorded in the run's config.json so that `leanseg train --config` finds it again.
+  nlohmann::json data_source;
+
   nlohmann::json to_json() const;
 };
 
@@ -111,8 +115,22 @@ struct TrainResult {
 // uninterrupted run reaches. A non-finite loss stops with Error; the last good checkpoint stays.
 TrainResult train_model(const Dataset& data, const TrainOptions& o);
 
+// Run configuration files (`leanseg train --config FILE`, src/train/train_config.cpp).
+// A JSON (.json) or YAML (.yaml, .yml) file read as a JSON object; errors name the file (and the
+// line for syntax errors).
+nlohmann::json read_config_file(const std::string& path);
+// Every recipe setting of `o` explicitly (what `train` writes to RUN/config.json): applied with
+// apply_train_config on any preset, it gives back `o`'s recipe.
+nlohmann::json train_config_json(const TrainOptions& o);
+// Sets the settings `config` names on `o` (the others keep their values). Unknown keys, wrong
+// types and out-of-range values are errors naming `file` and the key. Relative paths (data.dir,
+// encoder_weights, distillation.teacher) are taken relative to the file's folder. The key
+// "preset" is accepted and left to the caller (the recipe the other keys apply to).
+void apply_train_config(const nlohmann::json& config, TrainOptions& o, const std::string& file);
+
 // Named recipes: "hc18", "bbbc010" (the seeds': 256², batch 16, 100 epochs) and "hc18-cpu",
-// "bbbc010-cpu" (documented CPU protocols of about an hour on 2 cores), "demo" (minutes).
+// "bbbc010-cpu" (documented CPU protocols of about an hour on 2 cores), "demo" (minutes),
+// "folder" (plain image/mask folders of any kind: a U-Net trained from scratch, no ImageNet file).
 TrainOptions preset(const std::string& name);
 std::vector<std::string> preset_names();
 

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "leanseg/error.h"
+#include "leanseg/prediction.h"
 #include "leanseg/progress.h"
 
 namespace leanseg::cli {
@@ -82,6 +84,27 @@ std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path
     idx.push_back(it->second);
   }
   return idx;
+}
+
+bool is_runtime_file(const std::string& path) { return std::filesystem::path(path).extension() == ".lsr"; }
+
+Predictor runtime_predictor(const std::string& path, const std::string& precision, bool winograd,
+                            std::shared_ptr<runtime::Engine>* engine) {
+  struct Runtime {  // the engine and the preprocessing it reads stay together and in place
+    runtime::Engine engine;
+    Preprocessing pre;
+  };
+  runtime::EngineOptions options;
+  options.precision = runtime::precision_from_name(precision);
+  options.winograd = winograd;
+  auto rt = std::make_shared<Runtime>(Runtime{runtime::Engine::load(path, options), {}});
+  rt->pre = Preprocessing::from_json(rt->engine.model().preprocessing, "runtime model '" + path + "'");
+  Predictor p;
+  p.pre = rt->pre;
+  p.size_divisor = rt->engine.model().size_divisor;
+  p.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
+  if (engine) *engine = std::shared_ptr<runtime::Engine>(rt, &rt->engine);
+  return p;
 }
 
 void add_distill_options(CLI::App* cmd, DistillArgs& a) {

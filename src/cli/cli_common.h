@@ -1,5 +1,6 @@
 // Helpers shared by the CLI sub-commands.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -7,6 +8,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/evaluate.h"
+#include "leanseg/runtime.h"
 #include "leanseg/train.h"
 
 namespace leanseg::cli {
@@ -18,6 +20,14 @@ std::string format_seconds(double s);
 void print_report_summary(const EvalReport& r, const std::string& what);
 // Indices of the ids listed under `subset` ("train"/"val") in a split.json written by `leanseg train`.
 std::vector<size_t> indices_from_split(const Dataset& d, const std::string& path, const std::string& subset);
+
+// An exported runtime model (.lsr) rather than a model file (LibTorch).
+bool is_runtime_file(const std::string& path);
+// A .lsr file on the LibTorch-free engine at `precision` (fp32, bf16, int8) as a Predictor: its
+// preprocessing and size divisor from the file; the engine lives in the predictor's function
+// and, when `engine` is given, is shared through it (parameter count, FLOPs).
+Predictor runtime_predictor(const std::string& path, const std::string& precision, bool winograd,
+                            std::shared_ptr<runtime::Engine>* engine = nullptr);
 
 // --tta none|h|hv (test-time mirroring, prediction.h) for `eval` and `predict`.
 void add_tta_option(CLI::App* cmd, std::string& tta);

@@ -31,6 +31,7 @@ struct Plan {
   PruneOptions prune_options;
   StructuredPruneOptions structured_options;
   WeightStorage storage;  // f32 (or sparse after pruning) unless --quant
+  int seed_bits = 0;      // --quant seedB: the seed's uniform formula on the weights
 };
 
 Plan make_plan(const CompressArgs& a) {
@@ -50,7 +51,13 @@ Plan make_plan(const CompressArgs& a) {
     require(a.prune_scope.empty() && a.prune_layers.empty() && !a.prune_frozen,
             "--prune-scope, --prune-layers and --prune-frozen need --prune magnitude:P or structured:P");
   }
-  if (!a.quant.empty()) {
+  p.seed_bits = seed_quant_bits(a.quant);
+  if (p.seed_bits) {
+    // The seed's grid has no scale to store: the snapped weights stay fp32 values, and the many
+    // that snap to 0 are stored as a bit mask where that is smaller (sparse).
+    require(!a.per_channel, "--per-channel applies to --quant int8, int4 or int2; the seed's formula has no scale");
+    p.storage.kind = "sparse";
+  } else if (!a.quant.empty()) {
     p.storage = storage_for_quant(a.quant, a.per_channel);
   } else {
     require(!a.per_channel, "--per-channel needs --quant int8, int4 or int2");
@@ -136,7 +143,19 @@ void run_compress(const CompressArgs& a) {
                             step["distill_temperature"] = o.distill_temperature;
     steps.push_back(step);
   }
-  if (!a.quant.empty()) {
+  if (plan.seed_bits) {
+    torch::NoGradGuard no_grad;
+    int64_t zero = 0, total = 0;
+    for (auto& [name, w] : compressible_weights(*m.model)) {
+      w.copy_(seed_uniform_quantize(w, plan.seed_bits));
+      zero += (w == 0).sum().item<int64_t>(), total += w.numel();
+    }
+    steps.push_back(nlohmann::json{{"step", "quantize"}, {"quant", a.quant}, {"storage", plan.storage.kind},
+                                   {"bits", plan.seed_bits}, {"method", "seed-uniform"}, {"zero_after", zero},
+                                   {"weights", total}});
+    std::cerr << "seed uniform " << plan.seed_bits << "-bit grid (step 1/" << ((1 << plan.seed_bits) - 1) << "): "
+              << with_commas(zero) << " of " << with_commas(total) << " weights are 0 after it\n";
+  } else if (!a.quant.empty()) {
     nlohmann::json s = {{"step", "quantize"}, {"quant", a.quant}, {"storage", plan.storage.kind}};
     if (const int bits = storage_bits(plan.storage.kind)) {
       s["bits"] = bits;
@@ -192,7 +211,9 @@ void add_compress(CLI::App& app) {
   cmd->add_option("--prune-layers", a->prune_layers,
                   "Comma-separated parameter-name prefixes to prune (default: every trainable conv/linear weight)");
   cmd->add_flag("--prune-frozen", a->prune_frozen, "Also prune frozen (encoder) weights");
-  cmd->add_option("--quant", a->quant, "Weight storage: fp16, bf16, int8, int4 or int2 (integer affine)");
+  cmd->add_option("--quant", a->quant,
+                  "Weight storage: fp16, bf16, int8, int4 or int2 (integer affine), or seed8, seed4, seed2 (the framework "
+                  "seed's X_q = round(X(2^b-1))/(2^b-1), no scale: small weights become 0)");
   cmd->add_flag("--per-channel", a->per_channel, "int8/4/2: one scale and zero point per output channel");
   cmd->add_option("--finetune-epochs", a->finetune_epochs, "Fine-tune for N epochs after pruning (needs --data)")
       ->check(CLI::PositiveNumber);

@@ -15,6 +15,7 @@
 #include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
+#include "leanseg/fs.h"
 #include "leanseg/inference.h"
 #include "leanseg/info.h"
 #include "leanseg/quantized_libtorch.h"
@@ -25,13 +26,11 @@ namespace {
 
 struct EvalArgs {
   std::string model, data, dataset = "auto", split, subset = "val", out_json, precision = "fp32", reference;
-  std::string quantized_engine = "auto", tta = "none", postprocess = "none";
+  std::string quantized_engine = "auto", tta = "none", postprocess = "none", report;
   int calibration_images = 16;
   bool json = false, per_image = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   bool winograd_given = false;  // --winograd or --no-winograd on the command line
 };
-
-bool is_runtime_file(const std::string& path) { return std::filesystem::path(path).extension() == ".lsr"; }
 
 // A model file or a .lsr file as a Predictor; `report` receives the model's params/FLOPs.
 struct Network {
@@ -71,20 +70,10 @@ Network open_network(const std::string& path, const std::string& precision, bool
     n.compression_text = describe_compression(m);
     return n;
   }
-  struct Runtime {  // the engine and the preprocessing it reads stay together and in place
-    runtime::Engine engine;
-    Preprocessing pre;
-  };
-  runtime::EngineOptions options;
-  options.precision = runtime::precision_from_name(precision);
-  options.winograd = winograd;
-  auto rt = std::make_shared<Runtime>(Runtime{runtime::Engine::load(path, options), {}});
-  rt->pre = Preprocessing::from_json(rt->engine.model().preprocessing, "runtime model '" + path + "'");
-  n.predictor.pre = rt->pre;
-  n.predictor.size_divisor = rt->engine.model().size_divisor;
-  n.predictor.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
-  n.params = n.params_nonzero = rt->engine.model().graph.parameter_count();
-  n.flops = rt->engine.flops();
+  std::shared_ptr<runtime::Engine> engine;
+  n.predictor = runtime_predictor(path, precision, winograd, &engine);
+  n.params = n.params_nonzero = engine->model().graph.parameter_count();
+  n.flops = engine->flops();
   return n;
 }
 
@@ -107,6 +96,13 @@ void run_eval(const EvalArgs& a) {
   rep.tta = a.tta;
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));
+  if (!a.report.empty()) {
+    const std::string title = "leanseg eval: " + std::filesystem::path(a.model).filename().string() + " on " + data.kind +
+                              (a.split.empty() ? "" : " (" + a.subset + " split)");
+    const std::string html = evaluation_report_html(rep, data, idx, net.predictor, title);
+    atomic_write(a.report, [&](std::ostream& out) { out << html; });
+    std::cerr << "report: " << a.report << "\n";
+  }
   if (a.json) {
     auto j = rep.to_json(a.per_image);
     if (!net.compression.is_null()) j["compression"] = net.compression;
@@ -143,6 +139,9 @@ void add_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--reference-model", a->reference,
                   "Also report the share of pixels whose mask agrees with this model's (file or .lsr, fp32)");
+  cmd->add_option("--report", a->report,
+                  "Also write a self-contained HTML report (summary, per-image table sortable by Dice, overlays of the "
+                  "worst images first)");
   cmd->add_flag("--json", a->json, "JSON output (keys dice, iou, hc_mae_mm, hd_mm, n_images, ...)");
   cmd->add_flag("--per-image", a->per_image, "Include per-image scores in the JSON");
   cmd->callback([a, winograd] {

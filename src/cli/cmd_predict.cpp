@@ -1,5 +1,7 @@
-// `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM] [--tta none|h|hv] [--postprocess P] [--skip-errors]`: masks,
-// probability maps, overlays (contour on the image) and the head circumference in mm.
+// `leanseg predict --model FILE|MODEL.lsr INPUT... --out DIR [--format png,tiff16,geojson] [--overlay] [--pixel-size MM]
+//  [--tta none|h|hv] [--postprocess P] [--skip-errors] [--precision P]`: masks, probability maps, overlays (contour
+// on the image), 16-bit label TIFFs, GeoJSON outlines and the head circumference in mm.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
@@ -8,6 +10,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "leanseg/error.h"
+#include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
 #include "leanseg/inference.h"
 #include "leanseg/metrics.h"
@@ -19,43 +22,79 @@ namespace fs = std::filesystem;
 namespace {
 
 struct PredictArgs {
-  std::string model, out, tta = "none", postprocess = "none";
-  std::vector<std::string> inputs;
-  bool overlay = false, skip_errors = false;
+  std::string model, out, tta = "none", postprocess = "none", precision = "fp32";
+  std::vector<std::string> inputs, formats = {"png"};
+  bool overlay = false, skip_errors = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   double pixel_size = 0;
 };
 
-// Segments one image: its PNGs (encoded first, so a failure writes none) and its JSON entry.
-nlohmann::json predict_one(const PredictArgs& a, const LoadedModel& m, const ProbabilityFn& run,
-                           const std::vector<std::string>& job) {
-  const auto& pre = m.preprocessing;
+bool wants(const PredictArgs& a, const std::string& format) {
+  return std::find(a.formats.begin(), a.formats.end(), format) != a.formats.end();
+}
+
+// Segments one image: its files (encoded first, so a failure writes none) and its JSON entry.
+nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std::vector<std::string>& job) {
+  const auto& pre = net.pre;
   const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
-  const cv::Mat prob = predict_probability_with(pre, m.model->size_divisor(), image, run);
+  const cv::Mat prob = predict_probability_with(pre, net.size_divisor, image, net.run);
   const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), a.postprocess);
   const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
-  nlohmann::json r = {{"input", job}, {"mask", stem + "_mask.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
+  nlohmann::json r = {{"input", job}, {"foreground_pixels", cv::countNonZero(mask)}};
   EllipseFit fit = fit_ellipse(mask);
+  // --pixel-size, else the file's own (DICOM header), else none.
+  const double pixel_size = a.pixel_size > 0 ? a.pixel_size : image_pixel_size_mm(job[0]);
+  if (pixel_size > 0) r["pixel_size_mm"] = pixel_size;
   if (fit.ok) {
     r["ellipse"] = {{"cx", fit.cx}, {"cy", fit.cy}, {"semi_a_px", fit.semi_a}, {"semi_b_px", fit.semi_b}, {"angle_deg", fit.angle_deg}};
     r["hc_px"] = fit.circumference_px;
-    if (a.pixel_size > 0) r["hc_mm"] = fit.circumference_px * a.pixel_size;
+    if (pixel_size > 0) r["hc_mm"] = fit.circumference_px * pixel_size;
   }
-  write_files(encode_prediction_pngs(stem, image, prob, mask, a.overlay, a.pixel_size > 0 ? &fit : nullptr));
+  EncodedFiles files;
+  if (wants(a, "png")) {
+    files = encode_prediction_pngs(stem, image, prob, mask, a.overlay, pixel_size > 0 ? &fit : nullptr);
+    r["mask"] = stem + "_mask.png";
+  }
+  if (wants(a, "tiff16")) {
+    const std::string path = stem + "_labels.tif";
+    const cv::Mat labels = object_labels16(mask, path);
+    double objects = 0;
+    cv::minMaxLoc(labels, nullptr, &objects);
+    files.emplace_back(path, encode_tiff(labels, path));
+    r["labels"] = path;
+    r["objects"] = static_cast<int>(objects);
+  }
+  if (wants(a, "geojson")) {
+    const std::string path = stem + ".geojson", text = mask_geojson(mask).dump() + "\n";
+    files.emplace_back(path, std::vector<unsigned char>(text.begin(), text.end()));
+    r["geojson"] = path;
+  }
+  write_files(files);
   std::cout << job[0] << ": " << r.value("foreground_pixels", 0) << " foreground px";
   if (r.contains("hc_mm")) std::cout << ", HC " << r["hc_mm"].get<double>() << " mm";
   std::cout << "\n";
   return r;
 }
 
-void run_predict(const PredictArgs& a) {
-  const LoadedModel m = load_model(a.model);
-  const ProbabilityFn run = mirrored_probability_fn(libtorch_probability_fn(m.model, m.preprocessing), a.tta);
+// A model file on LibTorch, or an exported .lsr file on the LibTorch-free engine.
+Predictor open_predictor(const PredictArgs& a, bool winograd_given) {
+  if (is_runtime_file(a.model)) return runtime_predictor(a.model, a.precision, a.winograd);
+  require(a.precision == "fp32" && !winograd_given,
+          "--precision and --winograd/--no-winograd select the runtime's kernels: they need an exported .lsr model "
+          "(leanseg export --format runtime), got '" + a.model + "'");
+  return libtorch_predictor(load_model(a.model));
+}
+
+void run_predict(const PredictArgs& a, bool winograd_given) {
+  require(!a.formats.empty(), "--format: give png, tiff16 and/or geojson");
+  require(!a.overlay || wants(a, "png"), "--overlay writes a PNG: it needs --format png");
+  Predictor net = open_predictor(a, winograd_given);
+  net.run = mirrored_probability_fn(std::move(net.run), a.tta);
   const auto jobs = expand_image_inputs(a.inputs);
-  check_prediction_jobs(jobs, m.preprocessing.channels.size());
+  check_prediction_jobs(jobs, net.pre.channels.size());
   fs::create_directories(a.out);
   nlohmann::json results = nlohmann::json::array();
   const size_t failed = for_each_job(jobs, a.skip_errors, "leanseg predict", [&](const std::vector<std::string>& job) {
-    results.push_back(predict_one(a, m, run, job));
+    results.push_back(predict_one(a, net, job));
   });
   atomic_write((fs::path(a.out) / "predictions.json").string(), [&](std::ostream& o) { o << results.dump(2) << "\n"; });
   require_no_failed_jobs(failed, jobs.size());
@@ -66,7 +105,7 @@ void run_predict(const PredictArgs& a) {
 void add_predict(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
   auto* cmd = app.add_subcommand("predict", "Segment images: mask and probability PNGs, overlays, HC in mm");
-  cmd->add_option("--model,-m", a->model, "Model file")->required();
+  cmd->add_option("--model,-m", a->model, "Model file, or an exported .lsr file (run on the LibTorch-free engine)")->required();
   cmd->add_option("inputs", a->inputs, "Images or folders (a.tif+b.tif for multi-channel models)")->required();
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_flag("--overlay", a->overlay, "Also write the contour drawn on the image");
@@ -75,8 +114,21 @@ void add_predict(CLI::App& app) {
                 "the images written; exits 1 if any failed");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
-  cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
-  cmd->callback([a] { run_predict(*a); });
+  cmd->add_option("--pixel-size", a->pixel_size,
+                  "mm per pixel: report the head circumference in mm (default: the DICOM header's pixel spacing)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--format", a->formats,
+                  "Outputs, comma-separated: png (mask, probability, --overlay), tiff16 (<stem>_labels.tif: objects "
+                  "numbered 1..N, 16-bit, for napari/Fiji), geojson (<stem>.geojson: outlines for QuPath)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(prediction_format_names()))
+      ->capture_default_str();
+  cmd->add_option("--precision", a->precision, ".lsr only: fp32, bf16 or int8 (int8 needs a calibrated export)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+      ->capture_default_str();
+  auto* winograd = cmd->add_flag("--winograd,!--no-winograd", a->winograd,
+                                 ".lsr at fp32: the Winograd kernel for large 3x3 convolutions (default as leanseg-infer)");
+  cmd->callback([a, winograd] { run_predict(*a, winograd->count() > 0); });
 }
 
 }  // namespace leanseg::cli

@@ -1,5 +1,6 @@
 // `leanseg train --preset P --data DIR --out RUN [...]`: the seed's training recipe end to end,
 // then a final evaluation of best.safetensors on the validation split at original image size.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,10 +17,15 @@ namespace leanseg::cli {
 namespace {
 
 struct TrainArgs {
-  std::string preset = "hc18-cpu", data, dataset = "auto", out, model, encoder_weights, pos_weight, channels;
+  std::string config, preset, data, dataset = "auto", out, model, encoder_weights, pos_weight, channels, stem_init;
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
+  bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
+  // recipe settings of the spec (seed §8); NaN / -1: not given
+  double weight_decay = NAN, beta1 = NAN, beta2 = NAN, plateau_factor = NAN, min_lr = NAN;
+  double dice_weight = NAN, bce_weight = NAN, eps = NAN;
+  int plateau_patience = -1, early_stop_patience = -1;
   // strategies (T4)
   int qat_bits = 0, progressive = 0, progressive_epochs = 0, prune_epochs = 0;
   bool qat_per_channel = false;
@@ -27,10 +33,27 @@ struct TrainArgs {
   DistillArgs distill;
 };
 
-TrainOptions resolve(const TrainArgs& a) {
-  TrainOptions o = preset(a.preset);
+template <class T>
+void set_if(T& field, T value, bool given) {
+  if (given) field = value;
+}
+
+// The recipe: the preset (--preset, else the config file's "preset", else hc18-cpu), the config
+// file's keys on it, then the flags given on the command line.
+TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
+  nlohmann::json file = a.config.empty() ? nlohmann::json::object() : read_config_file(a.config);
+  preset_name = !a.preset.empty() ? a.preset : file.contains("preset") && file["preset"].is_string() ? file["preset"].get<std::string>() : "hc18-cpu";
+  TrainOptions o;
+  try {
+    o = preset(preset_name);
+  } catch (const Error& e) {
+    throw Error(a.preset.empty() && !a.config.empty() ? "config file '" + a.config + "': key 'preset': " + e.what() : e.what());
+  }
+  if (!a.config.empty()) apply_train_config(file, o, a.config);
   if (!a.model.empty()) o.model = a.model;
   if (!a.model.empty() && a.model.rfind("mobilenet", 0) != 0) o.model_options = nlohmann::json::object();
+  if (!a.stem_init.empty()) o.model_options["stem_init"] = a.stem_init;
+  if (a.freeze_encoder || a.train_encoder) o.model_options["encoder_frozen"] = a.freeze_encoder;
   if (!a.encoder_weights.empty()) o.encoder_weights = a.encoder_weights;
   if (a.epochs) o.epochs = a.epochs;
   if (a.batch_size) o.batch_size = a.batch_size;
@@ -39,6 +62,16 @@ TrainOptions resolve(const TrainArgs& a) {
   if (a.seed >= 0) o.seed = static_cast<uint64_t>(a.seed);
   if (a.max_minutes >= 0) o.max_minutes = a.max_minutes;
   if (a.val_fraction) o.val_fraction = a.val_fraction;
+  set_if(o.weight_decay, a.weight_decay, !std::isnan(a.weight_decay));
+  set_if(o.beta1, a.beta1, !std::isnan(a.beta1));
+  set_if(o.beta2, a.beta2, !std::isnan(a.beta2));
+  set_if(o.plateau_factor, a.plateau_factor, !std::isnan(a.plateau_factor));
+  set_if(o.min_lr, a.min_lr, !std::isnan(a.min_lr));
+  set_if(o.loss.dice_weight, a.dice_weight, !std::isnan(a.dice_weight));
+  set_if(o.loss.bce_weight, a.bce_weight, !std::isnan(a.bce_weight));
+  set_if(o.loss.eps, a.eps, !std::isnan(a.eps));
+  set_if(o.plateau_patience, a.plateau_patience, a.plateau_patience >= 0);
+  set_if(o.early_stop_patience, a.early_stop_patience, a.early_stop_patience >= 0);
   if (!a.pos_weight.empty()) {
     o.pos_weight_auto = a.pos_weight == "auto";
     if (!o.pos_weight_auto) o.loss.pos_weight = parse_positive(a.pos_weight, "--pos-weight");
@@ -47,32 +80,45 @@ TrainOptions resolve(const TrainArgs& a) {
   if (a.rot90) o.augment_options.rot90 = true;
   o.progress = !a.no_progress;
   o.resume = a.resume;
-  o.channels_last = !a.nchw;  // a.nchw starts as !channels_last_trains_faster_on_this_cpu()
+  if (a.layout_given || a.config.empty()) o.channels_last = !a.nchw;  // a.nchw starts as !channels_last_trains_faster_on_this_cpu()
   o.stop_after_epochs = a.stop_after;
   o.out_dir = a.out;
-  o.qat_bits = a.qat_bits;
-  o.qat_per_channel = a.qat_per_channel;
-  require(a.qat_bits || !a.qat_per_channel, "--qat-per-channel needs --qat BITS");
+  if (a.qat_bits) o.qat_bits = a.qat_bits;
+  if (a.qat_per_channel) o.qat_per_channel = true;
+  require(o.qat_bits || !o.qat_per_channel, "--qat-per-channel needs --qat BITS");
   try {
-    if (a.qat_bits) check_bits(a.qat_bits);
+    if (o.qat_bits) check_bits(o.qat_bits);
   } catch (const Error& e) {
-    throw Error("--qat " + std::to_string(a.qat_bits) + ": quantization-aware training: " + e.what());
+    throw Error("--qat " + std::to_string(o.qat_bits) + ": quantization-aware training: " + e.what());
   }
-  apply_distill(a.distill, o);
-  o.progressive_start = a.progressive;
-  o.progressive_epochs = a.progressive_epochs;
-  o.prune_target = a.prune_target;
-  o.prune_epochs = a.prune_epochs;
+  if (!a.distill.teacher.empty() || a.config.empty()) {
+    apply_distill(a.distill, o);
+  } else {  // the config file's teacher, with the CLI's alpha or T if given
+    set_if(o.distill_alpha, a.distill.alpha, a.distill_alpha_given);
+    set_if(o.distill_temperature, a.distill.temperature, a.distill_temperature_given);
+  }
+  if (a.progressive) o.progressive_start = a.progressive;
+  if (a.progressive_epochs) o.progressive_epochs = a.progressive_epochs;
+  if (a.prune_target) o.prune_target = a.prune_target;
+  if (a.prune_epochs) o.prune_epochs = a.prune_epochs;
   return o;
 }
 
 void run_train(const TrainArgs& a) {
-  require(!a.data.empty(), "train: --data DIR is required");
-  TrainOptions o = resolve(a);
-  const Dataset data = load_dataset(a.data, a.dataset, split_channels(a.channels));
+  std::string preset_name;
+  TrainOptions o = resolve(a, preset_name);
+  // The data: --data/--dataset/--channels, else the config file's "data" section.
+  const nlohmann::json source = o.data_source.is_object() ? o.data_source : nlohmann::json::object();
+  const std::string dir = !a.data.empty() ? a.data : source.value("dir", "");
+  require(!dir.empty(), "train: --data DIR is required" + std::string(a.config.empty() ? "" : " (or data: dir: in the config file)"));
+  const std::string kind = a.dataset != "auto" ? a.dataset : source.value("dataset", preset_name == "folder" ? "folder" : "auto");
+  const std::vector<std::string> channels =
+      !a.channels.empty() ? split_channels(a.channels) : source.value("channels", std::vector<std::string>{});
+  const Dataset data = load_dataset(dir, kind, channels);
+  o.data_source = {{"dir", std::filesystem::absolute(dir).lexically_normal().string()}, {"dataset", kind}, {"channels", channels}};
   std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
             << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
-            << o.input_mode << "), preset " << a.preset << "\n";
+            << o.input_mode << "), preset " << preset_name << (a.config.empty() ? "" : ", config " + a.config) << "\n";
   const TrainResult r = train_model(data, o);
   std::cerr << "stopped: " << r.stop_reason << "; best val Dice " << r.best_val_dice << " at epoch " << r.best_epoch
             << " (" << format_seconds(r.seconds) << ")\n";
@@ -97,7 +143,11 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model (writes best/last model, metrics, curves, split)");
   std::string presets;
   for (const auto& p : preset_names()) presets += (presets.empty() ? "" : ", ") + p;
-  cmd->add_option("--preset", a->preset, "Recipe: " + presets)->capture_default_str();
+  cmd->add_option("--config", a->config,
+                  "Run configuration (.yaml, .yml or .json): recipe keys as in RUN/config.json, which every run writes; "
+                  "flags given here override it")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--preset", a->preset, "Recipe the config file and flags apply to: " + presets + " (default: hc18-cpu)");
   cmd->add_option("--data", a->data, "Dataset folder (HC18, BBBC010 or images/+masks/ layout)");
   cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
   cmd->add_option("--channels", a->channels, "BBBC010 channels: w1, w2 or w1,w2");
@@ -122,6 +172,26 @@ void add_train(CLI::App& app) {
                 "Augment with quarter turns too (with the flip: all 8 symmetries of the square); for images without "
                 "a canonical orientation, e.g. microscopy. Give it again with --resume");
   cmd->add_flag("--no-progress", a->no_progress);
+  auto* recipe = "Recipe settings (default: the preset's)";
+  cmd->add_option("--weight-decay", a->weight_decay, "Adam's L2 weight decay")->check(CLI::NonNegativeNumber)->group(recipe);
+  cmd->add_option("--beta1", a->beta1, "Adam's beta1")->check(CLI::Range(0.0, 0.999999))->group(recipe);
+  cmd->add_option("--beta2", a->beta2, "Adam's beta2")->check(CLI::Range(0.0, 0.999999))->group(recipe);
+  cmd->add_option("--plateau-patience", a->plateau_patience,
+                  "Lower the rate after more than this many epochs without a better validation Dice")
+      ->check(CLI::NonNegativeNumber)->group(recipe);
+  cmd->add_option("--plateau-factor", a->plateau_factor, "Multiply the rate by this on a plateau")
+      ->check(CLI::Range(1e-9, 0.999999))->group(recipe);
+  cmd->add_option("--min-lr", a->min_lr, "The plateau rule's floor for the rate")->check(CLI::NonNegativeNumber)->group(recipe);
+  cmd->add_option("--early-stop-patience", a->early_stop_patience, "Stop after this many epochs without a new best")
+      ->check(CLI::PositiveNumber)->group(recipe);
+  cmd->add_option("--dice-weight", a->dice_weight, "Weight of the Dice term of the loss")->check(CLI::NonNegativeNumber)->group(recipe);
+  cmd->add_option("--bce-weight", a->bce_weight, "Weight of the BCE term of the loss")->check(CLI::NonNegativeNumber)->group(recipe);
+  cmd->add_option("--eps", a->eps, "Smoothing epsilon of the soft Dice")->check(CLI::Range(1e-30, 1.0))->group(recipe);
+  auto* freeze = cmd->add_flag("--freeze-encoder", a->freeze_encoder, "Keep the MobileNetV2 encoder's weights fixed (M1/M4)")->group(recipe);
+  cmd->add_flag("--train-encoder", a->train_encoder, "Train the MobileNetV2 encoder too (M1/M4)")->excludes(freeze)->group(recipe);
+  cmd->add_option("--stem-init", a->stem_init,
+                  "First conv of the ImageNet encoder for 1-channel input: mean or sum of its RGB filters (M1/M4)")
+      ->check(CLI::IsMember({"mean", "sum"}))->group(recipe);
   auto* strategies = "Training strategies";
   cmd->add_option("--qat", a->qat_bits, "Quantization-aware training at 8, 4 or 2 bits (straight-through estimator)")
       ->group(strategies);
@@ -135,7 +205,12 @@ void add_train(CLI::App& app) {
                   "Pruning-aware training: magnitude sparsity ramping to this value (cubic schedule)")
       ->group(strategies);
   cmd->add_option("--prune-epochs", a->prune_epochs, "Epochs to reach the target sparsity (default: half)")->group(strategies);
-  cmd->callback([a] { run_train(*a); });
+  cmd->callback([a, cmd] {
+    a->layout_given = cmd->get_option("--nchw")->count() > 0;
+    a->distill_alpha_given = cmd->get_option("--distill-alpha")->count() > 0;
+    a->distill_temperature_given = cmd->get_option("--distill-temperature")->count() > 0;
+    run_train(*a);
+  });
 }
 
 }  // namespace leanseg::cli

@@ -15,5 +15,6 @@ void add_export(CLI::App& app);
 void add_compress(CLI::App& app);
 void add_latency(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_synth(CLI::App& app);
 
 }  // namespace leanseg::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   leanseg::cli::add_compress(app);
   leanseg::cli::add_latency(app);
   leanseg::cli::add_bench(app);
+  leanseg::cli::add_synth(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

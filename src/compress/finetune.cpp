@@ -118,7 +118,7 @@ std::string describe_step(const nlohmann::json& s) {
   }
   if (step == "quantize")
     return s.value("quant", "?") + (s.value("per_channel", false) ? " per channel" : "") +
-           (s.value("bits", 0) ? " (affine)" : "");
+           (s.value("bits", 0) ? " (" + s.value("method", "affine") + ")" : "");
   return step;
 }
 

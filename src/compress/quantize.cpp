@@ -106,7 +106,21 @@ WeightStorage storage_for_quant(const std::string& quant, bool per_channel) {
     st.kind = "affine" + std::to_string(bits);
     return st;
   }
-  throw Error("--quant '" + quant + "': unknown value (fp16, bf16, int8, int4, int2)");
+  throw Error("--quant '" + quant + "': unknown value (fp16, bf16, int8, int4, int2, seed8, seed4, seed2)");
+}
+
+int seed_quant_bits(const std::string& quant) {
+  if (quant.rfind("seed", 0) != 0) return 0;
+  const std::string digits = quant.substr(4);
+  require(!digits.empty() && digits.size() <= 2 && digits.find_first_not_of("0123456789") == std::string::npos,
+          "--quant '" + quant + "': unknown value (fp16, bf16, int8, int4, int2, seed8, seed4, seed2)");
+  const int bits = std::stoi(digits);
+  try {
+    check_bits(bits);
+  } catch (const Error& e) {
+    throw Error("--quant " + quant + ": " + e.what());
+  }
+  return bits;
 }
 
 int storage_bits(const std::string& kind) {

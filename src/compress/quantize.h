@@ -11,6 +11,10 @@ namespace leanseg {
 // Throws Error naming --quant for unknown values and for an unknown bit-width ("int3").
 WeightStorage storage_for_quant(const std::string& quant, bool per_channel);
 
+// `--quant seed8|seed4|seed2`: the framework seed's uniform formula (seed_uniform_quantize) at
+// that many bits; 0 for every other --quant value. Throws Error naming --quant for "seed3".
+int seed_quant_bits(const std::string& quant);
+
 // 8, 4 or 2 for "affine8/4/2", 0 for the other storage kinds.
 int storage_bits(const std::string& kind);
 

@@ -10,7 +10,7 @@ namespace leanseg {
 namespace {
 using namespace data_detail;
 
-const std::vector<std::string> kImageExtensions = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"};
+const std::vector<std::string> kImageExtensions = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm", ".dicom"};
 
 std::string size_text(const cv::Mat& m) { return std::to_string(m.cols) + "x" + std::to_string(m.rows); }
 
@@ -42,7 +42,7 @@ Dataset read_folder(const std::string& dir) {
   require(is_directory(image_dir), "image folder '" + image_dir + "' does not exist");
   require(is_directory(mask_dir), "mask folder '" + mask_dir + "' does not exist");
   const auto image_files = list_files(image_dir, kImageExtensions);
-  require(!image_files.empty(), "image folder '" + image_dir + "' contains no png, tif, jpg or bmp images");
+  require(!image_files.empty(), "image folder '" + image_dir + "' contains no png, tif, jpg, bmp or dcm images");
 
   std::map<std::string, std::string> by_stem;
   for (const auto& f : image_files) {
@@ -72,6 +72,7 @@ Dataset read_folder(const std::string& dir) {
     Sample s;
     s.id = s.group = file_stem(path);
     s.image_path = path;
+    s.pixel_size_mm = image_pixel_size_mm(path);  // DICOM, OME-TIFF: distances in mm
     cv::merge(planes, s.image);
     // Masks may be 0/1, 0/255 or colour, with one foreground value; an all-background mask is
     // a legitimate negative example.

@@ -1,5 +1,7 @@
 #include "image_io.h"
 
+#include "dicom.h"
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -16,6 +18,7 @@ namespace fs = std::filesystem;
 
 cv::Mat read_raw_image(const std::string& path, const std::string& role) {
   require(is_file(path), role + " '" + path + "' does not exist");
+  if (is_dicom_path(path)) return read_dicom_image(path, role);
   cv::Mat raw;
   try {
     raw = cv::imread(path, cv::IMREAD_UNCHANGED);

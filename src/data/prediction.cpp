@@ -55,7 +55,7 @@ bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return ext == ".png" || ext == ".tif" || ext == ".tiff" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" ||
-         ext == ".ppm";
+         ext == ".ppm" || ext == ".dcm" || ext == ".dicom";
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ struct Options {
   std::string postprocess = "none";  // mask post-processing: none, largest or ellipse (prediction.h)
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
+  double pixel_size = 0;            // mm per pixel: report the head circumference (fitted ellipse) in mm
   bool skip_errors = false;         // a folder run reports and skips images that fail
   bool bench = false, json = false, profile = false;
   int runs = 30, warmup = 3;

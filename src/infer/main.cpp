@@ -1,6 +1,6 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
-//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--postprocess P] [--overlay] [--skip-errors]
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--postprocess P] [--overlay] [--pixel-size MM] [--skip-errors]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--no-winograd] [--threads N] [--runs N] [--warmup N] [--profile] [--json]
 #include <dlfcn.h>
 
@@ -16,7 +16,7 @@
 namespace {
 
 struct Given {
-  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch;
+  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch, *pixel_size;
 };
 
 Given add_options(CLI::App& app, leanseg::infer::Options& o) {
@@ -39,6 +39,9 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
                       ->check(CLI::IsMember({"none", "largest", "ellipse"}))
                       ->capture_default_str();
   app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
+  g.pixel_size = app.add_option("--pixel-size", o.pixel_size,
+                                "mm per pixel: report the head circumference (the ellipse fitted to the mask) in mm")
+                     ->check(CLI::PositiveNumber);
   app.add_flag("--skip-errors", o.skip_errors,
                "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
@@ -56,8 +59,8 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
 void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
     leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
-                         g.postprocess->count() == 0,
-                     "--out, --overlay, --skip-errors, --tta and --postprocess apply to segmentation, not --bench");
+                         g.postprocess->count() == 0 && g.pixel_size->count() == 0,
+                     "--out, --overlay, --skip-errors, --tta, --postprocess and --pixel-size apply to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
                      "--json, --profile, --runs, --warmup and --batch apply to --bench only");

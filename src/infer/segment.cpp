@@ -12,6 +12,7 @@
 #include "leanseg/data.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
+#include "leanseg/metrics.h"
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
 
@@ -24,6 +25,7 @@ struct ImageResult {
   int width = 0, height = 0, foreground_pixels = 0;
   double foreground = 0, ms = 0;
   std::string mask_file;
+  EllipseFit fit;  // the mask's fitted ellipse: HC in pixels (and mm with --pixel-size)
   EncodedFiles files;
 };
 
@@ -42,7 +44,8 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
   r.foreground = static_cast<double>(r.foreground_pixels) / mask.total();
   const std::string stem = (fs::path(o.out) / fs::path(job[0]).stem()).string();
   r.mask_file = stem + "_mask.png";
-  r.files = encode_prediction_pngs(stem, image, prob, mask, o.overlay);
+  r.fit = fit_ellipse(mask);
+  r.files = encode_prediction_pngs(stem, image, prob, mask, o.overlay, o.pixel_size > 0 ? &r.fit : nullptr);
   return r;
 }
 
@@ -71,10 +74,20 @@ void segment_images(const Options& o) {
   const size_t failed = for_each_job(jobs, o.skip_errors, "leanseg-infer", [&](const std::vector<std::string>& job) {
     const ImageResult r = segment_one(engine, pre, engine.model().size_divisor, job, o);
     write_files(r.files);
-    results.push_back({{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
-                       {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}});
-    std::printf("%s: %dx%d, foreground %.2f%%, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
-                r.ms);
+    nlohmann::json entry = {{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
+                            {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}};
+    std::string hc;  // as `leanseg predict` reports it
+    if (r.fit.ok) {
+      entry["hc_px"] = r.fit.circumference_px;
+      const double pixel_size = o.pixel_size > 0 ? o.pixel_size : image_pixel_size_mm(job[0]);  // else DICOM's
+      if (pixel_size > 0) {
+        entry["hc_mm"] = r.fit.circumference_px * pixel_size;
+        hc = ", HC " + std::to_string(entry["hc_mm"].get<double>()) + " mm";
+      }
+    }
+    results.push_back(entry);
+    std::printf("%s: %dx%d, foreground %.2f%%%s, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
+                hc.c_str(), r.ms);
     std::fflush(stdout);
   });
   atomic_write((fs::path(o.out) / "predictions.json").string(), [&](std::ostream& out) { out << results.dump(2) << "\n"; });

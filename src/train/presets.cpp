@@ -24,7 +24,7 @@ nlohmann::json TrainOptions::to_json() const {
   return j;
 }
 
-std::vector<std::string> preset_names() { return {"hc18", "hc18-cpu", "bbbc010", "bbbc010-cpu", "demo"}; }
+std::vector<std::string> preset_names() { return {"hc18", "hc18-cpu", "bbbc010", "bbbc010-cpu", "demo", "folder"}; }
 
 TrainOptions preset(const std::string& name) {
   TrainOptions o;  // defaults are the seed's recipe
@@ -66,6 +66,18 @@ TrainOptions preset(const std::string& name) {
     o.pos_weight_auto = true;
     o.plateau_patience = 3;
     o.early_stop_patience = 6;
+    return o;
+  }
+  if (name == "folder") {
+    // A user's own image/mask folders: nothing is known about them, so no ImageNet file is
+    // needed (M3 from scratch), the foreground fraction sets pos_weight, and the whole image is
+    // resized (the `crop` input mode is for thin structures at native resolution).
+    o.model = "efficient-unet";
+    o.epochs = 60;
+    o.lr = 1e-3;  // from scratch, as bbbc010-cpu
+    o.pos_weight_auto = true;
+    o.plateau_patience = 5;
+    o.early_stop_patience = 12;
     return o;
   }
   std::string names;

@@ -201,6 +201,15 @@ void check_options(const TrainOptions& o) {
   require(o.lr > 0 && o.lr < 1, "train: --lr must be in (0, 1)");
   require(o.val_fraction > 0 && o.val_fraction < 1, "train: --val-fraction must be in (0, 1)");
   require(o.loss.pos_weight > 0, "train: pos_weight must be > 0");
+  require(o.weight_decay >= 0, "train: --weight-decay must be >= 0");
+  require(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "train: Adam's betas must be in [0, 1)");
+  require(o.plateau_patience >= 0, "train: --plateau-patience must be >= 0");
+  require(o.plateau_factor > 0 && o.plateau_factor < 1, "train: --plateau-factor must be in (0, 1)");
+  require(o.min_lr >= 0, "train: --min-lr must be >= 0");
+  require(o.early_stop_patience >= 1, "train: --early-stop-patience must be >= 1");
+  require(o.loss.dice_weight >= 0 && o.loss.bce_weight >= 0 && o.loss.dice_weight + o.loss.bce_weight > 0,
+          "train: --dice-weight and --bce-weight must be >= 0, not both 0");
+  require(o.loss.eps > 0, "train: --eps must be > 0");
   check_training_strategies(o);  // --qat bits, distillation, progressive resizing, pruning
 }
 
@@ -272,6 +281,11 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     require_same_options(state, o, ckpt);  // before any weights are read into a model of other options
     o.channels_last = state.value("channels_last", false);
   }
+  // The fully resolved recipe (model options completed by the registry): `train --config` of
+  // this file runs this run again.
+  nlohmann::json config = train_config_json(o);
+  if (!o.initial_model) config["model_options"] = model->config().options;
+  atomic_write(o.out_dir + "/config.json", [&](std::ostream& out) { out << config.dump(2) << "\n"; });
   if (o.channels_last) {  // before the optimizer: its state then takes the same layout
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
