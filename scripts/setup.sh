@@ -14,13 +14,13 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler  # ONNX export (ModelProto, checker)
   python3 python3-numpy        # the Python module's tests (Debian's python3)
   gnuplot-nox                  # training-curve and comparison plots (PNG via pngcairo)
-  libomp5-14                   # LLVM's OpenMP runtime: leanseg-infer's opt-in LEANSEG_OPENMP_RUNTIME=libomp
+  libomp5-14                   # LLVM's OpenMP runtime: leanseg-infer runs on it (src/util/openmp_wait_policy.c)
   libyaml-cpp-dev              # `leanseg train --config run.yaml` (YAML run configs; JSON needs nothing)
+  # Renders eval's report.html headless in the test Cli.EvalReportHtmlLoadsInHeadlessChromium, so
+  # CI checks the page in a browser (81 MB download, 290 MB installed; Debian 12, 2026-12).
+  # LEANSEG_SETUP_CHROMIUM=0 leaves it out (the test then skips with a message).
 )
-# Optional: Debian's chromium renders eval's report.html headless in the test
-# Cli.EvalReportHtmlLoadsInHeadlessChromium (skipped without it). Opt-in because of its size:
-# 81 MB download, 290 MB installed, 15 packages with its libraries (Debian 12, 2026-12).
-if [ "${LEANSEG_SETUP_CHROMIUM:-0}" = 1 ]; then PACKAGES+=(chromium); fi
+if [ "${LEANSEG_SETUP_CHROMIUM:-1}" = 1 ]; then PACKAGES+=(chromium); fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
