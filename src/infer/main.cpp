@@ -60,7 +60,7 @@ void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
     leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
                          g.postprocess->count() == 0 && g.pixel_size->count() == 0,
-                     "--out, --overlay, --skip-errors, --tta, --postprocess and --pixel-size apply to segmentation, not --bench");
+                     "--out, --overlay, --skip-errors, --pixel-size, --tta and --postprocess apply to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
                      "--json, --profile, --runs, --warmup and --batch apply to --bench only");
