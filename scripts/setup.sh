@@ -15,6 +15,7 @@ PACKAGES=(
   python3 python3-numpy        # the Python module's tests (Debian's python3)
   gnuplot-nox                  # training-curve and comparison plots (PNG via pngcairo)
   libomp5-14                   # LLVM's OpenMP runtime: leanseg-infer's opt-in LEANSEG_OPENMP_RUNTIME=libomp
+  libgloo-dev                  # Gloo headers for c10d ProcessGroupGloo (data-parallel training; library ships with LibTorch)
 )
 
 SUDO=""

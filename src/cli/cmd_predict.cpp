@@ -13,15 +13,16 @@
 #include "leanseg/metrics.h"
 #include "leanseg/model_file.h"
 #include "leanseg/prediction.h"
+#include "data/shard.h"
 
 namespace leanseg::cli {
 namespace fs = std::filesystem;
 namespace {
 
 struct PredictArgs {
-  std::string model, out, tta = "none", postprocess = "none";
+  std::string model, out, tta = "none", postprocess = "none", shard;
   std::vector<std::string> inputs;
-  bool overlay = false, skip_errors = false;
+  bool overlay = false, skip_errors = false, skip_existing = false;
   double pixel_size = 0;
 };
 
@@ -48,16 +49,14 @@ nlohmann::json predict_one(const PredictArgs& a, const LoadedModel& m, const Pro
 }
 
 void run_predict(const PredictArgs& a) {
+  const ShardSpec shard = a.shard.empty() ? ShardSpec{} : parse_shard(a.shard);
   const LoadedModel m = load_model(a.model);
   const ProbabilityFn run = mirrored_probability_fn(libtorch_probability_fn(m.model, m.preprocessing), a.tta);
   const auto jobs = expand_image_inputs(a.inputs);
   check_prediction_jobs(jobs, m.preprocessing.channels.size());
   fs::create_directories(a.out);
-  nlohmann::json results = nlohmann::json::array();
-  const size_t failed = for_each_job(jobs, a.skip_errors, "leanseg predict", [&](const std::vector<std::string>& job) {
-    results.push_back(predict_one(a, m, run, job));
-  });
-  atomic_write((fs::path(a.out) / "predictions.json").string(), [&](std::ostream& o) { o << results.dump(2) << "\n"; });
+  const PredictionRunOptions run_options{a.out, "leanseg predict", shard, a.skip_existing, a.skip_errors};
+  const size_t failed = run_prediction_jobs(jobs, run_options, [&](const PredictionJob& job) { return predict_one(a, m, run, job); });
   require_no_failed_jobs(failed, jobs.size());
 }
 
@@ -73,10 +72,37 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--skip-errors", a->skip_errors,
                 "Report an image that fails (file and reason) and go on with the others; predictions.json lists "
                 "the images written; exits 1 if any failed");
+  cmd->add_option("--shard", a->shard,
+                  "I/N: only the images whose file name hashes to shard I of N (0 <= I < N; N array jobs cover the "
+                  "inputs once); writes OUT/shard-I-of-N.json instead of predictions.json (`leanseg merge-shards`)");
+  cmd->add_flag("--skip-existing", a->skip_existing,
+                "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
   cmd->add_option("--pixel-size", a->pixel_size, "mm per pixel: report the head circumference in mm")->check(CLI::PositiveNumber);
   cmd->callback([a] { run_predict(*a); });
+}
+
+// `leanseg merge-shards --out DIR --shards N [INPUT...]`: the step after N `--shard I/N` jobs.
+void add_merge_shards(CLI::App& app) {
+  struct MergeArgs {
+    std::string out;
+    size_t shards = 0;
+    std::vector<std::string> inputs;
+  };
+  auto a = std::make_shared<MergeArgs>();
+  auto* cmd = app.add_subcommand("merge-shards",
+                                 "Check that the N shard jobs of `predict`/`leanseg-infer --shard I/N` into one folder all "
+                                 "finished, and write its predictions.json");
+  cmd->add_option("--out", a->out, "The shards' output folder")->required();
+  cmd->add_option("--shards", a->shards, "N of --shard I/N")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("inputs", a->inputs, "The images or folders the shards were given: checks each is in exactly one shard");
+  cmd->callback([a] {
+    const auto expected = a->inputs.empty() ? std::vector<PredictionJob>{} : expand_image_inputs(a->inputs);
+    const nlohmann::json all = merge_prediction_shards(a->out, a->shards, expected);
+    std::cout << "merged " << a->shards << " shards: " << all.size() << " images -> "
+              << (fs::path(a->out) / "predictions.json").string() << "\n";
+  });
 }
 
 }  // namespace leanseg::cli

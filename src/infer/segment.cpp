@@ -14,6 +14,7 @@
 #include "leanseg/fs.h"
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
+#include "data/shard.h"
 
 namespace leanseg::infer {
 namespace {
@@ -60,24 +61,24 @@ Preprocessing model_preprocessing(const runtime::Engine& engine, const std::stri
 void segment_images(const Options& o) {
   require(!o.images.empty(), "no input images (give image files, folders, or --bench)");
   require(!o.out.empty(), "--out is required to segment images");
+  const ShardSpec shard = o.shard.empty() ? ShardSpec{} : parse_shard(o.shard);
   const auto jobs = expand_image_inputs(o.images);
   runtime::Engine engine = load_engine(o);
   const Preprocessing pre = model_preprocessing(engine, o.model);
   check_prediction_jobs(jobs, pre.channels.size());
   fs::create_directories(o.out);
-  // predictions.json lists the images written (as `leanseg predict` does), so a --skip-errors
-  // run over a folder says which images have outputs.
-  nlohmann::json results = nlohmann::json::array();
-  const size_t failed = for_each_job(jobs, o.skip_errors, "leanseg-infer", [&](const std::vector<std::string>& job) {
+  // predictions.json (or the shard's manifest) lists the images written (as `leanseg predict`
+  // does), so a --skip-errors run over a folder says which images have outputs.
+  const PredictionRunOptions run_options{o.out, "leanseg-infer", shard, o.skip_existing, o.skip_errors};
+  const size_t failed = run_prediction_jobs(jobs, run_options, [&](const PredictionJob& job) {
     const ImageResult r = segment_one(engine, pre, engine.model().size_divisor, job, o);
     write_files(r.files);
-    results.push_back({{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
-                       {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}});
     std::printf("%s: %dx%d, foreground %.2f%%, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
                 r.ms);
     std::fflush(stdout);
+    return nlohmann::json{{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
+                          {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}};
   });
-  atomic_write((fs::path(o.out) / "predictions.json").string(), [&](std::ostream& out) { out << results.dump(2) << "\n"; });
   require_no_failed_jobs(failed, jobs.size());
 }
 
