@@ -5,7 +5,7 @@
 #   C: 2 processes x 1 thread, batch B/2 each, per-rank BatchNorm
 # Prints each run's training images/s (first epoch line) and the all-reduce line rank 0 logs.
 # Usage: bench/ddp_scaling.sh [DATA_DIR] (default /work/shared/data/hc18); LEANSEG, OUT,
-# EPOCHS, BATCH, PRESET override the defaults.
+# EPOCHS, BATCH, PRESET, EXTRA (more train options) override the defaults.
 set -euo pipefail
 LEANSEG=${LEANSEG:-build/leanseg}
 DATA=${1:-/work/shared/data/hc18}
@@ -15,7 +15,7 @@ BATCH=${BATCH:-8}
 PRESET=${PRESET:-demo}
 rm -rf "$OUT"
 mkdir -p "$OUT"
-common="train --preset $PRESET --data $DATA --epochs $EPOCHS --seed 1"
+common="train --preset $PRESET --data $DATA --epochs $EPOCHS --seed 1 ${EXTRA:-}"
 run() {  # name, leanseg arguments...
   local name=$1
   shift
