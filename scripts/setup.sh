@@ -19,6 +19,7 @@ PACKAGES=(
   # Renders eval's report.html headless in the test Cli.EvalReportHtmlLoadsInHeadlessChromium, so
   # CI checks the page in a browser (81 MB download, 290 MB installed; Debian 12, 2026-12).
   # LEANSEG_SETUP_CHROMIUM=0 leaves it out (the test then skips with a message).
+  libgloo-dev                  # Gloo headers for c10d ProcessGroupGloo (data-parallel training; library ships with LibTorch)
 )
 if [ "${LEANSEG_SETUP_CHROMIUM:-1}" = 1 ]; then PACKAGES+=(chromium); fi
 

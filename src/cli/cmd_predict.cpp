@@ -16,15 +16,16 @@
 #include "leanseg/metrics.h"
 #include "leanseg/model_file.h"
 #include "leanseg/prediction.h"
+#include "data/shard.h"
 
 namespace leanseg::cli {
 namespace fs = std::filesystem;
 namespace {
 
 struct PredictArgs {
-  std::string model, out, tta = "none", postprocess = "none", precision = "fp32";
+  std::string model, out, tta = "none", postprocess = "none", precision = "fp32", shard;
   std::vector<std::string> inputs, formats = {"png"};
-  bool overlay = false, skip_errors = false, winograd = runtime::winograd_is_fast_on_this_cpu();
+  bool overlay = false, skip_errors = false, skip_existing = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   double pixel_size = 0;
 };
 
@@ -87,16 +88,14 @@ Predictor open_predictor(const PredictArgs& a, bool winograd_given) {
 void run_predict(const PredictArgs& a, bool winograd_given) {
   require(!a.formats.empty(), "--format: give png, tiff16 and/or geojson");
   require(!a.overlay || wants(a, "png"), "--overlay writes a PNG: it needs --format png");
+  const ShardSpec shard = a.shard.empty() ? ShardSpec{} : parse_shard(a.shard);
   Predictor net = open_predictor(a, winograd_given);
   net.run = mirrored_probability_fn(std::move(net.run), a.tta);
   const auto jobs = expand_image_inputs(a.inputs);
   check_prediction_jobs(jobs, net.pre.channels.size());
   fs::create_directories(a.out);
-  nlohmann::json results = nlohmann::json::array();
-  const size_t failed = for_each_job(jobs, a.skip_errors, "leanseg predict", [&](const std::vector<std::string>& job) {
-    results.push_back(predict_one(a, net, job));
-  });
-  atomic_write((fs::path(a.out) / "predictions.json").string(), [&](std::ostream& o) { o << results.dump(2) << "\n"; });
+  const PredictionRunOptions run_options{a.out, "leanseg predict", shard, a.skip_existing, a.skip_errors};
+  const size_t failed = run_prediction_jobs(jobs, run_options, [&](const PredictionJob& job) { return predict_one(a, net, job); });
   require_no_failed_jobs(failed, jobs.size());
 }
 
@@ -112,6 +111,11 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--skip-errors", a->skip_errors,
                 "Report an image that fails (file and reason) and go on with the others; predictions.json lists "
                 "the images written; exits 1 if any failed");
+  cmd->add_option("--shard", a->shard,
+                  "I/N: only the images whose file name hashes to shard I of N (0 <= I < N; N array jobs cover the "
+                  "inputs once); writes OUT/shard-I-of-N.json instead of predictions.json (`leanseg merge-shards`)");
+  cmd->add_flag("--skip-existing", a->skip_existing,
+                "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
   cmd->add_option("--pixel-size", a->pixel_size,
@@ -129,6 +133,28 @@ void add_predict(CLI::App& app) {
   auto* winograd = cmd->add_flag("--winograd,!--no-winograd", a->winograd,
                                  ".lsr at fp32: the Winograd kernel for large 3x3 convolutions (default as leanseg-infer)");
   cmd->callback([a, winograd] { run_predict(*a, winograd->count() > 0); });
+}
+
+// `leanseg merge-shards --out DIR --shards N [INPUT...]`: the step after N `--shard I/N` jobs.
+void add_merge_shards(CLI::App& app) {
+  struct MergeArgs {
+    std::string out;
+    size_t shards = 0;
+    std::vector<std::string> inputs;
+  };
+  auto a = std::make_shared<MergeArgs>();
+  auto* cmd = app.add_subcommand("merge-shards",
+                                 "Check that the N shard jobs of `predict`/`leanseg-infer --shard I/N` into one folder all "
+                                 "finished, and write its predictions.json");
+  cmd->add_option("--out", a->out, "The shards' output folder")->required();
+  cmd->add_option("--shards", a->shards, "N of --shard I/N")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("inputs", a->inputs, "The images or folders the shards were given: checks each is in exactly one shard");
+  cmd->callback([a] {
+    const auto expected = a->inputs.empty() ? std::vector<PredictionJob>{} : expand_image_inputs(a->inputs);
+    const nlohmann::json all = merge_prediction_shards(a->out, a->shards, expected);
+    std::cout << "merged " << a->shards << " shards: " << all.size() << " images -> "
+              << (fs::path(a->out) / "predictions.json").string() << "\n";
+  });
 }
 
 }  // namespace leanseg::cli

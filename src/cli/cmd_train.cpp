@@ -7,17 +7,20 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "launch.h"
 #include "leanseg/compress.h"
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
 #include "leanseg/train.h"
+#include "train/distributed_options.h"
 
 namespace leanseg::cli {
 namespace {
 
 struct TrainArgs {
   std::string config, preset, data, dataset = "auto", out, model, encoder_weights, pos_weight, channels, stem_init;
+  std::string model_options;  // JSON object merged into the model's options
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
   bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
@@ -31,7 +34,28 @@ struct TrainArgs {
   bool qat_per_channel = false;
   double prune_target = 0;
   DistillArgs distill;
+  // data-parallel training (docs/distributed.md)
+  LaunchOptions launch;
+  bool sync_bn = false;
+  double dist_timeout = 120, bucket_mb = 25;
 };
+
+// Who this process is: a worker started by the launcher or torchrun (environment), one rank of a
+// multi-node run with one process per node (--nnodes without --nproc), or the only process.
+DistributedOptions distributed_options(const TrainArgs& a) {
+  DistributedOptions d = distributed_options_from_environment();
+  if (!is_launched_worker() && a.launch.nnodes > 1) {
+    require(a.launch.master_port > 0, "train: --master-port is required with --nnodes > 1");
+    d.world_size = a.launch.nnodes;
+    d.rank = a.launch.node_rank;
+    d.master_addr = a.launch.master_addr;
+    d.master_port = a.launch.master_port;
+  }
+  d.timeout_seconds = a.dist_timeout;
+  d.sync_batch_norm = a.sync_bn;
+  d.bucket_megabytes = a.bucket_mb;
+  return d;
+}
 
 template <class T>
 void set_if(T& field, T value, bool given) {
@@ -54,6 +78,16 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   if (!a.model.empty() && a.model.rfind("mobilenet", 0) != 0) o.model_options = nlohmann::json::object();
   if (!a.stem_init.empty()) o.model_options["stem_init"] = a.stem_init;
   if (a.freeze_encoder || a.train_encoder) o.model_options["encoder_frozen"] = a.freeze_encoder;
+  if (!a.model_options.empty()) {
+    nlohmann::json extra;
+    try {
+      extra = nlohmann::json::parse(a.model_options);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("--model-options: not JSON: " + std::string(e.what()));
+    }
+    require(extra.is_object(), "--model-options: expected a JSON object, e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
+    o.model_options.update(extra);
+  }
   if (!a.encoder_weights.empty()) o.encoder_weights = a.encoder_weights;
   if (a.epochs) o.epochs = a.epochs;
   if (a.batch_size) o.batch_size = a.batch_size;
@@ -107,19 +141,29 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
 void run_train(const TrainArgs& a) {
   std::string preset_name;
   TrainOptions o = resolve(a, preset_name);
+  require(a.launch.node_rank < a.launch.nnodes, "train: --node-rank must be below --nnodes");
   // The data: --data/--dataset/--channels, else the config file's "data" section.
   const nlohmann::json source = o.data_source.is_object() ? o.data_source : nlohmann::json::object();
   const std::string dir = !a.data.empty() ? a.data : source.value("dir", "");
   require(!dir.empty(), "train: --data DIR is required" + std::string(a.config.empty() ? "" : " (or data: dir: in the config file)"));
+  if (a.launch.nproc > 1 && !is_launched_worker()) {
+    const int code = launch_workers(a.launch);
+    if (code != 0) throw Error("train: the data-parallel run failed (exit code " + std::to_string(code) + ")");
+    return;
+  }
+  const DistributedOptions dist = distributed_options(a);
   const std::string kind = a.dataset != "auto" ? a.dataset : source.value("dataset", preset_name == "folder" ? "folder" : "auto");
   const std::vector<std::string> channels =
       !a.channels.empty() ? split_channels(a.channels) : source.value("channels", std::vector<std::string>{});
   const Dataset data = load_dataset(dir, kind, channels);
   o.data_source = {{"dir", std::filesystem::absolute(dir).lexically_normal().string()}, {"dataset", kind}, {"channels", channels}};
-  std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
-            << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
-            << o.input_mode << "), preset " << preset_name << (a.config.empty() ? "" : ", config " + a.config) << "\n";
-  const TrainResult r = train_model(data, o);
+  if (dist.is_main())
+    std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
+              << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
+              << o.input_mode << "), preset " << preset_name << (a.config.empty() ? "" : ", config " + a.config) << "\n";
+  if (!dist.is_main()) o.progress = false;
+  const TrainResult r = train_model(data, o, dist);
+  if (!dist.is_main()) return;  // rank 0 alone evaluates and writes
   std::cerr << "stopped: " << r.stop_reason << "; best val Dice " << r.best_val_dice << " at epoch " << r.best_epoch
             << " (" << format_seconds(r.seconds) << ")\n";
   // Final scores at original resolution on the validation split.
@@ -153,6 +197,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--channels", a->channels, "BBBC010 channels: w1, w2 or w1,w2");
   cmd->add_option("--out", a->out, "Run folder")->required();
   cmd->add_option("--model", a->model, "Override the preset's model");
+  cmd->add_option("--model-options", a->model_options, "JSON object of model options over the model's defaults "
+                  "(see `leanseg info`), e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
   cmd->add_option("--encoder-weights", a->encoder_weights, "ImageNet MobileNetV2 safetensors for M1/M4");
   cmd->add_flag("--resume", a->resume, "Continue from RUN/checkpoint.safetensors");
   cmd->add_flag("--nchw,!--channels-last", a->nchw,
@@ -205,6 +251,21 @@ void add_train(CLI::App& app) {
                   "Pruning-aware training: magnitude sparsity ramping to this value (cubic schedule)")
       ->group(strategies);
   cmd->add_option("--prune-epochs", a->prune_epochs, "Epochs to reach the target sparsity (default: half)")->group(strategies);
+  auto* distributed = "Data-parallel training (torchrun's launch options; docs/distributed.md)";
+  cmd->add_option("--nproc", a->launch.nproc, "Worker processes on this node (--batch-size is per process)")
+      ->check(CLI::PositiveNumber)->group(distributed);
+  cmd->add_option("--nnodes", a->launch.nnodes, "Nodes (machines) of the run")->check(CLI::PositiveNumber)->group(distributed);
+  cmd->add_option("--node-rank", a->launch.node_rank, "This node's index in [0, --nnodes)")
+      ->check(CLI::NonNegativeNumber)->group(distributed);
+  cmd->add_option("--master-addr", a->launch.master_addr, "Address of node 0 (it hosts the rendezvous store)")
+      ->capture_default_str()->group(distributed);
+  cmd->add_option("--master-port", a->launch.master_port, "Port of the rendezvous store on node 0 (default with one node: a free port)")
+      ->check(CLI::Range(1, 65535))->group(distributed);
+  cmd->add_flag("--sync-bn", a->sync_bn, "BatchNorm statistics over all ranks' batches (SyncBatchNorm)")->group(distributed);
+  cmd->add_option("--dist-timeout", a->dist_timeout, "Seconds a collective may wait for a hung rank before the run stops")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group(distributed);
+  cmd->add_option("--bucket-mb", a->bucket_mb, "Gradient all-reduce bucket size in MB (DDP's bucket_cap_mb)")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group(distributed);
   cmd->callback([a, cmd] {
     a->layout_given = cmd->get_option("--nchw")->count() > 0;
     a->distill_alpha_given = cmd->get_option("--distill-alpha")->count() > 0;

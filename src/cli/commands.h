@@ -10,6 +10,7 @@ void add_doctor(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);
+void add_merge_shards(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_export(CLI::App& app);
 void add_compress(CLI::App& app);

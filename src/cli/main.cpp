@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   leanseg::cli::add_train(app);
   leanseg::cli::add_eval(app);
   leanseg::cli::add_predict(app);
+  leanseg::cli::add_merge_shards(app);
   leanseg::cli::add_demo(app);
   leanseg::cli::add_export(app);
   leanseg::cli::add_compress(app);

@@ -19,6 +19,8 @@ struct Options {
   bool overlay = false;
   double pixel_size = 0;            // mm per pixel: report the head circumference (fitted ellipse) in mm
   bool skip_errors = false;         // a folder run reports and skips images that fail
+  std::string shard;                // "I/N": this job's share of the images (data/shard.h)
+  bool skip_existing = false;       // images whose <stem>_prediction.json exists are done
   bool bench = false, json = false, profile = false;
   int runs = 30, warmup = 3;
   int batch = 1;                    // --bench: images per Engine::run_batch call

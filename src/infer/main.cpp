@@ -1,6 +1,6 @@
 // leanseg-infer: segment images (or benchmark) with a `.lsr` runtime model on the LibTorch-free
 // oneDNN engine. Links no LibTorch: the binary and its libraries are what a deployment ships.
-//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--postprocess P] [--overlay] [--pixel-size MM] [--skip-errors]
+//   leanseg-infer MODEL.lsr IMAGE... --out DIR [--precision fp32|bf16|int8] [--no-winograd] [--threads N] [--tta none|h|hv] [--postprocess P] [--overlay] [--pixel-size MM] [--skip-errors] [--shard I/N] [--skip-existing]
 //   leanseg-infer MODEL.lsr --bench [--precision P] [--no-winograd] [--threads N] [--runs N] [--warmup N] [--profile] [--json]
 #include <dlfcn.h>
 
@@ -44,6 +44,11 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
                      ->check(CLI::PositiveNumber);
   app.add_flag("--skip-errors", o.skip_errors,
                "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
+  app.add_option("--shard", o.shard,
+                 "I/N: only the images whose file name hashes to shard I of N (N array jobs cover the inputs once); "
+                 "writes OUT/shard-I-of-N.json instead of predictions.json (`leanseg merge-shards`)");
+  app.add_flag("--skip-existing", o.skip_existing,
+               "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
   app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
   g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
   g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
@@ -59,8 +64,9 @@ Given add_options(CLI::App& app, leanseg::infer::Options& o) {
 void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
   if (o.bench) {
     leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
-                         g.postprocess->count() == 0 && g.pixel_size->count() == 0,
-                     "--out, --overlay, --skip-errors, --pixel-size, --tta and --postprocess apply to segmentation, not --bench");
+                         g.postprocess->count() == 0 && g.pixel_size->count() == 0 && o.shard.empty() && !o.skip_existing,
+                     "--out, --overlay, --skip-errors, --pixel-size, --shard, --skip-existing, --tta and --postprocess apply "
+                     "to segmentation, not --bench");
   } else {
     leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
                      "--json, --profile, --runs, --warmup and --batch apply to --bench only");

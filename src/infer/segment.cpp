@@ -15,6 +15,7 @@
 #include "leanseg/metrics.h"
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
+#include "data/shard.h"
 
 namespace leanseg::infer {
 namespace {
@@ -63,15 +64,16 @@ Preprocessing model_preprocessing(const runtime::Engine& engine, const std::stri
 void segment_images(const Options& o) {
   require(!o.images.empty(), "no input images (give image files, folders, or --bench)");
   require(!o.out.empty(), "--out is required to segment images");
+  const ShardSpec shard = o.shard.empty() ? ShardSpec{} : parse_shard(o.shard);
   const auto jobs = expand_image_inputs(o.images);
   runtime::Engine engine = load_engine(o);
   const Preprocessing pre = model_preprocessing(engine, o.model);
   check_prediction_jobs(jobs, pre.channels.size());
   fs::create_directories(o.out);
-  // predictions.json lists the images written (as `leanseg predict` does), so a --skip-errors
-  // run over a folder says which images have outputs.
-  nlohmann::json results = nlohmann::json::array();
-  const size_t failed = for_each_job(jobs, o.skip_errors, "leanseg-infer", [&](const std::vector<std::string>& job) {
+  // predictions.json (or the shard's manifest) lists the images written (as `leanseg predict`
+  // does), so a --skip-errors run over a folder says which images have outputs.
+  const PredictionRunOptions run_options{o.out, "leanseg-infer", shard, o.skip_existing, o.skip_errors};
+  const size_t failed = run_prediction_jobs(jobs, run_options, [&](const PredictionJob& job) {
     const ImageResult r = segment_one(engine, pre, engine.model().size_divisor, job, o);
     write_files(r.files);
     nlohmann::json entry = {{"input", job}, {"mask", r.mask_file}, {"width", r.width}, {"height", r.height},
@@ -85,12 +87,12 @@ void segment_images(const Options& o) {
         hc = ", HC " + std::to_string(entry["hc_mm"].get<double>()) + " mm";
       }
     }
-    results.push_back(entry);
-    std::printf("%s: %dx%d, foreground %.2f%%%s, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
+    std::printf("%s: %dx%d, foreground %.2f%%%s, %.1f ms
+", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
                 hc.c_str(), r.ms);
     std::fflush(stdout);
+    return entry;
   });
-  atomic_write((fs::path(o.out) / "predictions.json").string(), [&](std::ostream& out) { out << results.dump(2) << "\n"; });
   require_no_failed_jobs(failed, jobs.size());
 }
 

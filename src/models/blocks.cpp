@@ -1,9 +1,39 @@
 #include "blocks.h"
 
+#include "batch_norm.h"
 #include "leanseg/error.h"
+
+// BatchNormImplBase's pretty_print is defined in libtorch_cpu.so but not exported (only the
+// final BatchNorm2dImpl's vtable is), and SyncableBatchNorm2dImpl's construction vtables refer to
+// it: this is the definition they link to (the text torch::nn::BatchNorm2d prints).
+template <>
+void torch::nn::BatchNormImplBase<2, torch::nn::BatchNorm2dImpl>::pretty_print(std::ostream& stream) const {
+  stream << "torch::nn::BatchNorm2d(" << options.num_features() << ", eps=" << options.eps() << ", momentum=";
+  if (options.momentum()) stream << *options.momentum();
+  else stream << "None";
+  stream << ", affine=" << options.affine() << ", track_running_stats=" << options.track_running_stats() << ")";
+}
 
 namespace leanseg {
 namespace F = torch::nn::functional;
+
+namespace {
+BatchNormSynchroniser& batch_norm_synchroniser() {
+  static BatchNormSynchroniser sync;
+  return sync;
+}
+}  // namespace
+
+torch::Tensor SyncableBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  const auto& sync = batch_norm_synchroniser();
+  if (is_training() && sync) return sync(*this, x);
+  return torch::nn::BatchNorm2dImpl::forward(x);
+}
+
+BatchNormSynchroniser set_batch_norm_synchroniser(BatchNormSynchroniser sync) {
+  std::swap(batch_norm_synchroniser(), sync);
+  return sync;
+}
 
 Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride,
                                   int64_t groups, int64_t dilation, Act act) {
@@ -14,7 +44,7 @@ Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride,
                                    .dilation(dilation)
                                    .groups(groups)
                                    .bias(false)));
-  seq->push_back(torch::nn::BatchNorm2d(out));
+  seq->push_back(SyncableBatchNorm2d(out));
   if (act == Act::ReLU) seq->push_back(torch::nn::ReLU(torch::nn::ReLUOptions().inplace(true)));
   if (act == Act::ReLU6) seq->push_back(torch::nn::ReLU6(torch::nn::ReLU6Options().inplace(true)));
   return seq;

@@ -1,5 +1,6 @@
 #include "mobilenet_v2.h"
 
+#include "batch_norm.h"
 #include "blocks.h"
 #include "leanseg/error.h"
 #include "leanseg/safetensors.h"
@@ -14,7 +15,7 @@ InvertedResidualImpl::InvertedResidualImpl(int64_t in, int64_t out, int64_t stri
   if (expand_ratio != 1) seq->push_back(conv_bn_act(in, hidden, 1, 1, 1, 1, Act::ReLU6));
   seq->push_back(conv_bn_act(hidden, hidden, 3, stride, hidden, 1, Act::ReLU6));
   seq->push_back(CountedConv2d(torch::nn::Conv2dOptions(hidden, out, 1).bias(false)));
-  seq->push_back(torch::nn::BatchNorm2d(out));
+  seq->push_back(SyncableBatchNorm2d(out));
   conv = register_module("conv", seq);
 }
 

@@ -1,5 +1,6 @@
 #include "batch_loader.h"
 
+#include "leanseg/error.h"
 #include "leanseg/inference.h"
 
 namespace leanseg {
@@ -15,8 +16,9 @@ uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64-style combination of two s
 }  // namespace
 
 BatchLoader::BatchLoader(const TrainingSet& set, std::vector<size_t> order, const TrainOptions& o,
-                         const Preprocessing& pre, int epoch)
-    : set_(set), order_(std::move(order)), o_(o), pre_(pre), epoch_(epoch) {
+                         const Preprocessing& pre, int epoch, std::vector<size_t> positions)
+    : set_(set), order_(std::move(order)), positions_(std::move(positions)), o_(o), pre_(pre), epoch_(epoch) {
+  require(positions_.empty() || positions_.size() == order_.size(), "BatchLoader: one position per item expected");
   worker_ = std::thread([this] { produce(); });
 }
 
@@ -44,7 +46,8 @@ Batch BatchLoader::build(size_t b) const {
   const auto [begin, end] = batch_range(b, order_.size(), static_cast<size_t>(o_.batch_size));
   for (size_t pos = begin; pos < end; ++pos) {
     const size_t idx = order_[pos];
-    std::mt19937_64 rng(mix(mix(o_.seed, static_cast<uint64_t>(epoch_)), pos));
+    const size_t seed_position = positions_.empty() ? pos : positions_[pos];
+    std::mt19937_64 rng(mix(mix(o_.seed, static_cast<uint64_t>(epoch_)), seed_position));
     cv::Mat image, mask;
     if (o_.input_mode == "crop") {
       random_crop(set_.images[idx], set_.masks[idx], o_.input_size, o_.input_size, o_.crop_foreground_p, rng, image, mask);

@@ -31,8 +31,11 @@ class BatchLoader {
   // full batch form a final smaller batch, except a single one, which joins the batch before it
   // (batch_boundaries): BatchNorm in training cannot normalise one value per channel (a 1x1 map
   // deep in the network), and LibTorch throws there.
+  // `positions` (optional, one per item of `order`) are the items' positions in the whole
+  // epoch's order when this loader serves one rank's shard: each item's augmentation is seeded
+  // by it, so a rank draws exactly what a single process draws for the same item.
   BatchLoader(const TrainingSet& set, std::vector<size_t> order, const TrainOptions& o,
-              const Preprocessing& pre, int epoch);
+              const Preprocessing& pre, int epoch, std::vector<size_t> positions = {});
   ~BatchLoader();
   size_t batches() const { return batch_count(order_.size(), o_.batch_size); }
   // Blocks until the next batch is ready; undefined tensors after the last.
@@ -43,7 +46,7 @@ class BatchLoader {
   void produce();
 
   const TrainingSet& set_;
-  std::vector<size_t> order_;
+  std::vector<size_t> order_, positions_;
   const TrainOptions& o_;
   const Preprocessing& pre_;
   int epoch_;

@@ -8,6 +8,7 @@
 
 #include "batch_loader.h"
 #include "checkpoint.h"
+#include "distributed.h"
 #include "strategies.h"
 #include "schedule.h"
 #include "leanseg/error.h"
@@ -74,26 +75,48 @@ std::vector<size_t> epoch_order(size_t n, const TrainOptions& o, int epoch) {
   return order;
 }
 
+// This rank's items of the epoch (DistributedSampler's rule) and their positions in the
+// epoch's order; everything with one process.
+struct EpochShard {
+  std::vector<size_t> items, positions;
+};
+
+EpochShard epoch_shard(std::vector<size_t> order, const DataParallel* dp) {
+  if (!dp) return {std::move(order), {}};
+  EpochShard shard;
+  shard.positions = shard_positions(order.size(), dp->rank(), dp->world_size());
+  for (size_t p : shard.positions) shard.items.push_back(order[p % order.size()]);
+  return shard;
+}
+
 double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const TrainingSet& set, const TrainOptions& o,
-                   const Preprocessing& pre, int epoch, TrainingStrategies& strategies) {
+                   const Preprocessing& pre, int epoch, TrainingStrategies& strategies, DataParallel* dp) {
   model->train();
   strategies.begin_epoch(model, epoch);
   torch::manual_seed(o.seed * 1000003 + static_cast<uint64_t>(epoch));  // dropout: reproducible per epoch
-  BatchLoader loader(set, epoch_order(set.images.size(), o, epoch), o, pre, epoch);
-  ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), loader.batches(), o.progress);
-  double sum = 0;
-  int64_t seen = 0;
+  EpochShard shard = epoch_shard(epoch_order(set.images.size(), o, epoch), dp);
+  BatchLoader loader(set, std::move(shard.items), o, pre, epoch, std::move(shard.positions));
+  ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), loader.batches(),
+                  o.progress && (!dp || dp->is_main()));
+  double sum = 0, seen = 0;
   for (size_t b = 0; b < loader.batches(); ++b) {
     Batch batch = loader.next();
     strategies.resize_batch(batch.images, batch.masks, epoch);
     if (o.channels_last) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
     opt.zero_grad();
-    double value = 0;
+    double value = 0, count = static_cast<double>(batch.images.size(0));
     {
       const auto quantized = strategies.quantized(model);  // QAT: forward/backward on quantized weights
       auto loss = strategies.loss(model, batch.images, batch.masks, o.loss);
       value = loss.item<double>();
-      if (std::isfinite(value)) loss.backward();
+      // Every rank runs backward, whatever its loss: the gradient all-reduce needs all of them.
+      if (dp) dp->before_backward();
+      if (dp || std::isfinite(value)) loss.backward();
+      if (dp) dp->after_backward();
+    }
+    if (dp) {  // the step's loss over all ranks' batches (non-finite on every rank if on one)
+      const auto total = dp->sum({value * count, count});
+      value = total[0] / total[1], count = total[1];
     }
     if (!std::isfinite(value))
       throw Error(std::string("training stopped: the loss became ") + (std::isnan(value) ? "NaN" : "infinite") + " at epoch " + std::to_string(epoch) +
@@ -102,36 +125,51 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
     opt.step();
     strategies.after_step(model);
     if (o.after_step) o.after_step(model);
-    sum += value * batch.images.size(0);
-    seen += batch.images.size(0);
+    sum += value * count;
+    seen += count;
     char status[64];
     std::snprintf(status, sizeof status, "loss %.4f", sum / seen);
     bar.update(static_cast<int64_t>(b + 1), status);
   }
-  return sum / std::max<int64_t>(1, seen);
+  return sum / std::max(1.0, seen);
 }
 
 struct ValScores {
-  double loss = 0, dice = 0, iou = 0;
+  double loss = 0, dice = 0, iou = 0, count = 0;  // sums over images, then means (averaged)
+  ValScores averaged() const {
+    const double n = std::max(1.0, count);
+    return {loss / n, dice / n, iou / n, count};
+  }
 };
 
-// Resize mode: the cached model-size images in batches. Crop mode: whole images, padded.
-ValScores validate(SegmentationModel model, const TrainingSet& val, const TrainOptions& o, const Preprocessing& pre) {
+// This rank's validation images: every world_size-th (all with one process).
+std::vector<size_t> validation_shard(size_t n, const DataParallel* dp) {
+  std::vector<size_t> items;
+  for (size_t i = dp ? static_cast<size_t>(dp->rank()) : 0; i < n; i += dp ? static_cast<size_t>(dp->world_size()) : 1)
+    items.push_back(i);
+  return items;
+}
+
+// Sums of the scores of `items` of `val`. Resize mode: the cached model-size images in
+// batches. Crop mode: whole images, padded.
+ValScores validate(SegmentationModel model, const TrainingSet& val, const std::vector<size_t>& items,
+                   const TrainOptions& o, const Preprocessing& pre) {
   torch::NoGradGuard no_grad;
   model->eval();
   ValScores s;
-  const size_t n = val.images.size();
+  const size_t n = items.size();
   const size_t step = o.input_mode == "resize" ? static_cast<size_t>(o.batch_size) : 1;
   for (size_t b = 0; b < n; b += step) {
     std::vector<cv::Mat> ims, ms;
-    for (size_t i = b; i < std::min(n, b + step); ++i) {
+    for (size_t k = b; k < std::min(n, b + step); ++k) {
+      const size_t i = items[k];
       ims.push_back(o.input_mode == "resize" ? val.images[i] : pad_to_multiple(val.images[i], model->size_divisor(), true));
       ms.push_back(o.input_mode == "resize" ? val.masks[i] : pad_to_multiple(val.masks[i], model->size_divisor(), false));
     }
     auto logits = model->forward(images_to_batch(ims, pre));
     auto target = masks_to_batch(ms);
     if (o.input_mode != "resize") {  // score only the original area
-      const int h = val.images[b].rows, w = val.images[b].cols;
+      const int h = val.images[items[b]].rows, w = val.images[items[b]].cols;
       logits = logits.slice(2, 0, h).slice(3, 0, w);
       target = target.slice(2, 0, h).slice(3, 0, w);
     }
@@ -146,8 +184,21 @@ ValScores validate(SegmentationModel model, const TrainingSet& val, const TrainO
       s.iou += ov.iou();
     }
   }
-  s.loss /= std::max<size_t>(1, n), s.dice /= std::max<size_t>(1, n), s.iou /= std::max<size_t>(1, n);
+  s.count = static_cast<double>(n);
   return s;
+}
+
+// Validation of the whole split: each rank scores its shard, the sums are reduced. Per-image
+// Dice and IoU are exactly a single process's; the loss is averaged per batch, so it moves
+// slightly with the shard's batch composition (DiceBCE's Dice term is over the batch).
+ValScores validate_all(SegmentationModel model, const TrainingSet& val, const TrainOptions& o, const Preprocessing& pre,
+                       DataParallel* dp) {
+  ValScores s = validate(model, val, validation_shard(val.images.size(), dp), o, pre);
+  if (dp) {
+    const auto total = dp->sum({s.loss, s.dice, s.iou, s.count});
+    s = {total[0], total[1], total[2], total[3]};
+  }
+  return s.averaged();
 }
 
 void write_metrics(const std::string& dir, const std::vector<EpochMetrics>& h) {
@@ -252,8 +303,37 @@ Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data) {
   return p;
 }
 
-TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
-  check_options(opts);
+namespace {
+
+// The model's tensors every rank must hold equal: parameters and buffers (BatchNorm statistics).
+std::vector<torch::Tensor> model_state_tensors(SegmentationModel& model, bool with_parameters) {
+  std::vector<torch::Tensor> tensors;
+  if (with_parameters)
+    for (auto& p : model->parameters()) tensors.push_back(p);
+  for (auto& b : model->buffers()) tensors.push_back(b);
+  return tensors;
+}
+
+// Joins the gradients of `trainable` to the other ranks' and makes every rank start from rank
+// 0's weights; reports (rank 0) what a step's all-reduce costs here.
+void start_data_parallel(DataParallel& dp, SegmentationModel& model, const std::vector<torch::Tensor>& trainable,
+                         const TrainOptions& o, const DistributedOptions& dist) {
+  dp.broadcast_from_main(model_state_tensors(model, true));
+  dp.average_gradients_of(trainable);
+  if (dist.sync_batch_norm) dp.synchronise_batch_norm();
+  int64_t bytes = 0;
+  for (const auto& p : trainable) bytes += p.numel() * static_cast<int64_t>(p.element_size());
+  const double seconds = dp.time_all_reduce(bytes, 5);
+  if (dp.is_main())
+    std::fprintf(stderr,
+                 "data-parallel: %d ranks, batch %d per rank (%d in all)%s; gradients %.2f MB per step, all-reduce "
+                 "%.2f ms (%.0f MB/s)\n",
+                 dp.world_size(), o.batch_size, o.batch_size * dp.world_size(), dist.sync_batch_norm ? ", synced BatchNorm" : "",
+                 bytes / 1e6, seconds * 1e3, bytes / 1e6 / std::max(seconds, 1e-9));
+}
+
+TrainResult run_training(const Dataset& data, const TrainOptions& opts, const DistributedOptions& dist, DataParallel* dp) {
+  const bool main = !dp || dp->is_main();  // rank 0 alone writes the run folder
   TrainOptions o = opts;
   const auto start = Clock::now();
   cv::setNumThreads(1);  // OpenCV in the loader thread must not fight LibTorch for the cores
@@ -271,8 +351,10 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));
   TrainingStrategies strategies(o, data.channels);  // loads a distillation teacher
-  fs::create_directories(o.out_dir);
-  atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
+  if (main) {
+    fs::create_directories(o.out_dir);
+    atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
+  }
   const Preprocessing pre = preprocessing_for(o, data);
   // A resumed run keeps the layout it was started with, so that it reaches exactly the weights
   // of an uninterrupted run (checkpoints from before the layout was recorded: NCHW).
@@ -285,7 +367,7 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   // this file runs this run again.
   nlohmann::json config = train_config_json(o);
   if (!o.initial_model) config["model_options"] = model->config().options;
-  atomic_write(o.out_dir + "/config.json", [&](std::ostream& out) { out << config.dump(2) << "\n"; });
+  if (main) atomic_write(o.out_dir + "/config.json", [&](std::ostream& out) { out << config.dump(2) << "\n"; });
   if (o.channels_last) {  // before the optimizer: its state then takes the same layout
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
@@ -309,9 +391,16 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     elapsed_before = state.value("seconds", 0.0);
     o.loss.pos_weight = state.at("pos_weight");
     set_lr(opt, sched.lr);
-    std::cerr << "resuming " << o.out_dir << " from epoch " << first_epoch << "\n";
-  } else if (o.resume) {
+    if (main) std::cerr << "resuming " << o.out_dir << " from epoch " << first_epoch << "\n";
+  } else if (o.resume && main) {
     std::cerr << "warning: --resume: no checkpoint in " << o.out_dir << ", starting from scratch\n";
+  }
+  if (dp) {  // every rank read the checkpoint itself: they must have read the same one
+    const int main_first = static_cast<int>(dp->broadcast_from_main(std::vector<double>{static_cast<double>(first_epoch)})[0]);
+    require(main_first == first_epoch, "train --resume: rank " + std::to_string(dp->rank()) + " would start at epoch " +
+                                           std::to_string(first_epoch) + " but rank 0 at epoch " + std::to_string(main_first) +
+                                           ": every rank reads " + ckpt + ", so --out must be a folder all nodes share");
+    start_data_parallel(*dp, model, trainable, o, dist);
   }
   const TrainingSet train_set = prepare_training_set(data, split.train, o);
   const TrainingSet val_set = prepare_training_set(data, split.val, o);
@@ -324,32 +413,41 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
     EpochMetrics m;
     m.epoch = epoch;
     m.lr = sched.lr;
-    m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch, strategies);
+    m.train_loss = train_epoch(model, opt, train_set, o, pre, epoch, strategies, dp);
+    const double train_seconds = seconds_since(t0);
+    // Rank 0's BatchNorm running statistics for all (what DDP's broadcast_buffers gives).
+    if (dp) dp->broadcast_from_main(model_state_tensors(model, false));
     // QAT: validate what deployment runs, Q(master weights); the files keep the fp32 master
     // weights, so quantizing them later (`leanseg compress --quant`) gives exactly the validated
     // model (re-quantizing already quantized weights is not idempotent: the range can shrink).
     auto quantized = strategies.quantized(model);
-    const ValScores v = validate(model, val_set, o, pre);
+    const ValScores v = validate_all(model, val_set, o, pre, dp);
     quantized.reset();
     m.val_loss = v.loss, m.val_dice = v.dice, m.val_iou = v.iou;
     m.seconds = seconds_since(t0);
     result.history.push_back(m);
-    if (sched.observe(v.dice, epoch, o.plateau_patience, o.plateau_factor, o.min_lr)) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
+    const bool improved = sched.observe(v.dice, epoch, o.plateau_patience, o.plateau_factor, o.min_lr);
     set_lr(opt, sched.lr);
-    save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
     const double total_seconds = elapsed_before + seconds_since(start);
-    save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
-                                       {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
-                                       {"channels_last", o.channels_last}, {"options", options_fixed_for_resume(o)}});
-    write_metrics(o.out_dir, result.history);
-    if (o.progress)
-      std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s)\n", epoch,
-                   m.train_loss, v.loss, v.dice, v.iou, m.lr, m.seconds);
+    if (main) {
+      if (improved) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
+      save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
+      save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
+                                         {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
+                                         {"channels_last", o.channels_last}, {"options", options_fixed_for_resume(o)}});
+      write_metrics(o.out_dir, result.history);
+    }
+    if (o.progress && main)
+      std::fprintf(stderr, "epoch %d: train loss %.4f  val loss %.4f  val Dice %.4f  IoU %.4f  lr %.2g  (%.0f s, %.1f train img/s)\n",
+                   epoch, m.train_loss, v.loss, v.dice, v.iou, m.lr, m.seconds,
+                   train_set.images.size() * std::max(1, o.crops_per_image) / std::max(train_seconds, 1e-9));
     if (sched.should_stop(o.early_stop_patience)) {
       result.stop_reason = "early stopping: no improvement for " + std::to_string(o.early_stop_patience) + " epochs";
       break;
     }
-    if (o.max_minutes > 0 && total_seconds / 60 > o.max_minutes) {
+    bool over_budget = o.max_minutes > 0 && total_seconds / 60 > o.max_minutes;
+    if (dp) over_budget = dp->sum({over_budget ? 1.0 : 0.0})[0] > 0;  // clocks differ: stop together
+    if (over_budget) {
       result.stop_reason = "time budget of " + std::to_string(o.max_minutes) + " min reached";
       break;
     }
@@ -362,7 +460,28 @@ TrainResult train_model(const Dataset& data, const TrainOptions& opts) {
   result.best_epoch = sched.best_epoch;
   result.best_val_dice = sched.best;
   result.seconds = elapsed_before + seconds_since(start);
+  if (dp) dp->barrier();  // no rank leaves while another may still need it
   return result;
 }
+
+}  // namespace
+
+TrainResult train_model(const Dataset& data, const TrainOptions& o) { return train_model(data, o, DistributedOptions{}); }
+
+TrainResult train_model(const Dataset& data, const TrainOptions& o, const DistributedOptions& dist) {
+  check_options(o);
+  if (!dist.enabled()) return run_training(data, o, dist, nullptr);
+  std::exception_ptr failure;
+  {
+    DataParallel dp(dist);
+    try {
+      return run_training(data, o, dist, &dp);
+    } catch (...) {
+      failure = dp.explain_failure(std::current_exception());
+    }
+  }  // the process group is shut down before the error leaves
+  std::rethrow_exception(failure);
+}
+
 
 }  // namespace leanseg
