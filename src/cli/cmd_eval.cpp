@@ -83,6 +83,8 @@ Network open_network(const std::string& path, const std::string& precision, bool
   n.predictor.pre = rt->pre;
   n.predictor.size_divisor = rt->engine.model().size_divisor;
   n.predictor.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
+  const int k = rt->engine.output_channels();
+  n.predictor.num_classes = k == 1 ? 2 : k;
   n.params = n.params_nonzero = rt->engine.model().graph.parameter_count();
   n.flops = rt->engine.flops();
   return n;
@@ -96,7 +98,7 @@ void run_eval(const EvalArgs& a) {
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   net.predictor.postprocess = a.postprocess;
   const Preprocessing& pre = net.predictor.pre;
-  const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
+  const Dataset data = load_dataset(a.data, a.dataset, pre.channels, net.predictor.num_classes);
   require(data.channels == pre.channels,
           "'" + a.model + "' expects channels " + nlohmann::json(pre.channels).dump() + " but the data has " +
               nlohmann::json(data.channels).dump());

@@ -1,5 +1,6 @@
 // `leanseg predict --model FILE INPUT... --out DIR [--overlay] [--pixel-size MM] [--tta none|h|hv] [--postprocess P] [--skip-errors]`: masks,
-// probability maps, overlays (contour on the image) and the head circumference in mm.
+// probability maps, overlays (contour on the image) and the head circumference in mm; for
+// multi-class models label maps, per-class probability maps and coloured overlays.
 #include <filesystem>
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
@@ -31,8 +32,18 @@ nlohmann::json predict_one(const PredictArgs& a, const LoadedModel& m, const Pro
   const auto& pre = m.preprocessing;
   const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
   const cv::Mat prob = predict_probability_with(pre, m.model->size_divisor(), image, run);
-  const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), a.postprocess);
+  const int num_classes = m.model->config().num_classes;
+  const cv::Mat mask = postprocess_mask(segmentation_mask(prob, pre.threshold), a.postprocess, num_classes);
   const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
+  if (num_classes > 2) {  // label map, class probabilities, coloured overlay
+    nlohmann::json r = {{"input", job}, {"labels", stem + "_labels.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
+    nlohmann::json pixels = nlohmann::json::object();
+    for (int c = 1; c < num_classes; ++c) pixels[std::to_string(c)] = cv::countNonZero(mask == c);
+    r["class_pixels"] = pixels;
+    write_files(encode_prediction_pngs(stem, image, prob, mask, a.overlay));
+    std::cout << job[0] << ": class pixels " << pixels.dump() << "\n";
+    return r;
+  }
   nlohmann::json r = {{"input", job}, {"mask", stem + "_mask.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
   EllipseFit fit = fit_ellipse(mask);
   if (fit.ok) {

@@ -10,6 +10,7 @@
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
+#include "leanseg/limits.h"
 #include "leanseg/train.h"
 
 namespace leanseg::cli {
@@ -17,6 +18,8 @@ namespace {
 
 struct TrainArgs {
   std::string preset = "hc18-cpu", data, dataset = "auto", out, model, encoder_weights, pos_weight, channels;
+  std::string class_weights;  // "w0,w1,..."
+  int num_classes = 0;        // 0: from the masks
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
@@ -43,6 +46,8 @@ TrainOptions resolve(const TrainArgs& a) {
     o.pos_weight_auto = a.pos_weight == "auto";
     if (!o.pos_weight_auto) o.loss.pos_weight = parse_positive(a.pos_weight, "--pos-weight");
   }
+  o.num_classes = a.num_classes;
+  if (!a.class_weights.empty()) o.loss.class_weights = parse_class_weights(a.class_weights);
   if (a.no_augment) o.augment = false;
   if (a.rot90) o.augment_options.rot90 = true;
   o.progress = !a.no_progress;
@@ -69,9 +74,9 @@ TrainOptions resolve(const TrainArgs& a) {
 void run_train(const TrainArgs& a) {
   require(!a.data.empty(), "train: --data DIR is required");
   TrainOptions o = resolve(a);
-  const Dataset data = load_dataset(a.data, a.dataset, split_channels(a.channels));
+  const Dataset data = load_dataset(a.data, a.dataset, split_channels(a.channels), a.num_classes);
   std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
-            << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
+            << nlohmann::json(data.channels).dump() << ", " << data.num_classes << " classes; model " << o.model << " @ " << o.input_size << " ("
             << o.input_mode << "), preset " << a.preset << "\n";
   const TrainResult r = train_model(data, o);
   std::cerr << "stopped: " << r.stop_reason << "; best val Dice " << r.best_val_dice << " at epoch " << r.best_epoch
@@ -113,6 +118,11 @@ void add_train(CLI::App& app) {
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", a->lr, "Initial learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--pos-weight", a->pos_weight, "BCE positive weight: a number or 'auto'");
+  cmd->add_option("--num-classes", a->num_classes,
+                  "Classes including background (2: binary masks; K >= 3: label masks 0..K-1). Default: from the masks")
+      ->check(CLI::Range(2, kMaxClasses));
+  cmd->add_option("--class-weights", a->class_weights,
+                  "Multi-class: cross-entropy weight of each class, background first, e.g. 0.2,1,1");
   cmd->add_option("--seed", a->seed)->check(CLI::NonNegativeNumber);
   cmd->add_option("--val-fraction", a->val_fraction)->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--max-minutes", a->max_minutes, "Stop after the epoch that crosses this time (0 = none)")->check(CLI::NonNegativeNumber);
