@@ -61,8 +61,24 @@ std::string with_path(const std::string& message, const std::string& path) {
   return "runtime model '" + path + "': " + message;
 }
 
-void sigmoid_in_place(float* x, size_t n) {
-  std::transform(x, x + n, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+// Logits of `images` images, each channels × pixels (planar) → sigmoid of one channel, softmax
+// over several.
+void probabilities_in_place(float* x, size_t images, int channels, size_t pixels) {
+  if (channels == 1) {
+    std::transform(x, x + images * pixels, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+    return;
+  }
+  for (size_t n = 0; n < images; ++n, x += static_cast<size_t>(channels) * pixels)
+    for (size_t i = 0; i < pixels; ++i) {
+      float highest = x[i], sum = 0;
+      for (int c = 1; c < channels; ++c) highest = std::max(highest, x[c * pixels + i]);
+      for (int c = 0; c < channels; ++c) sum += x[c * pixels + i] = std::exp(x[c * pixels + i] - highest);
+      for (int c = 0; c < channels; ++c) x[c * pixels + i] /= sum;
+    }
+}
+
+size_t pixels_of(const ls_engine* engine) {
+  return static_cast<size_t>(engine->engine.input_height()) * engine->engine.input_width();
 }
 
 const std::vector<float>& run_checked(ls_engine* engine, const float* input, float* out, const char* function) {
@@ -112,6 +128,7 @@ int ls_engine_set_input_size(ls_engine* engine, int height, int width, char* err
 int ls_engine_input_channels(const ls_engine* engine) { return engine ? engine->engine.input_channels() : -1; }
 int ls_engine_input_height(const ls_engine* engine) { return engine ? engine->engine.input_height() : -1; }
 int ls_engine_input_width(const ls_engine* engine) { return engine ? engine->engine.input_width() : -1; }
+int ls_engine_output_channels(const ls_engine* engine) { return engine ? engine->engine.output_channels() : -1; }
 
 int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
@@ -124,7 +141,16 @@ int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_o
   return guarded(err, err_len, [&] {
     const auto& logits = run_checked(engine, input, prob_out, "ls_engine_probabilities");
     std::copy(logits.begin(), logits.end(), prob_out);
-    sigmoid_in_place(prob_out, logits.size());
+    probabilities_in_place(prob_out, 1, engine->engine.output_channels(), pixels_of(engine));
+  });
+}
+
+int ls_engine_labels(ls_engine* engine, const float* input, unsigned char* labels_out, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    require_engine(engine, "ls_engine_labels");
+    leanseg::require(input != nullptr, "ls_engine_labels: input is NULL");
+    leanseg::require(labels_out != nullptr, "ls_engine_labels: output is NULL");
+    engine->engine.run_labels(input, labels_out);
   });
 }
 
@@ -142,8 +168,8 @@ int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int cou
     require_engine(engine, "ls_engine_probabilities_batch");
     require_buffers(input, prob_out, "ls_engine_probabilities_batch");
     engine->engine.run_batch(input, count, prob_out);
-    sigmoid_in_place(prob_out, static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() *
-                                   engine->engine.input_width());
+    probabilities_in_place(prob_out, static_cast<size_t>(std::max(count, 0)), engine->engine.output_channels(),
+                           pixels_of(engine));
   });
 }
 

@@ -42,7 +42,8 @@ void Engine::Impl::bind() {
   const ArenaPlan plan = plan_arena(requests);
   // Refused before anything is allocated: an input size or graph that needs more memory than
   // any deployment has would otherwise end in bad_alloc (or the OOM killer) minutes later.
-  const uint64_t estimate = plan.total_bytes + 64 + static_cast<uint64_t>(height) * width * sizeof(float);
+  const uint64_t estimate =
+      plan.total_bytes + 64 + static_cast<uint64_t>(values[output_value].dims[1]) * height * width * sizeof(float);
   if (estimate > kMaxArenaBytes) {
     char gib[32];
     std::snprintf(gib, sizeof gib, "%.1f", static_cast<double>(estimate) / (1ull << 30));
@@ -51,7 +52,7 @@ void Engine::Impl::bind() {
                 std::to_string(kMaxArenaBytes >> 30) + " GiB limit");
   }
   arena.assign(plan.total_bytes + 64, 0);
-  output.assign(static_cast<size_t>(height) * width, 0.f);
+  output.assign(static_cast<size_t>(values[output_value].dims[1]) * height * width, 0.f);
   unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
   for (size_t v = 0; v < values.size(); ++v)
     if (!values[v].host)
