@@ -17,15 +17,16 @@ struct Sample {
   std::string group;       // samples of one group stay in one split: HC18 exam ("010"), BBBC010 well
   std::string image_path;  // first source file (for reports)
   cv::Mat image;           // CV_32FC(C), intensities scaled to [0, 1] (see Dataset::max_value)
-  cv::Mat mask;            // CV_8UC1 with values 0/1, same size as image; empty if unlabelled
+  cv::Mat mask;            // CV_8UC1 class indices 0..K-1 (binary: 0/1), same size as image; empty if unlabelled
   double pixel_size_mm = 0;  // HC18: mm per pixel (0 when unknown)
   double hc_mm = 0;          // HC18: reference head circumference in mm (0 when unknown)
 };
 
 struct Dataset {
-  std::string kind;                   // "hc18", "bbbc010", "folder", "synthetic-ultrasound", "synthetic-worms"
+  std::string kind;                   // "hc18", "bbbc010", "folder", "synthetic-ultrasound", "synthetic-worms", "synthetic-classes"
   std::vector<std::string> channels;  // channel sources, e.g. {"gray"}, {"w2"}, {"w1", "w2"}
   double max_value = 255;             // raw intensity that maps to 1.0 (255 8-bit, 4095 BBBC010)
+  int num_classes = 2;                // K, background included; 2 = binary masks 0/1
   std::vector<Sample> samples;
 };
 
@@ -39,16 +40,22 @@ Dataset read_hc18(const std::string& dir);
 // worm). `channels` ⊆ {"w1","w2"} in the order given. Group = well.
 Dataset read_bbbc010(const std::string& dir, const std::vector<std::string>& channels = {"w2"});
 
-// Plain folders: DIR/images/<stem>.<png|tif|jpg> and DIR/masks/<stem>.png (0 and one foreground
-// value, e.g. 0/1 or 0/255; masks with more values are refused naming the file and the values).
+// Plain folders: DIR/images/<stem>.<png|tif|jpg> and DIR/masks/<stem>.<png|tif|tiff>, 8- or
+// 16-bit. num_classes 2: binary masks (0 and one foreground value, e.g. 0/1 or 0/255; masks with
+// more values are refused naming the file and the values). num_classes K >= 3: single-channel
+// label masks with values 0..K-1 (others refused likewise). num_classes 0: K from the masks:
+// binary when each mask has at most one foreground value that is not a class index (0/1 and
+// 0/255 masks may mix), else labels with K = the largest value + 1 (<= kMaxClasses).
 // 8-bit images scale by 255, 16-bit by 65535. Group = stem.
-Dataset read_folder(const std::string& dir);
+Dataset read_folder(const std::string& dir, int num_classes = 0);
 
 // "hc18", "bbbc010" or "folder" from the layout; throws Error describing the expected layouts.
 std::string detect_dataset_kind(const std::string& dir);
-// kind "auto" detects. `channels` only applies to bbbc010 (empty = default).
+// kind "auto" detects. `channels` only applies to bbbc010 (empty = default). `num_classes` as
+// read_folder says (0: from the masks); HC18 and BBBC010 are binary (2), and asking them for
+// more classes is an error.
 Dataset read_dataset(const std::string& dir, const std::string& kind = "auto",
-                     const std::vector<std::string>& channels = {});
+                     const std::vector<std::string>& channels = {}, int num_classes = 0);
 
 // Synthetic data (D3), deterministic for a seed. Ultrasound-like: a bright elliptical skull ring
 // with speckle noise on a dark fan; mask = filled ellipse; pixel_size_mm and hc_mm set.
@@ -61,6 +68,10 @@ Dataset make_synthetic_worms(int count, int height, int width, uint64_t seed);
 // layout (DIR/images/<id>.png, DIR/masks/<id>.png, 0/255). Images are 8-bit PNGs (intensities
 // × 255, rounded). Refuses a DIR that exists and is not empty; every file is written atomically.
 void write_dataset(const Dataset& d, const std::string& dir);
+
+// Three classes (num_classes 3): background 0, a filled ellipse 1 and a thick ring 2 inside it
+// (35%..70% of its semi-axes), each class at its own mean intensity under Gaussian noise.
+Dataset make_synthetic_classes(int count, int height, int width, uint64_t seed);
 
 // Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]: intensity "max"
 // divides by max_value for files of the bit depth max_value belongs to (8-bit for <= 255,
@@ -85,7 +96,7 @@ struct Split {
 };
 Split grouped_split(const Dataset& d, double val_fraction, uint64_t seed);
 
-// D4 augmentation, image and mask in sync (mask stays exactly 0/1): horizontal flip (p),
+// D4 augmentation, image and mask in sync (mask keeps exactly its values: nearest neighbour): horizontal flip (p),
 // rotation ±rotate_deg (p), scale ±scale (p), translation ±translate of the size (p).
 struct AugmentOptions {
   double flip_p = 0.5;

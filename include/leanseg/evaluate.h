@@ -11,9 +11,17 @@
 
 namespace leanseg {
 
+// One foreground class of a multi-class model on one image, or its mean over images.
+struct ClassScore {
+  double dice = 0, iou = 0, hd95 = 0;  // hd95 as ImageScore's; NaN when either mask of the class is empty
+};
+
 struct ImageScore {
   std::string id;
+  // Multi-class models: the means over the foreground classes of `classes` (hd, hd95, assd
+  // over those with both masks non-empty).
   double dice = 0, iou = 0;
+  std::vector<ClassScore> classes;  // multi-class models: classes 1..K-1 (index 0 is class 1)
   double hd = 0, hd95 = 0, assd = 0;  // surface distances (metrics.h): mm when the pixel size is known, else pixels
   double hc_pred_mm = 0, hc_ref_mm = 0, hc_abs_err_mm = 0;
   bool has_hc = false;
@@ -22,6 +30,12 @@ struct ImageScore {
 
 struct EvalReport {
   int n_images = 0;
+  int num_classes = 2;
+  // Multi-class models: per foreground class 1..K-1, the means over images (hd95 over the images
+  // where it is defined) and, in class_pixels, Dice over all pixels; dice/iou below are their
+  // means over classes. JSON: "classes": {"1": {"dice", "iou", "hd95", "dice_pixels"}, ...}.
+  std::vector<ClassScore> classes;
+  std::vector<double> class_dice_pixels;
   double dice = 0, iou = 0;              // mean over images
   double dice_pixels = 0, iou_pixels = 0;  // over all pixels of the set
   double hc_mae_mm = 0, hc_median_mm = 0;  // NaN when not applicable
@@ -43,6 +57,7 @@ struct Predictor {
   Preprocessing pre;
   int size_divisor = 32;
   std::string postprocess = "none";  // applied to each thresholded mask (postprocess_mask)
+  int num_classes = 2;  // 2: one probability channel thresholded; K: K channels, argmax
 };
 Predictor libtorch_predictor(const LoadedModel& model);
 

@@ -1,7 +1,7 @@
 // A LibTorch model as a torch-free Graph (graph.h): the eval-mode forward pass with BatchNorm
 // folded into the preceding convolutions and Dropout removed. Nodes and initializers are
 // named after the module paths they come from (e.g. `dec5.block.body.0.0.weight`); the input
-// is `image` [N, C, H, W] float and the output `logits` [N, 1, H, W].
+// is `image` [N, C, H, W] float and the output `logits` [N, K, H, W] (K = 1 for binary models).
 #pragma once
 #include "leanseg/graph.h"
 #include "leanseg/model.h"

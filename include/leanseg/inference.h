@@ -15,16 +15,18 @@ namespace leanseg {
 torch::Tensor image_to_tensor(const cv::Mat& image01, const Preprocessing& pre);
 // A batch of equally sized images → [N, C, H, W].
 torch::Tensor images_to_batch(const std::vector<cv::Mat>& images01, const Preprocessing& pre);
-// CV_8UC1 0/1 masks → [N, 1, H, W] float.
+// CV_8UC1 masks (0/1, or class indices) → [N, 1, H, W] float.
 torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks);
 
-// A logits function ([1, C, H, W] normalised → [1, 1, H, W]) as prediction.h's network (no
-// gradients, sigmoid of the logits).
+// Sigmoid of [N, 1, H, W] logits, softmax over the channels of [N, K, H, W] ones.
+torch::Tensor logits_to_probabilities(const torch::Tensor& logits);
+// A logits function ([1, C, H, W] normalised → [1, K, H, W]) as prediction.h's network (no
+// gradients, logits_to_probabilities).
 ProbabilityFn logits_probability_fn(std::function<torch::Tensor(const torch::Tensor&)> logits, Preprocessing pre);
 // The LibTorch model as prediction.h's network (eval mode, no gradients, sigmoid of the logits).
 ProbabilityFn libtorch_probability_fn(SegmentationModel model, Preprocessing pre);
 
-// Foreground probability (CV_32FC1) at the image's original size. The model is used in eval
+// Probabilities (CV_32FC1 foreground, or CV_32FC(K) classes) at the image's original size. The model is used in eval
 // mode under NoGradGuard.
 cv::Mat predict_probability(SegmentationModel model, const Preprocessing& pre, const cv::Mat& image01);
 

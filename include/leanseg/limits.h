@@ -20,6 +20,9 @@ namespace leanseg {
 constexpr int64_t kMaxImageSide = 16384;    // height or width of a model input
 constexpr int64_t kMaxChannels = 65536;     // channels of a layer, widths of a model config
 constexpr uint64_t kMaxArenaBytes = 16ull << 30;  // activation memory the engine may plan
+// Classes of a segmentation model (background included): label maps are 8-bit, and a label
+// image with more distinct values is far more likely an instance labelling than classes.
+constexpr int kMaxClasses = 64;
 
 // Product of `shape`, or nullopt when a dimension is negative or the product does not fit in
 // int64 (a shape like [2^62, 4] would otherwise wrap to a small or zero size).

@@ -1,7 +1,9 @@
-// Segmentation metrics (E1) on binary masks (CV_8UC1, 0 / non-zero). Torch-free.
+// Segmentation metrics (E1) on binary masks (CV_8UC1, 0 / non-zero) and on label maps
+// (CV_8UC1 class indices). Torch-free.
 #pragma once
 #include <cstdint>
 #include <opencv2/core.hpp>
+#include <vector>
 
 namespace leanseg {
 
@@ -15,6 +17,13 @@ struct Overlap {
 // Throws Error if the sizes differ.
 Overlap overlap(const cv::Mat& pred, const cv::Mat& truth);
 double dice(const cv::Mat& pred, const cv::Mat& truth);
+// Label maps of `num_classes` classes: element c is the overlap of (pred == c) with (truth == c).
+// Throws Error if the sizes differ or a label is >= num_classes.
+std::vector<Overlap> class_overlaps(const cv::Mat& pred, const cv::Mat& truth, int num_classes);
+// Means of Dice / IoU over the foreground classes 1..K-1 of class_overlaps (a class absent from
+// both maps scores 1).
+double mean_foreground_dice(const std::vector<Overlap>& per_class);
+double mean_foreground_iou(const std::vector<Overlap>& per_class);
 double iou(const cv::Mat& pred, const cv::Mat& truth);
 
 // Distances in pixels between the boundaries (outer contours) of two masks, MONAI's definitions:

@@ -1,6 +1,7 @@
 // Segmentation models: an encoder + decoder + head, assembled by name from the registry
-// (segmentation_models_pytorch style). Every model maps [N, C, H, W] float images to
-// [N, 1, H, W] logits; sigmoid is applied only at inference.
+// (segmentation_models_pytorch style). Every model maps [N, C, H, W] float images to logits:
+// [N, 1, H, W] for binary segmentation (num_classes 2; sigmoid at inference) or [N, K, H, W]
+// for K >= 3 classes, background being class 0 (softmax at inference).
 #pragma once
 #include <torch/torch.h>
 
@@ -18,7 +19,14 @@ class GraphBuilder;  // src/models/export_graph.h
 struct ModelConfig {
   std::string arch;
   int in_channels = 1;
+  // Classes including background: 2 is binary (one logit channel, the files written before
+  // multi-class existed); K >= 3 gives a K-channel head. Written to JSON only when not 2, so
+  // binary model files are unchanged.
+  int num_classes = 2;
   nlohmann::json options = nlohmann::json::object();
+
+  // Channels of the logits: 1 for binary, num_classes otherwise.
+  int output_channels() const { return num_classes == 2 ? 1 : num_classes; }
 
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);
@@ -65,7 +73,7 @@ class SegmentationModelImpl : public torch::nn::Module {
  public:
   explicit SegmentationModelImpl(ModelConfig config) : config_(std::move(config)) {}
 
-  // Logits [N, 1, H, W]. Throws Error if the input has the wrong rank, channel count or a size
+  // Logits [N, config().output_channels(), H, W]. Throws Error if the input has the wrong rank, channel count or a size
   // that is not a multiple of size_divisor().
   torch::Tensor forward(const torch::Tensor& x);
   // Same as forward, also recording every stage's output shape and FLOPs.

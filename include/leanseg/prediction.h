@@ -16,10 +16,11 @@
 namespace leanseg {
 
 // The network on one image: CV_32FC(C) in [0, 1] (not yet normalised) of a size that is a
-// multiple of the size divisor → CV_32FC1 foreground probability of the same size.
+// multiple of the size divisor → probabilities of the same size: CV_32FC1 foreground probability
+// (binary models), or CV_32FC(K) class probabilities (softmax; K-class models).
 using ProbabilityFn = std::function<cv::Mat(const cv::Mat& image01)>;
 
-// Foreground probability (CV_32FC1) at the image's original size, as pre.mode says:
+// Probabilities (as ProbabilityFn's) at the image's original size, as pre.mode says:
 // "resize" (to pre's input size, back with bilinear), "pad" (reflect-padded to a multiple of
 // size_divisor, cropped back) or "tile" (overlapping tiles of the input size, blended).
 cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, const cv::Mat& image01,
@@ -33,26 +34,42 @@ ProbabilityFn mirrored_probability_fn(ProbabilityFn run, const std::string& tta)
 const std::vector<std::string>& tta_names();  // "none", "h", "hv"
 
 // The LibTorch-free engine as the network: re-planned for the image's size (a no-op when it is
-// unchanged), normalised planar input, sigmoid of the logits. Keeps references to both.
+// unchanged), normalised planar input, sigmoid of one logit channel or softmax of K. Keeps
+// references to both.
 ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre);
+// Planar K×H×W logits → CV_32FC(K) softmax over the K channels of each pixel.
+cv::Mat softmax_planar(const float* logits, int channels, int height, int width);
 
 // [H, W, C] float image in [0, 1] → planar C×H×W floats, normalised ((x − mean) / std).
 std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& pre);
 
 // prob > threshold → CV_8UC1 0/1.
 cv::Mat threshold_mask(const cv::Mat& prob, double threshold);
+// CV_32FC(K) class probabilities → CV_8UC1 label map: the most probable class of each pixel
+// (the lowest index among equal maxima, as torch.argmax).
+cv::Mat argmax_labels(const cv::Mat& prob);
+// The predicted mask of a probability map: threshold_mask of one channel (0/1), argmax_labels
+// of K (class indices 0..K-1).
+cv::Mat segmentation_mask(const cv::Mat& prob, double threshold);
 
 // Post-processing of a thresholded 0/1 mask (`--postprocess`): "none" returns it; "largest" keeps
 // only its largest 8-connected component (nnU-Net's post-processing, for one object per image);
 // "ellipse" replaces it by the filled ellipse fitted to the largest component's outline (an
 // HC18 head: the fit is what HC is measured on, so mask and HC agree). An empty mask stays
-// empty. Throws Error for any other name.
-cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how);
+// empty. A label map of num_classes > 2 takes "none" or "largest" (each class keeps its largest
+// component; the rest becomes background). Throws Error for any other name.
+cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how, int num_classes = 2);
 const std::vector<std::string>& postprocess_names();  // "none", "largest", "ellipse"
 
 // The first channel of the image in grey with the mask's outer contours in green and, when
 // given and ok, the fitted ellipse in red (CV_8UC3).
 cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const EllipseFit* fit = nullptr);
+// The first channel of the image in grey with each foreground class 1..K-1 of `labels` blended
+// in its class_colour (CV_8UC3).
+cv::Mat label_overlay_image(const cv::Mat& image01, const cv::Mat& labels, int num_classes);
+// BGR colour of class c >= 1 in overlays: green, red, blue, yellow, magenta, cyan, orange,
+// purple, then hues spread by the golden angle.
+cv::Scalar class_colour(int c);
 
 // PNG bytes of `m`; throws Error naming `path` (the file it is meant for) when OpenCV cannot encode it.
 std::vector<unsigned char> encode_png(const cv::Mat& m, const std::string& path);
@@ -92,7 +109,9 @@ void check_prediction_jobs(const std::vector<std::vector<std::string>>& jobs, si
 
 // An image's output PNGs, encoded in memory so that a failure leaves none of them behind:
 // <stem>_mask.png (0/255), <stem>_prob.png (probability × 255) and, with `overlay`,
-// <stem>_overlay.png (overlay_image with `fit`). `stem` includes the output folder.
+// <stem>_overlay.png (overlay_image with `fit`). For K-channel `prob` (multi-class): the label
+// map <stem>_labels.png (class indices 0..K-1), <stem>_prob_<c>.png for every class c
+// (probability × 255) and <stem>_overlay.png (label_overlay_image). `stem` includes the output folder.
 using EncodedFiles = std::vector<std::pair<std::string, std::vector<unsigned char>>>;
 EncodedFiles encode_prediction_pngs(const std::string& stem, const cv::Mat& image01, const cv::Mat& prob,
                                     const cv::Mat& mask, bool overlay, const EllipseFit* fit = nullptr);

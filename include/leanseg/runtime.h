@@ -4,6 +4,7 @@
 // activation and residual add as fused post-ops.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,14 +80,19 @@ class Engine {
   int input_height() const;
   int input_width() const;
 
-  // The output of one run at the current input size, [1, K, H', W']: [1, 1, H, W] logits for
-  // leanseg's (binary) segmentation models.
+  // The output of one run at the current input size, [1, K, H', W']: [1, K, H, W] logits for
+  // leanseg's segmentation models (K = 1 for binary models).
   std::vector<int64_t> output_shape() const;
+  // Channels of the logits: 1 for binary models, K for K-class models.
+  int output_channels() const;
 
   // input: C×H×W floats (planar, batch 1), normalised as model().preprocessing says.
-  // Returns the output (output_shape(), row-major; H×W logits for leanseg's segmentation
-  // models); the reference stays valid until the next run or set_input_size.
+  // Returns the output (output_shape(), row-major: K×H×W logits, planar, for leanseg's
+  // segmentation models); the reference stays valid until the next run or set_input_size.
   const std::vector<float>& run(const float* input);
+  // As run, then the label of every pixel into `labels_out` (H×W bytes): argmax_labels of the
+  // logits, i.e. the class index of K-class models, 0/1 (logit > 0) for binary ones.
+  void run_labels(const float* input, uint8_t* labels_out);
   // Batch: `count` images one after another (count x C x H x W floats in, count outputs of
   // output_shape() into `logits_out`). The plan is for batch 1: images reuse its primitives and arena, so a
   // batch costs count single runs and no extra memory (no larger-batch kernels yet).
@@ -111,6 +117,11 @@ class Engine {
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Planar logits (channels × pixels) → one label per pixel: channels 1: 1 where the logit is > 0
+// (probability > 0.5); channels K >= 2: the index of the largest logit (the first of equal
+// maxima, as torch.argmax). Throws Error for channels outside [1, 256].
+void argmax_labels(const float* logits, int channels, size_t pixels, uint8_t* labels_out);
 
 // How long an idle OpenMP thread of this process spins at a barrier before it sleeps, measured:
 // the CPU time one thread burns while the other sleeps `wait_ms` (so at most wait_ms). ~0 with

@@ -41,14 +41,22 @@ int ls_engine_input_channels(const ls_engine* engine);
 int ls_engine_input_height(const ls_engine* engine);
 int ls_engine_input_width(const ls_engine* engine);
 
-/* Runs the model on `input` and copies the H x W logits into logits_out. */
+/* Channels K of the logits: 1 for binary models, the number of classes for multi-class ones. */
+int ls_engine_output_channels(const ls_engine* engine);
+
+/* Runs the model on `input` and copies the K x H x W logits (planar) into logits_out. */
 int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char* err, size_t err_len);
 
-/* As ls_engine_run, with the foreground probability (sigmoid of the logits) in prob_out. */
+/* As ls_engine_run, with probabilities in prob_out: the foreground probability (sigmoid) of a
+ * binary model, the K class probabilities (softmax over the channels) of a multi-class one. */
 int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_out, char* err, size_t err_len);
 
+/* Runs the model and writes H x W labels: the most probable class (argmax) of a multi-class
+ * model, 0/1 (probability > 0.5) of a binary one. */
+int ls_engine_labels(ls_engine* engine, const float* input, unsigned char* labels_out, char* err, size_t err_len);
+
 /* Batch: count images (count x C x H x W floats) one after another through the engine's plan;
- * count x H x W logits (ls_engine_run_batch) or probabilities (ls_engine_probabilities_batch). */
+ * count x K x H x W logits (ls_engine_run_batch) or probabilities (ls_engine_probabilities_batch). */
 int ls_engine_run_batch(ls_engine* engine, const float* input, int count, float* logits_out, char* err, size_t err_len);
 int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int count, float* prob_out, char* err,
                                   size_t err_len);

@@ -13,10 +13,21 @@ namespace leanseg {
 // with pos_weight, over the whole batch. X = sigmoid(logits), Y = target in {0, 1}.
 struct LossOptions {
   double dice_weight = 0.8, bce_weight = 0.2, pos_weight = 200, eps = 1e-6;
+  // Multi-class models: cross-entropy weight of each class 0..K-1 (empty: all 1); pos_weight
+  // applies to binary models only.
+  std::vector<double> class_weights;
 };
 torch::Tensor dice_bce_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o);
-// Soft-target distillation loss on binary logits: T² · mean BCE(σ(s/T), σ(t/T)). Minimal (its
-// gradient is zero) where s = t.
+// K >= 3 classes: logits [N, K, H, W], target [N, 1, H, W] holding class indices (as floats).
+// dice_weight · (1 − mean over the foreground classes c = 1..K-1 of
+// (2|P_c ∩ Y_c| + eps) / (|P_c| + |Y_c| + eps)) + bce_weight · CE(logits, target; class_weights),
+// P = softmax(logits), Y_c = [target == c], sums over the whole batch.
+torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o);
+// dice_bce_loss for one logit channel, dice_ce_loss for several.
+torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o);
+// Soft-target distillation loss: on binary logits T² · mean BCE(σ(s/T), σ(t/T)); on K-channel
+// logits T² · mean over pixels of the cross-entropy −Σ_c softmax(t/T)_c · log softmax(s/T)_c.
+// Minimal (its gradient is zero) where s = t.
 torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature);
 // Background/foreground pixel ratio of the masks (pos_weight "auto").
 double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices);
@@ -30,6 +41,9 @@ bool channels_last_trains_faster_on_this_cpu();
 struct TrainOptions {
   // model
   std::string model = "mobilenet-aspp-se-unet";
+  // Classes of the model (background included): 0 takes the dataset's (Dataset::num_classes);
+  // otherwise it must equal the dataset's.
+  int num_classes = 0;
   nlohmann::json model_options = nlohmann::json::object();
   std::string encoder_weights;  // ImageNet MobileNetV2 safetensors (M1/M4)
   // input: "resize" (whole image → input_size) or "crop" (random native-resolution crops of
@@ -99,6 +113,7 @@ struct TrainOptions {
 
 struct EpochMetrics {
   int epoch = 0;
+  // val_dice, val_iou: multi-class models: the mean over the foreground classes.
   double train_loss = 0, val_loss = 0, val_dice = 0, val_iou = 0, lr = 0, seconds = 0;
 };
 

@@ -39,7 +39,8 @@ def _load_library():
     lib.ls_engine_load_flags.restype = ctypes.c_void_p
     lib.ls_engine_load_flags.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
                                          ctypes.c_char_p, ctypes.c_size_t]
-    for name in ("ls_engine_input_channels", "ls_engine_input_height", "ls_engine_input_width"):
+    for name in ("ls_engine_input_channels", "ls_engine_input_height", "ls_engine_input_width",
+                 "ls_engine_output_channels"):
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p]
     lib.ls_engine_set_input_size.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
@@ -143,7 +144,9 @@ class Engine:
             if batch.shape[1] != self.input_shape[0]:
                 raise Error(f"'{self.path}' takes {self.input_shape[0]} input channel(s), got {c}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        out = np.empty((batch.shape[0], h, w), dtype=np.float32)
+        # Binary models: one map per image; K-class models: K maps (planar, as the engine writes them).
+        k = _runtime().ls_engine_output_channels(self._handle)
+        out = np.empty((batch.shape[0], h, w) if k == 1 else (batch.shape[0], k, h, w), dtype=np.float32)
         err = ctypes.create_string_buffer(_ERR_LEN)
         rc = getattr(_runtime(), function)(self._handle, batch.ctypes.data_as(_float_p), batch.shape[0],
                                             out.ctypes.data_as(_float_p), err, _ERR_LEN)
@@ -152,11 +155,13 @@ class Engine:
         return out[0] if single else out
 
     def run(self, x):
-        """Logits for normalised float input: (C,H,W) -> (H,W), (N,C,H,W) -> (N,H,W)."""
+        """Logits for normalised float input: (C,H,W) -> (H,W), (N,C,H,W) -> (N,H,W); a K-class model
+        gives (K,H,W) and (N,K,H,W)."""
         return self._call("ls_engine_run_batch", x)
 
     def probabilities(self, x):
-        """Foreground probabilities (sigmoid of the logits), shapes as run()."""
+        """Foreground probabilities (sigmoid of the logits), or a K-class model's class probabilities
+        (softmax over the K maps); shapes as run()."""
         return self._call("ls_engine_probabilities_batch", x)
 
     def normalise(self, image):
@@ -182,7 +187,8 @@ class Engine:
         return (x - float(p.get("mean", 0.0))) / float(p.get("std", 1.0))
 
     def segment(self, image):
-        """Foreground probability (H,W) at the image's own size, with the file's preprocessing:
+        """Foreground probability (H,W) at the image's own size (a K-class model: (K,H,W) class
+        probabilities; argmax over axis 0 gives the labels), with the file's preprocessing:
         'resize' mode resizes to the model's input size (bilinear) and the result back; 'pad'
         mode pads to a multiple of the size divisor and crops back."""
         x = self.normalise(image)
@@ -195,7 +201,7 @@ class Engine:
             d = self.size_divisor
             ph, pw = -h % d, -w % d
             padded = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
-            return self.probabilities(padded)[:h, :w]
+            return self.probabilities(padded)[..., :h, :w]
         raise Error(f"'{self.path}': preprocessing mode '{mode}' is not supported from Python "
                     "(use leanseg-infer or leanseg predict)")
 

@@ -1,5 +1,6 @@
 #include "cli_common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -32,8 +33,29 @@ double parse_positive(const std::string& text, const std::string& option) {
   throw Error(option + ": expected a positive number, got '" + text + "'");
 }
 
-Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels) {
-  return read_dataset(dir, kind, channels);
+Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
+                     int num_classes) {
+  return read_dataset(dir, kind, channels, num_classes);
+}
+
+std::vector<double> parse_class_weights(const std::string& csv) {
+  std::vector<double> weights;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    const size_t comma = std::min(csv.find(',', start), csv.size());
+    const std::string item = csv.substr(start, comma - start);
+    try {
+      size_t used = 0;
+      const double v = std::stod(item, &used);
+      require(used == item.size() && std::isfinite(v) && v >= 0, "");
+      weights.push_back(v);
+    } catch (const std::exception&) {
+      throw Error("--class-weights: expected comma-separated numbers >= 0 (one per class, background first), got '" +
+                  csv + "'");
+    }
+    start = comma + 1;
+  }
+  return weights;
 }
 
 std::string format_seconds(double s) { return format_duration(s); }
@@ -44,6 +66,9 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
               r.postprocess == "none" ? "" : (", post-processing " + r.postprocess).c_str());
   std::printf("  Dice %.4f  IoU %.4f (mean over images)   Dice %.4f  IoU %.4f (all pixels)\n", r.dice, r.iou,
               r.dice_pixels, r.iou_pixels);
+  for (size_t c = 0; c < r.classes.size(); ++c)
+    std::printf("  class %zu: Dice %.4f  IoU %.4f  HD95 %.2f px (means over images)   Dice %.4f (all pixels)\n", c + 1,
+                r.classes[c].dice, r.classes[c].iou, r.classes[c].hd95, r.class_dice_pixels[c]);
   if (std::isfinite(r.hc_mae_mm))
     std::printf("  HC abs. error: mean %.2f mm, median %.2f mm\n", r.hc_mae_mm, r.hc_median_mm);
   if (std::isfinite(r.hd_mm)) {
@@ -103,6 +128,8 @@ Predictor runtime_predictor(const std::string& path, const std::string& precisio
   p.pre = rt->pre;
   p.size_divisor = rt->engine.model().size_divisor;
   p.run = [rt](const cv::Mat& image01) { return engine_probability_fn(rt->engine, rt->pre)(image01); };
+  const int k = rt->engine.output_channels();
+  p.num_classes = k == 1 ? 2 : k;
   if (engine) *engine = std::shared_ptr<runtime::Engine>(rt, &rt->engine);
   return p;
 }

@@ -15,7 +15,12 @@ namespace leanseg::cli {
 
 std::vector<std::string> split_channels(const std::string& csv);  // "w1,w2" → {"w1","w2"}
 double parse_positive(const std::string& text, const std::string& option);
-Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels);
+// num_classes as read_dataset: 0 infers it from the masks; a model's own number makes masks
+// that do not fit it an error naming the file and its values.
+Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
+                     int num_classes = 0);
+// --num-classes of `train` and --class-weights "w0,w1,..." (one per class, background first).
+std::vector<double> parse_class_weights(const std::string& csv);
 std::string format_seconds(double s);
 void print_report_summary(const EvalReport& r, const std::string& what);
 // Indices of the ids listed under `subset` ("train"/"val") in a split.json written by `leanseg train`.

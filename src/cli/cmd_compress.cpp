@@ -122,7 +122,7 @@ void run_compress(const CompressArgs& a) {
                 << " frozen encoder weight tensors left dense (--prune-frozen prunes them too)\n";
   }
   if (a.finetune_epochs > 0) {
-    const Dataset data = load_dataset(a.data, a.dataset, m.preprocessing.channels);
+    const Dataset data = load_dataset(a.data, a.dataset, m.preprocessing.channels, m.model->config().num_classes);
     TrainOptions o = finetune_options(m, a.finetune_epochs);
     if (a.lr > 0) o.lr = a.lr;
     if (a.batch_size > 0) o.batch_size = a.batch_size;

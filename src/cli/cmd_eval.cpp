@@ -85,7 +85,7 @@ void run_eval(const EvalArgs& a) {
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   net.predictor.postprocess = a.postprocess;
   const Preprocessing& pre = net.predictor.pre;
-  const Dataset data = load_dataset(a.data, a.dataset, pre.channels);
+  const Dataset data = load_dataset(a.data, a.dataset, pre.channels, net.predictor.num_classes);
   require(data.channels == pre.channels,
           "'" + a.model + "' expects channels " + nlohmann::json(pre.channels).dump() + " but the data has " +
               nlohmann::json(data.channels).dump());

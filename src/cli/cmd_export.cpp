@@ -52,9 +52,10 @@ std::string op_counts_text(const Graph& graph) {
 void print_summary(const Graph& graph, const std::string& path, int opset) {
   std::printf("wrote %s: ONNX opset %d, %zu nodes (%s), %lld parameters\n", path.c_str(), opset, graph.nodes.size(),
               op_counts_text(graph).c_str(), static_cast<long long>(graph.parameter_count()));
-  std::printf("  input  %s %s float\n  output %s %s float (logits; sigmoid gives the probability)\n",
-              graph.inputs[0].name.c_str(), shape_text(graph.inputs[0]).c_str(), graph.outputs[0].name.c_str(),
-              shape_text(graph.outputs[0]).c_str());
+  const bool binary = graph.outputs[0].shape[1] == 1;
+  std::printf("  input  %s %s float\n  output %s %s float (logits; %s)\n", graph.inputs[0].name.c_str(),
+              shape_text(graph.inputs[0]).c_str(), graph.outputs[0].name.c_str(), shape_text(graph.outputs[0]).c_str(),
+              binary ? "sigmoid gives the probability" : "softmax over axis 1 gives the class probabilities, argmax the labels");
 }
 
 // The runtime engine plans for one input size (and re-plans itself for others), so the graph

@@ -1,6 +1,7 @@
 // `leanseg predict --model FILE|MODEL.lsr INPUT... --out DIR [--format png,tiff16,geojson] [--overlay] [--pixel-size MM]
 //  [--tta none|h|hv] [--postprocess P] [--skip-errors] [--precision P]`: masks, probability maps, overlays (contour
-// on the image), 16-bit label TIFFs, GeoJSON outlines and the head circumference in mm.
+// on the image), 16-bit label TIFFs, GeoJSON outlines and the head circumference in mm; for
+// multi-class models label maps, per-class probability maps and coloured overlays.
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -38,8 +39,21 @@ nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std
   const auto& pre = net.pre;
   const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
   const cv::Mat prob = predict_probability_with(pre, net.size_divisor, image, net.run);
-  const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), a.postprocess);
+  const int num_classes = net.num_classes;
+  const cv::Mat mask = postprocess_mask(segmentation_mask(prob, pre.threshold), a.postprocess, num_classes);
   const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
+  if (num_classes > 2) {  // label map, class probabilities, coloured overlay
+    require(a.formats == std::vector<std::string>{"png"},
+            "--format tiff16/geojson write object outlines of binary masks; a " + std::to_string(num_classes) +
+                "-class model writes PNG label maps");
+    nlohmann::json r = {{"input", job}, {"labels", stem + "_labels.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
+    nlohmann::json pixels = nlohmann::json::object();
+    for (int c = 1; c < num_classes; ++c) pixels[std::to_string(c)] = cv::countNonZero(mask == c);
+    r["class_pixels"] = pixels;
+    write_files(encode_prediction_pngs(stem, image, prob, mask, a.overlay));
+    std::cout << job[0] << ": class pixels " << pixels.dump() << "\n";
+    return r;
+  }
   nlohmann::json r = {{"input", job}, {"foreground_pixels", cv::countNonZero(mask)}};
   EllipseFit fit = fit_ellipse(mask);
   // --pixel-size, else the file's own (DICOM header), else none.

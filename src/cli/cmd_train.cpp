@@ -12,6 +12,7 @@
 #include "leanseg/error.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
+#include "leanseg/limits.h"
 #include "leanseg/train.h"
 #include "train/distributed_options.h"
 
@@ -21,6 +22,8 @@ namespace {
 struct TrainArgs {
   std::string config, preset, data, dataset = "auto", out, model, encoder_weights, pos_weight, channels, stem_init;
   std::string model_options;  // JSON object merged into the model's options
+  std::string class_weights;  // "w0,w1,..."
+  int num_classes = 0;        // 0: from the masks
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
   bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
@@ -110,6 +113,8 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
     o.pos_weight_auto = a.pos_weight == "auto";
     if (!o.pos_weight_auto) o.loss.pos_weight = parse_positive(a.pos_weight, "--pos-weight");
   }
+  o.num_classes = a.num_classes;
+  if (!a.class_weights.empty()) o.loss.class_weights = parse_class_weights(a.class_weights);
   if (a.no_augment) o.augment = false;
   if (a.rot90) o.augment_options.rot90 = true;
   o.progress = !a.no_progress;
@@ -155,11 +160,11 @@ void run_train(const TrainArgs& a) {
   const std::string kind = a.dataset != "auto" ? a.dataset : source.value("dataset", preset_name == "folder" ? "folder" : "auto");
   const std::vector<std::string> channels =
       !a.channels.empty() ? split_channels(a.channels) : source.value("channels", std::vector<std::string>{});
-  const Dataset data = load_dataset(dir, kind, channels);
+  const Dataset data = load_dataset(dir, kind, channels, a.num_classes);
   o.data_source = {{"dir", std::filesystem::absolute(dir).lexically_normal().string()}, {"dataset", kind}, {"channels", channels}};
   if (dist.is_main())
     std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
-              << nlohmann::json(data.channels).dump() << "; model " << o.model << " @ " << o.input_size << " ("
+              << nlohmann::json(data.channels).dump() << ", " << data.num_classes << " classes; model " << o.model << " @ " << o.input_size << " ("
               << o.input_mode << "), preset " << preset_name << (a.config.empty() ? "" : ", config " + a.config) << "\n";
   if (!dist.is_main()) o.progress = false;
   const TrainResult r = train_model(data, o, dist);
@@ -209,6 +214,11 @@ void add_train(CLI::App& app) {
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", a->lr, "Initial learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--pos-weight", a->pos_weight, "BCE positive weight: a number or 'auto'");
+  cmd->add_option("--num-classes", a->num_classes,
+                  "Classes including background (2: binary masks; K >= 3: label masks 0..K-1). Default: from the masks")
+      ->check(CLI::Range(2, kMaxClasses));
+  cmd->add_option("--class-weights", a->class_weights,
+                  "Multi-class: cross-entropy weight of each class, background first, e.g. 0.2,1,1");
   cmd->add_option("--seed", a->seed)->check(CLI::NonNegativeNumber);
   cmd->add_option("--val-fraction", a->val_fraction)->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--max-minutes", a->max_minutes, "Stop after the epoch that crosses this time (0 = none)")->check(CLI::NonNegativeNumber);

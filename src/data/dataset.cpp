@@ -18,8 +18,12 @@ std::string detect_dataset_kind(const std::string& dir) {
               "BBBC010_v1_foreground/<WELL>_binary.png); folder (images/<name>.png|tif|jpg and masks/<name>.png)");
 }
 
-Dataset read_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels) {
+Dataset read_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
+                     int num_classes) {
   const std::string k = kind == "auto" ? detect_dataset_kind(dir) : kind;
+  require(k == "folder" || num_classes == 0 || num_classes == 2,
+          "'" + dir + "' is a " + k + " dataset, whose masks are binary (2 classes); " + std::to_string(num_classes) +
+              " classes need label masks in a folder dataset (images/ + masks/)");
   if (k == "bbbc010") return channels.empty() ? read_bbbc010(dir) : read_bbbc010(dir, channels);
   require(k == "hc18" || k == "folder",
           "unknown dataset kind '" + kind + "' (expected auto, hc18, bbbc010 or folder)");
@@ -33,7 +37,7 @@ Dataset read_dataset(const std::string& dir, const std::string& kind, const std:
     check_channels({"gray"});  // before the slow read
     return read_hc18(dir);
   }
-  Dataset d = read_folder(dir);
+  Dataset d = read_folder(dir, num_classes);
   check_channels(d.channels);
   return d;
 }

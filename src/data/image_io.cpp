@@ -115,8 +115,6 @@ cv::Mat foreground_of(const cv::Mat& raw) {
   return any / 255;  // comparisons give 0/255
 }
 
-namespace {
-// The distinct values of the colour planes of an 8- or 16-bit mask, ascending; at most `cap`.
 std::vector<int> mask_values(const cv::Mat& raw, size_t cap) {
   const int n = raw.channels(), colour_channels = (n == 2 || n == 4) ? n - 1 : n;
   std::vector<int> values;
@@ -130,18 +128,39 @@ std::vector<int> mask_values(const cv::Mat& raw, size_t cap) {
   std::sort(values.begin(), values.end());
   return values;
 }
-}  // namespace
+
+std::string values_text(const std::vector<int>& values) {
+  std::string shown;
+  for (size_t i = 0; i < values.size() && i < 8; ++i) shown += (i ? ", " : "") + std::to_string(values[i]);
+  return shown + (values.size() > 8 ? ", ..." : "");
+}
+
+cv::Mat label_mask(const cv::Mat& raw, int num_classes, const std::string& path) {
+  type_max_value(raw, path);  // 8- or 16-bit
+  require(raw.channels() == 1, "mask '" + path + "' has " + std::to_string(raw.channels()) +
+                                   " channels; label masks of a " + std::to_string(num_classes) +
+                                   "-class model are single-channel images of class indices 0.." +
+                                   std::to_string(num_classes - 1));
+  double highest = 0;
+  cv::minMaxLoc(raw, nullptr, &highest);
+  if (highest < num_classes) {
+    cv::Mat out;
+    raw.convertTo(out, CV_8UC1);
+    return out;
+  }
+  const std::vector<int> values = mask_values(raw, 9);
+  throw Error("mask '" + path + "' holds the values " + values_text(values) + "; a " + std::to_string(num_classes) +
+              "-class model takes labels 0.." + std::to_string(num_classes - 1) +
+              " (set the number of classes with --num-classes)");
+}
 
 cv::Mat binary_foreground(const cv::Mat& raw, const std::string& path) {
   type_max_value(raw, path);  // 8- or 16-bit: masks have no float or signed values
   const std::vector<int> values = mask_values(raw, 9);
   const size_t foreground_values = values.size() - (values.front() == 0 ? 1 : 0);
-  if (foreground_values > 1) {
-    std::string shown;
-    for (size_t i = 0; i < values.size() && i < 8; ++i) shown += (i ? ", " : "") + std::to_string(values[i]);
-    throw Error("mask '" + path + "' is not binary: it holds the values " + shown + (values.size() > 8 ? ", ..." : "") +
-                "; expected 0 and one foreground value (0/1 or 0/255; multi-class masks are not supported)");
-  }
+  if (foreground_values > 1)
+    throw Error("mask '" + path + "' is not binary: it holds the values " + values_text(values) +
+                "; expected 0 and one foreground value (0/1 or 0/255), or label masks 0..K-1 with --num-classes K");
   return foreground_of(raw);
 }
 

@@ -38,6 +38,16 @@ cv::Mat foreground_of(const cv::Mat& raw);
 // others (a multi-class or anti-aliased mask would otherwise be binarised at > 0 silently).
 cv::Mat binary_foreground(const cv::Mat& raw, const std::string& path);
 
+// The distinct values of the colour planes of an 8- or 16-bit mask (alpha ignored), ascending;
+// at most `cap` of them.
+std::vector<int> mask_values(const cv::Mat& raw, size_t cap);
+// "0, 1, 2" (the first 8 values, then ", ...").
+std::string values_text(const std::vector<int>& values);
+// A label mask of a model with `num_classes` classes: one 8- or 16-bit plane whose values are
+// class indices 0..num_classes-1, as CV_8UC1. Throws Error naming the file and the values
+// found otherwise.
+cv::Mat label_mask(const cv::Mat& raw, int num_classes, const std::string& path);
+
 // Files directly inside `dir` whose extension (lower-cased, with dot) is in `extensions`,
 // sorted by name. Throws Error if `dir` is not a directory.
 std::vector<std::string> list_files(const std::string& dir, const std::vector<std::string>& extensions);

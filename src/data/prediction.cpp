@@ -22,8 +22,8 @@ namespace {
 cv::Mat run_tiled(const Preprocessing& pre, const cv::Mat& padded, int divisor, const ProbabilityFn& run) {
   const int th = std::min(pre.input_height, padded.rows), tw = std::min(pre.input_width, padded.cols);
   const int sh = std::max(divisor, th - th / 4), sw = std::max(divisor, tw - tw / 4);
-  cv::Mat acc = cv::Mat::zeros(padded.size(), CV_32FC1), wsum = cv::Mat::zeros(padded.size(), CV_32FC1);
-  cv::Mat weight(th, tw, CV_32FC1);
+  cv::Mat acc, wsum = cv::Mat::zeros(padded.size(), CV_32FC1);
+  cv::Mat weight(th, tw, CV_32FC1), weight_per_class;  // the weight repeated for each class channel
   for (int y = 0; y < th; ++y)
     for (int x = 0; x < tw; ++x) {
       const float wy = std::min(y + 1, th - y) / static_cast<float>(th / 2 + 1);
@@ -45,10 +45,19 @@ cv::Mat run_tiled(const Preprocessing& pre, const cv::Mat& padded, int divisor, 
     for (int x : starts(padded.cols, tw, sw)) {
       const cv::Rect r(x, y, tw, th);
       cv::Mat p = run(padded(r).clone());
-      acc(r) += p.mul(weight);
+      if (acc.empty()) {
+        acc = cv::Mat::zeros(padded.size(), p.type());
+        cv::merge(std::vector<cv::Mat>(static_cast<size_t>(p.channels()), weight), weight_per_class);
+      }
+      acc(r) += p.mul(weight_per_class);
       wsum(r) += weight;
     }
-  return acc / wsum;
+  std::vector<cv::Mat> planes;
+  cv::split(acc, planes);
+  for (auto& plane : planes) plane /= wsum;
+  cv::Mat out;
+  cv::merge(planes, out);
+  return out;
 }
 
 bool is_image_file(const fs::path& p) {
@@ -102,11 +111,21 @@ const std::vector<std::string>& postprocess_names() {
   return names;
 }
 
-cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how) {
+cv::Mat postprocess_mask(const cv::Mat& mask, const std::string& how, int num_classes) {
   require(std::find(postprocess_names().begin(), postprocess_names().end(), how) != postprocess_names().end(),
           "post-processing '" + how + "': expected none, largest (largest connected component) or ellipse (the filled "
           "fitted ellipse)");
   if (how == "none") return mask;
+  if (num_classes > 2) {
+    require(how == "largest", "post-processing 'ellipse' fits one object; a " + std::to_string(num_classes) +
+                                  "-class label map takes none or largest");
+    cv::Mat out = cv::Mat::zeros(mask.size(), CV_8UC1);
+    for (int c = 1; c < num_classes; ++c) {
+      const cv::Mat largest = largest_component(mask == c);
+      if (!largest.empty()) out.setTo(c, largest);
+    }
+    return out;
+  }
   if (how == "ellipse") return filled_ellipse(fit_ellipse(mask), mask.size());
   const cv::Mat largest = largest_component(mask);
   if (largest.empty()) return cv::Mat::zeros(mask.size(), CV_8UC1);
@@ -130,6 +149,24 @@ std::vector<float> image_to_planar(const cv::Mat& image01, const Preprocessing& 
   return out;
 }
 
+cv::Mat argmax_labels(const cv::Mat& prob) {
+  require(prob.depth() == CV_32F && prob.channels() >= 2 && prob.channels() <= 256,
+          "argmax_labels: expected a float map of 2 to 256 class channels");
+  const int k = prob.channels();
+  cv::Mat labels(prob.size(), CV_8UC1);
+  for (int y = 0; y < prob.rows; ++y) {
+    const float* p = prob.ptr<float>(y);
+    uchar* out = labels.ptr<uchar>(y);
+    for (int x = 0; x < prob.cols; ++x, p += k)
+      out[x] = static_cast<uchar>(std::max_element(p, p + k) - p);  // the first of equal maxima
+  }
+  return labels;
+}
+
+cv::Mat segmentation_mask(const cv::Mat& prob, double threshold) {
+  return prob.channels() == 1 ? threshold_mask(prob, threshold) : argmax_labels(prob);
+}
+
 cv::Mat threshold_mask(const cv::Mat& prob, double threshold) {
   cv::Mat m;
   cv::threshold(prob, m, threshold, 1.0, cv::THRESH_BINARY);
@@ -148,6 +185,30 @@ cv::Mat overlay_image(const cv::Mat& image01, const cv::Mat& mask, const Ellipse
   if (fit && fit->ok)
     cv::ellipse(bgr, cv::RotatedRect(cv::Point2f(fit->cx, fit->cy), cv::Size2f(2 * fit->semi_a, 2 * fit->semi_b), fit->angle_deg),
                 cv::Scalar(0, 0, 255), 1);
+  return bgr;
+}
+
+cv::Scalar class_colour(int c) {
+  // BGR: green, red, blue, yellow, magenta, cyan, orange, purple; then hues spread by the golden angle.
+  static const cv::Scalar palette[] = {{0, 255, 0},   {0, 0, 255},   {255, 0, 0},   {0, 255, 255},
+                                       {255, 0, 255}, {255, 255, 0}, {0, 128, 255}, {255, 0, 128}};
+  if (c >= 1 && c <= 8) return palette[c - 1];
+  cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(static_cast<int>(c * 137.508) % 180, 255, 255)), bgr;
+  cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR);
+  const cv::Vec3b v = bgr.at<cv::Vec3b>(0, 0);
+  return {static_cast<double>(v[0]), static_cast<double>(v[1]), static_cast<double>(v[2])};
+}
+
+cv::Mat label_overlay_image(const cv::Mat& image01, const cv::Mat& labels, int num_classes) {
+  cv::Mat grey, bgr;
+  cv::extractChannel(image01, grey, 0);
+  grey.convertTo(grey, CV_8U, 255.0);
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  cv::Mat colours(bgr.size(), CV_8UC3, cv::Scalar::all(0));
+  for (int c = 1; c < num_classes; ++c) colours.setTo(class_colour(c), labels == c);
+  cv::Mat blended;
+  cv::addWeighted(bgr, 0.55, colours, 0.45, 0.0, blended);
+  blended.copyTo(bgr, labels != 0);  // background pixels keep the image
   return bgr;
 }
 
@@ -214,6 +275,21 @@ void check_prediction_jobs(const std::vector<std::vector<std::string>>& jobs, si
 
 EncodedFiles encode_prediction_pngs(const std::string& stem, const cv::Mat& image01, const cv::Mat& prob,
                                     const cv::Mat& mask, bool overlay, const EllipseFit* fit) {
+  if (prob.channels() > 1) {
+    const int k = prob.channels();
+    EncodedFiles files;
+    files.emplace_back(stem + "_labels.png", encode_png(mask, stem + "_labels.png"));
+    for (int c = 0; c < k; ++c) {
+      cv::Mat plane, plane8;
+      cv::extractChannel(prob, plane, c);
+      plane.convertTo(plane8, CV_8U, 255.0);
+      const std::string path = stem + "_prob_" + std::to_string(c) + ".png";
+      files.emplace_back(path, encode_png(plane8, path));
+    }
+    if (overlay)
+      files.emplace_back(stem + "_overlay.png", encode_png(label_overlay_image(image01, mask, k), stem + "_overlay.png"));
+    return files;
+  }
   cv::Mat prob8;
   prob.convertTo(prob8, CV_8U, 255.0);
   EncodedFiles files;
@@ -248,15 +324,32 @@ void require_no_failed_jobs(size_t failed, size_t total) {
                            " images failed (skipped as reported above; the others were written)");
 }
 
+cv::Mat softmax_planar(const float* logits, int channels, int height, int width) {
+  const size_t plane = static_cast<size_t>(height) * width;
+  cv::Mat prob(height, width, CV_32FC(channels));
+  float* p = prob.ptr<float>();  // a new Mat is continuous
+  std::vector<float> e(static_cast<size_t>(channels));
+  for (size_t i = 0; i < plane; ++i) {
+    float highest = logits[i];
+    for (int c = 1; c < channels; ++c) highest = std::max(highest, logits[c * plane + i]);
+    float sum = 0;
+    for (int c = 0; c < channels; ++c) sum += e[c] = std::exp(logits[c * plane + i] - highest);
+    for (int c = 0; c < channels; ++c) p[i * channels + c] = e[c] / sum;
+  }
+  return prob;
+}
+
 ProbabilityFn engine_probability_fn(runtime::Engine& engine, const Preprocessing& pre) {
   return [&engine, &pre](const cv::Mat& image01) {
     engine.set_input_size(image01.rows, image01.cols);
     const std::vector<float> x = image_to_planar(image01, pre);
     const std::vector<float>& logits = engine.run(x.data());
-    require(logits.size() == static_cast<size_t>(image01.rows) * image01.cols,
+    const int k = engine.output_channels();
+    require(logits.size() == static_cast<size_t>(k) * image01.rows * image01.cols,
             "runtime model '" + engine.model().graph.name + "': its output " + shape_str(engine.output_shape()) +
-                " is not one logit per pixel of the " + std::to_string(image01.rows) + "x" +
+                " is not " + std::to_string(k) + " logits per pixel of the " + std::to_string(image01.rows) + "x" +
                 std::to_string(image01.cols) + " input");
+    if (k > 1) return softmax_planar(logits.data(), k, image01.rows, image01.cols);
     cv::Mat prob(image01.rows, image01.cols, CV_32FC1);
     float* p = prob.ptr<float>();
     for (size_t i = 0; i < logits.size(); ++i) p[i] = 1.f / (1.f + std::exp(-logits[i]));

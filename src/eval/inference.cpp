@@ -36,17 +36,24 @@ torch::Tensor masks_to_batch(const std::vector<cv::Mat>& masks) {
 
 namespace {
 
-cv::Mat tensor_to_mat(const torch::Tensor& prob2d) {
-  auto c = prob2d.contiguous().to(torch::kFloat32);
-  return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32FC1, c.data_ptr<float>()).clone();
+// [K, H, W] probabilities → CV_32FC(K) (channels interleaved, as OpenCV stores them).
+cv::Mat tensor_to_mat(const torch::Tensor& prob) {
+  auto c = prob.permute({1, 2, 0}).contiguous().to(torch::kFloat32);
+  return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32FC(static_cast<int>(c.size(2))),
+                 c.data_ptr<float>())
+      .clone();
 }
 
 }  // namespace
 
+torch::Tensor logits_to_probabilities(const torch::Tensor& logits) {
+  return logits.size(1) == 1 ? torch::sigmoid(logits) : torch::softmax(logits, 1);
+}
+
 ProbabilityFn logits_probability_fn(std::function<torch::Tensor(const torch::Tensor&)> logits, Preprocessing pre) {
   return [logits = std::move(logits), pre](const cv::Mat& image01) {
     torch::NoGradGuard no_grad;
-    return tensor_to_mat(torch::sigmoid(logits(image_to_tensor(image01, pre)))[0][0]);
+    return tensor_to_mat(logits_to_probabilities(logits(image_to_tensor(image01, pre)))[0]);
   };
 }
 

@@ -130,6 +130,51 @@ Overlap overlap(const cv::Mat& pred, const cv::Mat& truth) {
   return o;
 }
 
+std::vector<Overlap> class_overlaps(const cv::Mat& pred, const cv::Mat& truth, int num_classes) {
+  require_same_size(pred, truth, "class overlap");
+  require(num_classes >= 2 && num_classes <= 256, "class overlap: number of classes must be in [2, 256], got " +
+                                                      std::to_string(num_classes));
+  // counts[p][t]: pixels predicted p whose truth is t (a confusion matrix).
+  std::vector<int64_t> counts(static_cast<size_t>(num_classes) * num_classes, 0);
+  for (int y = 0; y < pred.rows; ++y) {
+    const uchar* p = pred.ptr<uchar>(y);
+    const uchar* t = truth.ptr<uchar>(y);
+    for (int x = 0; x < pred.cols; ++x) {
+      require(p[x] < num_classes && t[x] < num_classes,
+              "class overlap: label " + std::to_string(std::max(p[x], t[x])) + " is not below the number of classes " +
+                  std::to_string(num_classes));
+      ++counts[static_cast<size_t>(p[x]) * num_classes + t[x]];
+    }
+  }
+  const int64_t total = static_cast<int64_t>(pred.total());
+  std::vector<Overlap> out(static_cast<size_t>(num_classes));
+  for (int c = 0; c < num_classes; ++c) {
+    Overlap& o = out[static_cast<size_t>(c)];
+    int64_t predicted = 0, actual = 0;
+    for (int other = 0; other < num_classes; ++other) {
+      predicted += counts[static_cast<size_t>(c) * num_classes + other];
+      actual += counts[static_cast<size_t>(other) * num_classes + c];
+    }
+    o.tp = counts[static_cast<size_t>(c) * num_classes + c];
+    o.fp = predicted - o.tp;
+    o.fn = actual - o.tp;
+    o.tn = total - o.tp - o.fp - o.fn;
+  }
+  return out;
+}
+
+namespace {
+double mean_over_foreground(const std::vector<Overlap>& per_class, double (Overlap::*score)() const) {
+  require(per_class.size() >= 2, "mean over foreground classes: needs at least 2 classes");
+  double sum = 0;
+  for (size_t c = 1; c < per_class.size(); ++c) sum += (per_class[c].*score)();
+  return sum / static_cast<double>(per_class.size() - 1);
+}
+}  // namespace
+
+double mean_foreground_dice(const std::vector<Overlap>& per_class) { return mean_over_foreground(per_class, &Overlap::dice); }
+double mean_foreground_iou(const std::vector<Overlap>& per_class) { return mean_over_foreground(per_class, &Overlap::iou); }
+
 double dice(const cv::Mat& pred, const cv::Mat& truth) { return overlap(pred, truth).dice(); }
 double iou(const cv::Mat& pred, const cv::Mat& truth) { return overlap(pred, truth).iou(); }
 

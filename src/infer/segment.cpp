@@ -37,14 +37,15 @@ ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int d
   const auto start = Clock::now();
   const ProbabilityFn network = mirrored_probability_fn(engine_probability_fn(engine, pre), o.tta);
   const cv::Mat prob = predict_probability_with(pre, divisor, image, network);
-  const cv::Mat mask = postprocess_mask(threshold_mask(prob, pre.threshold), o.postprocess);
+  const int num_classes = prob.channels() == 1 ? 2 : prob.channels();
+  const cv::Mat mask = postprocess_mask(segmentation_mask(prob, pre.threshold), o.postprocess, num_classes);
   ImageResult r;
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   r.width = image.cols, r.height = image.rows;
   r.foreground_pixels = cv::countNonZero(mask);
   r.foreground = static_cast<double>(r.foreground_pixels) / mask.total();
   const std::string stem = (fs::path(o.out) / fs::path(job[0]).stem()).string();
-  r.mask_file = stem + "_mask.png";
+  r.mask_file = stem + (num_classes > 2 ? "_labels.png" : "_mask.png");
   r.fit = fit_ellipse(mask);
   r.files = encode_prediction_pngs(stem, image, prob, mask, o.overlay, o.pixel_size > 0 ? &r.fit : nullptr);
   return r;

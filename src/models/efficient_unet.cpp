@@ -31,7 +31,7 @@ class EfficientUNetImpl : public SegmentationModelImpl {
       dec[i] = register_module("dec" + std::to_string(i + 1), DecoderStage(in, ch[i], ch[i], true, false, std::move(block)));
       in = ch[i];
     }
-    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, 1, 1)));
+    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, c.output_channels(), 1)));
   }
 
   std::vector<StageDef> stages() const override {

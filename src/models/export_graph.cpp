@@ -376,7 +376,7 @@ Graph model_graph(const SegmentationModelImpl& model, const GraphInputShape& sha
   g.input(value("image", config.in_channels));
   torch::NoGradGuard no_grad;
   g.rename_value(model.emit_graph(g, "image"), "logits");
-  g.graph().outputs.push_back(value("logits", 1));
+  g.graph().outputs.push_back(value("logits", config.output_channels()));
   g.graph().validate();
   return std::move(g.graph());
 }

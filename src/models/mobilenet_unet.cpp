@@ -36,7 +36,7 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
                                    DecoderStage(in, skips[i], dec[i], separable, true, std::move(block)));
       in = dec[i];
     }
-    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, 1, 1)));
+    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, c.output_channels(), 1)));
     if (option<bool>(c, "encoder_frozen")) set_frozen_prefixes({"encoder."});
   }
 

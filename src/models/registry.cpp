@@ -144,6 +144,9 @@ void validate_config(const ModelConfig& c, const Entry& e) {
   const std::string who = "model '" + c.arch + "'";
   require(c.in_channels >= 1 && c.in_channels <= 64,
           who + ": in_channels must be in [1, 64], got " + std::to_string(c.in_channels));
+  require(c.num_classes >= 2 && c.num_classes <= kMaxClasses, who + ": num_classes must be in [2, " +
+                                                                  std::to_string(kMaxClasses) + "], got " +
+                                                                  std::to_string(c.num_classes));
   for (auto it = c.options.begin(); it != c.options.end(); ++it) {
     const auto rule = rules().find(it.key());
     require(rule != rules().end(), "internal: model option '" + it.key() + "' has no validation rule");

@@ -5,7 +5,9 @@
 namespace leanseg {
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"arch", arch}, {"in_channels", in_channels}, {"options", options}};
+  nlohmann::json j = {{"arch", arch}, {"in_channels", in_channels}, {"options", options}};
+  if (num_classes != 2) j["num_classes"] = num_classes;
+  return j;
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -19,6 +21,12 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     require(v && *v >= std::numeric_limits<int>::min() && *v <= std::numeric_limits<int>::max(),
             "model config: 'in_channels' " + j["in_channels"].dump() + " does not fit in an int");
     c.in_channels = static_cast<int>(*v);
+  }
+  if (j.contains("num_classes")) {
+    const auto v = json_int64(j["num_classes"]);
+    require(v && *v >= 2 && *v <= kMaxClasses, "model config: 'num_classes' must be an integer in [2, " +
+                                                   std::to_string(kMaxClasses) + "], got " + j["num_classes"].dump());
+    c.num_classes = static_cast<int>(*v);
   }
   if (j.contains("options")) {
     require(j["options"].is_object(), "model config: 'options' must be an object");

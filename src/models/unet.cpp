@@ -29,7 +29,7 @@ class UNetImpl : public SegmentationModelImpl {
       up[i] = register_module(name + "_up", Upsample(w << (i + 1), w << i));
       dec[i] = register_module(name, double_conv(w << (i + 1), w << i));
     }
-    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(w, 1, 1)));
+    head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(w, c.output_channels(), 1)));
   }
 
   std::vector<StageDef> stages() const override {

@@ -62,24 +62,41 @@ std::string with_path(const std::string& message, const std::string& path) {
   return "runtime model '" + path + "': " + message;
 }
 
-void sigmoid_in_place(float* x, size_t n) {
-  std::transform(x, x + n, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+// Logits of `images` images, each channels × pixels (planar) → sigmoid of one channel, softmax
+// over several.
+void probabilities_in_place(float* x, size_t images, int channels, size_t pixels) {
+  if (channels == 1) {
+    std::transform(x, x + images * pixels, x, [](float v) { return 1.f / (1.f + std::exp(-v)); });
+    return;
+  }
+  for (size_t n = 0; n < images; ++n, x += static_cast<size_t>(channels) * pixels)
+    for (size_t i = 0; i < pixels; ++i) {
+      float highest = x[i], sum = 0;
+      for (int c = 1; c < channels; ++c) highest = std::max(highest, x[c * pixels + i]);
+      for (int c = 0; c < channels; ++c) sum += x[c * pixels + i] = std::exp(x[c * pixels + i] - highest);
+      for (int c = 0; c < channels; ++c) x[c * pixels + i] /= sum;
+    }
 }
 
-// The C functions write H x W values per image into the caller's buffer: a graph computing
-// anything else (built elsewhere; not one of leanseg's segmentation models) is refused before
-// it could write past that buffer.
-void require_one_logit_per_pixel(const leanseg::runtime::Engine& engine, const char* function) {
+size_t pixels_of(const ls_engine* engine) {
+  return static_cast<size_t>(engine->engine.input_height()) * engine->engine.input_width();
+}
+
+// The C functions write K x H x W values per image into the caller's buffer (K =
+// ls_engine_output_channels): a graph computing anything else (built elsewhere; not one of
+// leanseg's segmentation models, e.g. an output at another size) is refused before it could
+// write past that buffer.
+void require_k_logits_per_pixel(const leanseg::runtime::Engine& engine, const char* function) {
   const auto shape = engine.output_shape();
-  const std::vector<int64_t> expected = {1, 1, engine.input_height(), engine.input_width()};
+  const std::vector<int64_t> expected = {1, engine.output_channels(), engine.input_height(), engine.input_width()};
   leanseg::require(shape == expected, std::string(function) + ": the model's output is " + leanseg::shape_str(shape) +
-                                          ", not one logit per input pixel " + leanseg::shape_str(expected));
+                                          ", not K logits per input pixel " + leanseg::shape_str(expected));
 }
 
 const std::vector<float>& run_checked(ls_engine* engine, const float* input, float* out, const char* function) {
   require_engine(engine, function);
   require_buffers(input, out, function);
-  require_one_logit_per_pixel(engine->engine, function);
+  require_k_logits_per_pixel(engine->engine, function);
   return engine->engine.run(input);
 }
 
@@ -124,6 +141,7 @@ int ls_engine_set_input_size(ls_engine* engine, int height, int width, char* err
 int ls_engine_input_channels(const ls_engine* engine) { return engine ? engine->engine.input_channels() : -1; }
 int ls_engine_input_height(const ls_engine* engine) { return engine ? engine->engine.input_height() : -1; }
 int ls_engine_input_width(const ls_engine* engine) { return engine ? engine->engine.input_width() : -1; }
+int ls_engine_output_channels(const ls_engine* engine) { return engine ? engine->engine.output_channels() : -1; }
 
 int ls_engine_run(ls_engine* engine, const float* input, float* logits_out, char* err, size_t err_len) {
   return guarded(err, err_len, [&] {
@@ -136,7 +154,16 @@ int ls_engine_probabilities(ls_engine* engine, const float* input, float* prob_o
   return guarded(err, err_len, [&] {
     const auto& logits = run_checked(engine, input, prob_out, "ls_engine_probabilities");
     std::copy(logits.begin(), logits.end(), prob_out);
-    sigmoid_in_place(prob_out, logits.size());
+    probabilities_in_place(prob_out, 1, engine->engine.output_channels(), pixels_of(engine));
+  });
+}
+
+int ls_engine_labels(ls_engine* engine, const float* input, unsigned char* labels_out, char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    require_engine(engine, "ls_engine_labels");
+    leanseg::require(input != nullptr, "ls_engine_labels: input is NULL");
+    leanseg::require(labels_out != nullptr, "ls_engine_labels: output is NULL");
+    engine->engine.run_labels(input, labels_out);
   });
 }
 
@@ -144,7 +171,7 @@ int ls_engine_run_batch(ls_engine* engine, const float* input, int count, float*
   return guarded(err, err_len, [&] {
     require_engine(engine, "ls_engine_run_batch");
     require_buffers(input, logits_out, "ls_engine_run_batch");
-    require_one_logit_per_pixel(engine->engine, "ls_engine_run_batch");
+    require_k_logits_per_pixel(engine->engine, "ls_engine_run_batch");
     engine->engine.run_batch(input, count, logits_out);
   });
 }
@@ -154,10 +181,10 @@ int ls_engine_probabilities_batch(ls_engine* engine, const float* input, int cou
   return guarded(err, err_len, [&] {
     require_engine(engine, "ls_engine_probabilities_batch");
     require_buffers(input, prob_out, "ls_engine_probabilities_batch");
-    require_one_logit_per_pixel(engine->engine, "ls_engine_probabilities_batch");
+    require_k_logits_per_pixel(engine->engine, "ls_engine_probabilities_batch");
     engine->engine.run_batch(input, count, prob_out);
-    sigmoid_in_place(prob_out, static_cast<size_t>(std::max(count, 0)) * engine->engine.input_height() *
-                                   engine->engine.input_width());
+    probabilities_in_place(prob_out, static_cast<size_t>(std::max(count, 0)), engine->engine.output_channels(),
+                           pixels_of(engine));
   });
 }
 

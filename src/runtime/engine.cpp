@@ -43,6 +43,21 @@ bool bf16_is_supported_on_this_cpu() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+void argmax_labels(const float* logits, int channels, size_t pixels, uint8_t* labels_out) {
+  require(channels >= 1 && channels <= 256, "argmax_labels: channels must be in [1, 256], got " + std::to_string(channels));
+  if (channels == 1) {  // binary: sigmoid(x) > 0.5 exactly when x > 0
+    for (size_t i = 0; i < pixels; ++i) labels_out[i] = logits[i] > 0.f ? 1 : 0;
+    return;
+  }
+  for (size_t i = 0; i < pixels; ++i) {
+    int best = 0;
+    float highest = logits[i];
+    for (int c = 1; c < channels; ++c)
+      if (logits[c * pixels + i] > highest) highest = logits[c * pixels + i], best = c;  // first of equal maxima
+    labels_out[i] = static_cast<uint8_t>(best);
+  }
+}
+
 bool int8_is_exact_on_this_cpu() {
   return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
 }
@@ -193,6 +208,7 @@ const std::vector<float>& Engine::run(const float* input) {
   impl_->run(input);
   return impl_->output;
 }
+int Engine::output_channels() const { return static_cast<int>(impl_->values[impl_->output_value].dims[1]); }
 void Engine::run_batch(const float* input, int count, float* logits_out) {
   require(count >= 0, "Engine::run_batch: count must be >= 0, got " + std::to_string(count));
   const size_t in = static_cast<size_t>(impl_->channels) * impl_->height * impl_->width;
@@ -201,6 +217,13 @@ void Engine::run_batch(const float* input, int count, float* logits_out) {
     impl_->run(input + i * in);
     std::copy(impl_->output.begin(), impl_->output.end(), logits_out + i * out);
   }
+}
+void Engine::run_labels(const float* input, uint8_t* labels_out) {
+  impl_->run(input);
+  const size_t pixels = static_cast<size_t>(impl_->height) * impl_->width;
+  require(impl_->output.size() == static_cast<size_t>(output_channels()) * pixels,
+          "Engine::run_labels: the model's output " + shape_str(output_shape()) + " is not K logits per input pixel");
+  argmax_labels(impl_->output.data(), output_channels(), static_cast<size_t>(impl_->height) * impl_->width, labels_out);
 }
 const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }

@@ -21,6 +21,8 @@ nlohmann::json TrainOptions::to_json() const {
   j["channels_last"] = channels_last;
   if (augment_options.rot90) j["augment_rot90"] = true;
   if (prune_target > 0) j["gradual_pruning"] = {{"target", prune_target}, {"epochs", prune_epochs}};
+  if (num_classes != 0) j["num_classes"] = num_classes;  // absent: from the data (binary runs as before)
+  if (!loss.class_weights.empty()) j["class_weights"] = loss.class_weights;
   return j;
 }
 

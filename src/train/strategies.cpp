@@ -82,7 +82,7 @@ void TrainingStrategies::begin_epoch(SegmentationModel& model, int epoch) {
 torch::Tensor TrainingStrategies::loss(SegmentationModel& model, const torch::Tensor& images, const torch::Tensor& masks,
                                        const LossOptions& task_options) {
   const auto logits = model->forward(images);
-  auto task = dice_bce_loss(logits, masks, task_options);
+  auto task = segmentation_loss(logits, masks, task_options);
   if (!teacher_) return task;
   torch::Tensor teacher_logits;
   {

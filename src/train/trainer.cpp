@@ -34,10 +34,11 @@ void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
-SegmentationModel build_model(const TrainOptions& o, int in_channels) {
+SegmentationModel build_model(const TrainOptions& o, int in_channels, int num_classes) {
   ModelConfig cfg;
   cfg.arch = o.model;
   cfg.in_channels = in_channels;
+  cfg.num_classes = num_classes;
   cfg.options = o.model_options;
   SegmentationModel model = create_model(cfg);
   const auto& opts = model->config().options;
@@ -173,15 +174,22 @@ ValScores validate(SegmentationModel model, const TrainingSet& val, const std::v
       logits = logits.slice(2, 0, h).slice(3, 0, w);
       target = target.slice(2, 0, h).slice(3, 0, w);
     }
-    s.loss += dice_bce_loss(logits, target, o.loss).item<double>() * logits.size(0);
-    auto pred = (logits > 0).to(torch::kUInt8).contiguous();
+    s.loss += segmentation_loss(logits, target, o.loss).item<double>() * logits.size(0);
+    const int64_t k = logits.size(1);
+    auto pred = (k == 1 ? (logits > 0) : logits.argmax(1, /*keepdim=*/true)).to(torch::kUInt8).contiguous();
     auto tgt = target.to(torch::kUInt8).contiguous();
     for (int64_t i = 0; i < pred.size(0); ++i) {
       cv::Mat p(static_cast<int>(pred.size(2)), static_cast<int>(pred.size(3)), CV_8UC1, pred[i][0].data_ptr());
       cv::Mat t(static_cast<int>(tgt.size(2)), static_cast<int>(tgt.size(3)), CV_8UC1, tgt[i][0].data_ptr());
-      const Overlap ov = overlap(p, t);
-      s.dice += ov.dice();
-      s.iou += ov.iou();
+      if (k == 1) {
+        const Overlap ov = overlap(p, t);
+        s.dice += ov.dice();
+        s.iou += ov.iou();
+      } else {
+        const auto per_class = class_overlaps(p, t, static_cast<int>(k));
+        s.dice += mean_foreground_dice(per_class);
+        s.iou += mean_foreground_iou(per_class);
+      }
     }
   }
   s.count = static_cast<double>(n);
@@ -261,6 +269,8 @@ void check_options(const TrainOptions& o) {
   require(o.loss.dice_weight >= 0 && o.loss.bce_weight >= 0 && o.loss.dice_weight + o.loss.bce_weight > 0,
           "train: --dice-weight and --bce-weight must be >= 0, not both 0");
   require(o.loss.eps > 0, "train: --eps must be > 0");
+  for (double w : o.loss.class_weights)
+    require(std::isfinite(w) && w >= 0, "train: class weights must be finite and >= 0, got " + std::to_string(w));
   check_training_strategies(o);  // --qat bits, distillation, progressive resizing, pruning
 }
 
@@ -344,12 +354,23 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
   require(!split.train.empty() && !split.val.empty(), "train: the dataset needs at least 2 groups to split");
   if (o.pos_weight_auto) o.loss.pos_weight = auto_pos_weight(data, split.train);
 
+  require(o.num_classes == 0 || o.num_classes == data.num_classes,
+          "train: " + std::to_string(o.num_classes) + " classes were asked for but the " + data.kind + " dataset's masks have " +
+              std::to_string(data.num_classes));
+  require(o.loss.class_weights.empty() || static_cast<int>(o.loss.class_weights.size()) == data.num_classes,
+          "train: " + std::to_string(o.loss.class_weights.size()) + " class weights given for " +
+              std::to_string(data.num_classes) + " classes (one per class, background first)");
+  require(o.loss.class_weights.empty() || data.num_classes > 2,
+          "train: class weights apply to multi-class models; binary models weigh the foreground with --pos-weight");
   torch::manual_seed(o.seed);  // the initial weights are part of what a seed reproduces
   const int in_channels = static_cast<int>(data.channels.size());
-  SegmentationModel model = o.initial_model ? o.initial_model : build_model(o, in_channels);
+  SegmentationModel model = o.initial_model ? o.initial_model : build_model(o, in_channels, data.num_classes);
   require(model->config().in_channels == in_channels,
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));
+  require(model->config().num_classes == data.num_classes,
+          "train: the model segments " + std::to_string(model->config().num_classes) + " classes but the data's masks have " +
+              std::to_string(data.num_classes));
   TrainingStrategies strategies(o, data.channels);  // loads a distillation teacher
   if (main) {
     fs::create_directories(o.out_dir);

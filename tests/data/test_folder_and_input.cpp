@@ -67,18 +67,20 @@ TEST_F(FolderLayout, AllMasksEmptyIsAnError) {
   EXPECT_ERROR_CONTAINS(read_folder(root), "every mask in");
 }
 
-// Non-binary masks (issue 17) used to be binarised at > 0 without a word.
+// Non-binary masks (issue 17) used to be binarised at > 0 without a word. Read as binary (a
+// binary model, --num-classes 2) they are refused; label masks in general: test_multiclass_data.cpp.
 TEST_F(FolderLayout, MasksWithMoreThanOneForegroundValueAreRefused) {
   cv::Mat labels = cv::Mat::zeros(8, 8, CV_8UC1);
   labels(cv::Rect(0, 0, 2, 2)).setTo(1);
   labels(cv::Rect(4, 4, 2, 2)).setTo(2);
   add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), labels);
-  EXPECT_ERROR_CONTAINS(read_folder(root), "mask '" + root + "/masks/a.png' is not binary: it holds the values 0, 1, 2;");
+  EXPECT_ERROR_CONTAINS(read_folder(root, 2), "mask '" + root + "/masks/a.png' is not binary: it holds the values 0, 1, 2;");
   cv::Mat soft = cv::Mat::zeros(8, 8, CV_8UC1);  // an anti-aliased edge
   soft(cv::Rect(0, 0, 4, 4)).setTo(255);
   soft.at<uchar>(4, 4) = 128;
   add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), soft);
-  EXPECT_ERROR_CONTAINS(read_folder(root), "holds the values 0, 128, 255;");
+  EXPECT_ERROR_CONTAINS(read_folder(root, 2), "holds the values 0, 128, 255;");
+  EXPECT_ERROR_CONTAINS(read_folder(root), "holds the values 0, 128, 255: neither binary");
   cv::Mat red = cv::Mat::zeros(8, 8, CV_8UC3);  // one colour object on black: binary
   red(cv::Rect(0, 0, 4, 4)).setTo(cv::Scalar(0, 0, 255));
   add("a.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(1)), red);

@@ -132,44 +132,45 @@ TEST(CApi, ErrorsComeBackAsMessagesNotExceptions) {
   ls_engine_free(e);
 }
 
-// The C functions write H x W values per image: a file whose graph computes two channels (not one
-// of leanseg's binary segmentation models) is refused with the shapes named, the caller's buffer
-// untouched, where it used to be written past its end.
-TEST(CApi, AnOutputOfMoreThanOneLogitPerPixelIsRefusedNotWrittenPastTheBuffer) {
+// The C functions write K x H x W values per image: a file whose graph computes its output at
+// another size (a strided conv: not one of leanseg's segmentation models) is refused with the
+// shapes named and the caller's buffer untouched, where it used to be written past its end.
+TEST(CApi, AnOutputThatIsNotKLogitsPerPixelIsRefusedNotWrittenPastTheBuffer) {
   test::TempDir dir;
   RuntimeModel rt;
-  rt.graph.name = "two-channels";
+  rt.graph.name = "strided";
   rt.graph.inputs.push_back({"image", {1, 1, 8, 8}, {"", "", "", ""}});
   GraphTensor w;
   w.name = "w";
-  w.shape = {2, 1, 1, 1};
-  w.f32 = {1.f, -1.f};
+  w.shape = {1, 1, 1, 1};
+  w.f32 = {-1.f};
   rt.graph.initializers.push_back(w);
-  rt.graph.nodes.push_back({"Conv", "conv", {"image", "w"}, {"logits"}, {GraphAttribute::of("kernel_shape", std::vector<int64_t>{1, 1})}});
-  rt.graph.outputs.push_back({"logits", {1, 2, 8, 8}, {"", "", "", ""}});
+  rt.graph.nodes.push_back({"Conv", "conv", {"image", "w"}, {"logits"},
+                            {GraphAttribute::of("kernel_shape", std::vector<int64_t>{1, 1}),
+                             GraphAttribute::of("strides", std::vector<int64_t>{2, 2})}});
+  rt.graph.outputs.push_back({"logits", {1, 1, 4, 4}, {"", "", "", ""}});
   rt.preprocessing = Preprocessing{}.to_json();
   rt.config = nlohmann::json::object();
   rt.size_divisor = 1;
-  write_runtime_model(rt, dir.file("two.lsr"));
+  write_runtime_model(rt, dir.file("strided.lsr"));
 
   char err[512] = "";
-  ls_engine* e = ls_engine_load(dir.file("two.lsr").c_str(), "fp32", 1, err, sizeof err);
+  ls_engine* e = ls_engine_load(dir.file("strided.lsr").c_str(), "fp32", 1, err, sizeof err);
   ASSERT_NE(e, nullptr) << err;
   const std::vector<float> input(64, 0.5f);
   std::vector<float> out(64 + 1, -7.f);  // one guard value past the H x W the caller expects
   EXPECT_NE(ls_engine_run(e, input.data(), out.data(), err, sizeof err), 0);
-  EXPECT_NE(std::string(err).find("[1, 2, 8, 8], not one logit per input pixel [1, 1, 8, 8]"), std::string::npos) << err;
+  EXPECT_NE(std::string(err).find("[1, 1, 4, 4], not K logits per input pixel [1, 1, 8, 8]"), std::string::npos) << err;
   EXPECT_NE(ls_engine_run_batch(e, input.data(), 1, out.data(), err, sizeof err), 0);
   EXPECT_NE(ls_engine_probabilities_batch(e, input.data(), 1, out.data(), err, sizeof err), 0);
   EXPECT_EQ(out, std::vector<float>(65, -7.f));
   ls_engine_free(e);
   // The C++ engine runs it: its output is sized from the graph.
-  auto engine = runtime::Engine::load(dir.file("two.lsr"), {runtime::Precision::F32, 1});
-  EXPECT_EQ(engine.output_shape(), (std::vector<int64_t>{1, 2, 8, 8}));
+  auto engine = runtime::Engine::load(dir.file("strided.lsr"), {runtime::Precision::F32, 1});
+  EXPECT_EQ(engine.output_shape(), (std::vector<int64_t>{1, 1, 4, 4}));
   const auto& logits = engine.run(input.data());
-  ASSERT_EQ(logits.size(), 128u);
-  EXPECT_FLOAT_EQ(logits[0], 0.5f);
-  EXPECT_FLOAT_EQ(logits[64], -0.5f);
+  ASSERT_EQ(logits.size(), 16u);
+  EXPECT_FLOAT_EQ(logits[0], -0.5f);
 }
 
 }  // namespace
