@@ -82,7 +82,7 @@ def start_workers(a, models):
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     workers.append(Worker("engine", [sys.executable, "bench/peers_workers.py", "engine", "--threads", str(a.threads),
                                      *entries["engine"]],
-                          # the wait policy leanseg's executables default to (README, latency under load)
+                          # the wait policy leanseg's executables default to (docs/results.md, latency under load)
                           dict(env, LEANSEG_RUNTIME_LIBRARY=os.path.abspath("build/libleanseg_runtime.so.0"),
                                OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))))
     if not a.no_ort:

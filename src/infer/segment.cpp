@@ -88,8 +88,7 @@ void segment_images(const Options& o) {
         hc = ", HC " + std::to_string(entry["hc_mm"].get<double>()) + " mm";
       }
     }
-    std::printf("%s: %dx%d, foreground %.2f%%%s, %.1f ms
-", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
+    std::printf("%s: %dx%d, foreground %.2f%%%s, %.1f ms\n", job[0].c_str(), r.width, r.height, 100.0 * r.foreground,
                 hc.c_str(), r.ms);
     std::fflush(stdout);
     return entry;

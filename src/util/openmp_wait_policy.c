@@ -7,7 +7,7 @@
  * of short-lived niced processes made M1 22-30x slower with endless spinning (2026-12-02,
  * Zen 4), mid-length bounds (30000, 10000) 2.2-4.2x slower on a Zen 1, and libgomp's default
  * 2.9x slower at int8 beside one busy loop there. Sleeping at once (passive) was the only
- * setting within 2x of idle under every load on both machines (README, "latency under load";
+ * setting within 2x of idle under every load on both machines (docs/results.md, "latency under load";
  * bench/spin_sweep.sh reproduces the table), so it is the default here (openmp_wait_policy.h).
  *
  * Mechanism: libgomp reads its wait policy from the environment once, in its initialiser. No
@@ -44,7 +44,7 @@ static const char* value_of(char** envp, const char* prefix) {
 /* leanseg-infer runs on LLVM's OpenMP runtime instead of libgomp: preloaded so that it comes first
  * in the lookup order and every GOMP_* and omp_* call, oneDNN's included, binds to it; its threads
  * spin (yielding) up to KMP_BLOCKTIME, 20 ms unless the user sets it, before they sleep. Measured
- * (README, "latency under load"; bench/spin_sweep.sh, 3 rounds of 4 loads): beside a stream of
+ * (docs/results.md, "latency under load"; bench/spin_sweep.sh, 3 rounds of 4 loads): beside a stream of
  * short niced processes, niced leanseg processes or niced memory churn M1 stays within 1.1x of
  * idle where libgomp's passive waiting took up to 2x (a sleeping thread woken on a core a niced
  * process holds arrives late at each of ~150 barriers), beside a busy nice-0 process within 2x
