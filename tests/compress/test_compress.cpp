@@ -177,7 +177,7 @@ TEST(Compress, CliBadOptionsGetClearErrors) {
   const auto out = fx.dir.file("never.safetensors");
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--quant int3", "--quant int3: unknown bit-width 3 (8, 4, 2)"},
-      {"--quant fp8", "--quant 'fp8': unknown value (fp16, bf16, int8, int4, int2)"},
+      {"--quant fp8", "--quant 'fp8': unknown value (fp16, bf16, int8, int4, int2, seed8, seed4, seed2)"},
       {"--finetune-epochs 1", "--finetune-epochs needs --data DIR"},
       {"--data " + fx.data + " --quant int8", "--data is only used for fine-tuning"},
       {"--prune magnitude:1.5", "--prune magnitude:1.5: sparsity must be in [0, 1), got 1.5"},

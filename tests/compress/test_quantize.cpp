@@ -100,7 +100,7 @@ TEST(Quant, UnknownBitWidthsAndQuantValuesAreRejected) {
   EXPECT_ERROR_CONTAINS(affine_quantize(torch::ones({4}), 16, false), "unknown bit-width 16 (8, 4, 2)");
   EXPECT_ERROR_CONTAINS(seed_uniform_quantize(torch::ones({4}), 1), "unknown bit-width 1 (8, 4, 2)");
   EXPECT_ERROR_CONTAINS(storage_for_quant("int3", false), "--quant int3: unknown bit-width 3 (8, 4, 2)");
-  EXPECT_ERROR_CONTAINS(storage_for_quant("fp8", false), "--quant 'fp8': unknown value (fp16, bf16, int8, int4, int2)");
+  EXPECT_ERROR_CONTAINS(storage_for_quant("fp8", false), "--quant 'fp8': unknown value (fp16, bf16, int8, int4, int2, seed8, seed4, seed2)");
   EXPECT_ERROR_CONTAINS(storage_for_quant("fp16", true), "--per-channel applies to --quant int8, int4 or int2");
   EXPECT_EQ(storage_for_quant("int4", true).kind, "affine4");
   EXPECT_TRUE(storage_for_quant("int4", true).per_channel);
