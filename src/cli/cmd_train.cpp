@@ -272,7 +272,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--master-port", a->launch.master_port, "Port of the rendezvous store on node 0 (default with one node: a free port)")
       ->check(CLI::Range(1, 65535))->group(distributed);
   cmd->add_flag("--sync-bn", a->sync_bn, "BatchNorm statistics over all ranks' batches (SyncBatchNorm)")->group(distributed);
-  cmd->add_option("--dist-timeout", a->dist_timeout, "Seconds a collective may wait for a hung rank before the run stops")
+  cmd->add_option("--dist-timeout", a->dist_timeout, "Seconds a rank may stop responding (hung or dead) before the others stop, naming it")
       ->check(CLI::PositiveNumber)->capture_default_str()->group(distributed);
   cmd->add_option("--bucket-mb", a->bucket_mb, "Gradient all-reduce bucket size in MB (DDP's bucket_cap_mb)")
       ->check(CLI::PositiveNumber)->capture_default_str()->group(distributed);

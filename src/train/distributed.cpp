@@ -17,10 +17,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -39,6 +41,16 @@ constexpr auto kHeartbeatInterval = 500ms;
 constexpr int64_t kRendezvousSeconds = 300;
 constexpr auto kDiagnosisDeadline = 5s;
 constexpr int64_t kFirstBucketBytes = 1024 * 1024;  // dist._DEFAULT_FIRST_BUCKET_BYTES
+// How often the watchdog looks at the heartbeats, and how long rank 0 keeps the store up after
+// publishing that a rank hung (so that the other ranks read who it was before they stop).
+constexpr auto kWatchdogPoll = 100ms;
+constexpr auto kVerdictPublished = 3 * kHeartbeatInterval;
+// Once a rank's training failed, how long it may take to explain and shut the process group
+// down (joining Gloo's threads waits for queued buckets, each up to its own timeout).
+constexpr auto kShutdownDeadline = 10s;
+// Collectives time out later than the watchdog (a fallback for a rank whose heartbeat thread
+// runs on but whose training thread is stuck): a hung rank is the watchdog's to report.
+constexpr auto kCollectiveTimeoutMargin = 10s;
 
 std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -46,6 +58,11 @@ std::chrono::milliseconds to_ms(double seconds) {
 
 std::string heartbeat_key(int rank) { return "leanseg/heartbeat/" + std::to_string(rank); }
 std::string failure_key(int rank) { return "leanseg/failed/" + std::to_string(rank); }
+const std::string kVerdictKey = "leanseg/verdict";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
 
 std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
@@ -105,6 +122,101 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// What a rank knows of the others' liveness: written by its heartbeat thread, judged by its
+// watchdog thread. Both threads are detached and share it (a store call to a hung rank 0 blocks
+// the heartbeat thread until the process exits; the watchdog never calls the store but to
+// publish a verdict on rank 0, whose store is its own).
+struct Liveness {
+  explicit Liveness(const DistributedOptions& options) : o(options), peer_advanced_ms(options.world_size) {
+    const int64_t t = now_ms();
+    store_answered_ms = t;
+    for (auto& a : peer_advanced_ms) a = t;
+  }
+  const DistributedOptions o;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> store_answered_ms{0};           // when the store last answered this rank
+  std::vector<std::atomic<int64_t>> peer_advanced_ms;  // rank 0: when each rank's heartbeat last advanced
+  std::atomic<int64_t> exit_deadline_ms{0};            // after a failure: when the process must be gone (0: none)
+  std::mutex mutex;
+  std::string verdict;       // rank 0's finding that a rank hung (other ranks read it from the store)
+  std::string stop_message;  // after a failure: what this rank says if it must exit at the deadline
+};
+
+std::string seconds_text(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", s);
+  return text;
+}
+
+// Every kHeartbeatInterval: counts this rank's heartbeat in the store; rank 0 also notes when
+// every other rank's count last advanced, the others read rank 0's verdict if it published one.
+void beat(c10::intrusive_ptr<c10d::TCPStore> store, std::shared_ptr<Liveness> live) {
+  const DistributedOptions& o = live->o;
+  std::vector<int64_t> counts(static_cast<size_t>(o.world_size), 0);
+  while (!live->stop) {
+    try {
+      store->add(heartbeat_key(o.rank), 1);
+      if (o.rank == 0) {
+        for (int r = 1; r < o.world_size; ++r) {
+          const int64_t c = store->add(heartbeat_key(r), 0);
+          if (c != counts[r]) counts[r] = c, live->peer_advanced_ms[r] = now_ms();
+        }
+      } else if (store->check({kVerdictKey})) {
+        const auto v = store->get(kVerdictKey);
+        std::lock_guard<std::mutex> lock(live->mutex);
+        live->verdict.assign(v.begin(), v.end());
+      }
+      live->store_answered_ms = now_ms();
+    } catch (...) {
+      return;  // the store (rank 0) is gone: a collective fails at once, or the watchdog says so
+    }
+    for (int i = 0; i < 10 && !live->stop; ++i) std::this_thread::sleep_for(kHeartbeatInterval / 10);
+  }
+}
+
+[[noreturn]] void stop_process(const std::string& message) {
+  std::fprintf(stderr, "leanseg: error: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);  // not exit(): the training thread is blocked in a collective that never ends
+}
+
+// Stops the process (exit code 1, a message naming the rank) within --dist-timeout plus about a
+// second of a rank hanging, however many collectives are queued: rank 0 judges every rank's
+// heartbeat and publishes its verdict in the store before it stops; the other ranks stop on
+// that verdict, or when rank 0's store itself stops answering (rank 0 hung or died). After a
+// failure it also bounds the shutdown (explain_failure arms the deadline). Files stay intact:
+// every one is written atomically, so an interrupted write leaves the previous version.
+void watch(c10::intrusive_ptr<c10d::TCPStore> store, std::shared_ptr<Liveness> live) {
+  const DistributedOptions& o = live->o;
+  const int64_t timeout = to_ms(o.timeout_seconds).count();
+  const std::string me = "rank " + std::to_string(o.rank) + " stops";
+  const std::string silent = " for " + seconds_text(o.timeout_seconds) + " s, --dist-timeout)";
+  while (!live->stop) {
+    std::this_thread::sleep_for(kWatchdogPoll);
+    if (live->stop) return;
+    const int64_t now = now_ms(), deadline = live->exit_deadline_ms;
+    std::unique_lock<std::mutex> lock(live->mutex);
+    if (deadline && now > deadline) stop_process(live->stop_message + " (the process group did not shut down in time)");
+    if (!live->verdict.empty()) stop_process(live->verdict + "; " + me + " (rank 0 found it)");
+    lock.unlock();
+    if (o.rank != 0 && now - live->store_answered_ms > timeout)
+      stop_process("rank 0 stopped responding (the process died or hung); " + me + " (the rendezvous store rank 0 hosts at " +
+                   o.master_addr + ":" + std::to_string(o.master_port) + " has not answered" + silent);
+    if (o.rank != 0) continue;
+    std::string hung;
+    for (int r = 1; r < o.world_size; ++r)
+      if (now - live->peer_advanced_ms[r] > timeout) hung += (hung.empty() ? "" : ", ") + std::to_string(r);
+    if (hung.empty()) continue;
+    const std::string verdict = "rank " + hung + " stopped responding (the process died or hung)";
+    try {
+      store->set(kVerdictKey, bytes_of(verdict));
+      std::this_thread::sleep_for(kVerdictPublished);  // the others read it before the store goes
+    } catch (...) {
+    }
+    stop_process(verdict + "; " + me + " (no heartbeat from it" + silent);
+  }
+}
+
 }  // namespace
 
 std::vector<size_t> shard_positions(size_t n, int rank, int world_size) {
@@ -149,7 +261,9 @@ class GradientBuckets {
   GradientBuckets(const std::vector<torch::Tensor>& params, int64_t cap_bytes, c10d::ProcessGroup& group)
       : params_(params), group_(group) {
     // Reverse order: backward produces the last layers' gradients first.
-    int64_t bytes = 0, cap = kFirstBucketBytes;
+    // DDP's first bucket is 1 MB whatever the cap; here never larger than the cap either, so that
+    // a small --bucket-mb gives small buckets from the start.
+    int64_t bytes = 0, cap = std::min(kFirstBucketBytes, cap_bytes);
     for (size_t k = params.size(); k-- > 0;) {
       const auto& p = params[k];
       if (buckets_.empty() || bytes >= cap) {
@@ -249,7 +363,7 @@ struct DataParallel::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
   std::unique_ptr<GradientBuckets> gradients;
-  std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<Liveness> live;
   bool batch_norm_synchronised = false;
 
   void wait(c10::intrusive_ptr<c10d::Work> work) { work->wait(); }
@@ -275,31 +389,27 @@ DataParallel::DataParallel(const DistributedOptions& o) : impl_(std::make_unique
   const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
-    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout + kCollectiveTimeoutMargin);
     options->devices = {gloo_device(o.master_addr)};
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, o.rank, o.world_size, options);
   } catch (...) {
     throw Error("distributed training: rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) +
                 " could not join the run at " + where + ": " + message_of(std::current_exception()));
   }
-  // The heartbeat thread owns what it uses: it is detached, since a call into the store of a
-  // hung rank 0 may block it until the process exits.
-  std::thread([store = impl_->store, stop = impl_->stop, key = heartbeat_key(o.rank)] {
-    while (!*stop) {
-      try {
-        store->add(key, 1);
-      } catch (...) {
-        return;  // the store (rank 0) is gone: the next collective fails and says so
-      }
-      for (int i = 0; i < 10 && !*stop; ++i) std::this_thread::sleep_for(kHeartbeatInterval / 10);
-    }
-  }).detach();
+  // The heartbeat and watchdog threads own what they use: they are detached, since a call into
+  // the store of a hung rank 0 may block until the process exits.
+  impl_->live = std::make_shared<Liveness>(o);
+  std::thread(beat, impl_->store, impl_->live).detach();
+  std::thread(watch, impl_->store, impl_->live).detach();
 }
 
 DataParallel::~DataParallel() {
   if (impl_->batch_norm_synchronised) set_batch_norm_synchroniser({});
   impl_->gradients.reset();
-  *impl_->stop = true;
+  // Joins Gloo's threads, which finish the queued collectives first: after a failure this can
+  // take a timeout per queued bucket, so the watchdog's deadline (explain_failure) bounds it.
+  impl_->group.reset();
+  impl_->live->stop = true;
 }
 
 int DataParallel::rank() const { return impl_->o.rank; }
@@ -362,6 +472,13 @@ double DataParallel::time_all_reduce(int64_t bytes, int repeats) {
 
 std::exception_ptr DataParallel::explain_failure(std::exception_ptr error) {
   const std::string me = "rank " + std::to_string(rank());
+  Liveness& live = *impl_->live;
+  const auto arm_deadline = [&](const std::string& message, std::chrono::milliseconds within) {
+    std::lock_guard<std::mutex> lock(live.mutex);
+    live.stop_message = message;
+    live.exit_deadline_ms = now_ms() + within.count();
+  };
+  arm_deadline(me + ": " + message_of(error), 4 * kHeartbeatInterval + kDiagnosisDeadline + kShutdownDeadline);
   const std::string store_gone = "rank 0 stopped responding (the rendezvous store it hosts at " + impl_->o.master_addr +
                                  ":" + std::to_string(impl_->o.master_port) + " does not answer)";
   // In a detached thread with a deadline: the store of a hung rank 0 never answers.
@@ -377,12 +494,17 @@ std::exception_ptr DataParallel::explain_failure(std::exception_ptr error) {
   std::string peer = store_gone;
   if (future.wait_for(4 * kHeartbeatInterval + kDiagnosisDeadline) == std::future_status::ready) peer = future.get();
   else if (rank() == 0) peer = "";
-  if (!peer.empty()) return std::make_exception_ptr(Error(peer + "; " + me + " stops (" + message_of(error) + ")"));
+  if (!peer.empty()) {
+    const std::string message = peer + "; " + me + " stops (" + message_of(error) + ")";
+    arm_deadline(message, kShutdownDeadline);
+    return std::make_exception_ptr(Error(message));
+  }
   const std::string what = message_of(error);
   try {
     impl_->store->set(failure_key(rank()), bytes_of(what));
   } catch (...) {
   }
+  arm_deadline(me + ": " + what, kShutdownDeadline);
   return std::make_exception_ptr(Error(me + ": " + what));
 }
 

@@ -14,8 +14,8 @@ struct DistributedOptions {
   int world_size = 1, rank = 0, local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  // A collective (or the rendezvous) that waits longer than this fails: how long a hung worker
-  // can keep the others waiting.
+  // How long a rank may stop responding (no heartbeat: hung or dead) before every other rank
+  // stops, naming it (the watchdog in distributed.cpp); collectives themselves time out 10 s later.
   double timeout_seconds = 120;
   // BatchNorm statistics over all ranks' batches (SyncBatchNorm); otherwise each rank's own.
   bool sync_batch_norm = false;

@@ -1,5 +1,6 @@
 // The training loop (seed §8): DiceBCE, Adam, ReduceLROnPlateau on validation Dice, early
 // stopping, best/last model files and a checkpoint after every epoch.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "leanseg/model_file.h"
 #include "leanseg/plot.h"
 #include "leanseg/progress.h"
+#include "leanseg/tensor_io.h"
 #include "models/mobilenet_v2.h"
 
 namespace leanseg {
@@ -29,6 +31,62 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// LEANSEG_TRAIN_FLOAT64=1: weights, batches and optimizer state in double precision (about twice
+// as slow; the files then hold float64 tensors, which every reader converts on load). A
+// verification switch, not a recipe option: in float32 this small network and Adam amplify
+// rounding (summation order) to ~1e-2 relative after a few steps, which hides whether two
+// computations are the same; in double they agree to rounding (docs/distributed.md).
+bool train_in_float64() {
+  const char* v = std::getenv("LEANSEG_TRAIN_FLOAT64");
+  return v && std::string(v) == "1";
+}
+
+// The floating-point type the model's weights are in (what its inputs must be converted to).
+torch::ScalarType weights_type(SegmentationModel& model) {
+  for (const auto& p : model->parameters()) return p.scalar_type();
+  return torch::kFloat;
+}
+
+// The model's floating-point parameters and buffers in `type`, in place (set_data: the same
+// tensors, so an optimizer's references stay valid). Not Module::to, which would convert the
+// integral BatchNorm counters too.
+void convert_weights(SegmentationModel& model, torch::ScalarType type) {
+  torch::NoGradGuard no_grad;
+  for (auto& t : model->parameters())
+    if (t.scalar_type() != type) t.set_data(t.data().to(type));
+  for (auto& t : model->buffers())
+    if (t.is_floating_point() && t.scalar_type() != type) t.set_data(t.data().to(type));
+}
+
+// save_model, in float32 whatever the training type: model files hold float32 (readers refuse
+// other types). A float64 run's weights keep their double values (the checkpoint holds them).
+void save_model_file(const std::string& path, SegmentationModel& model, const Preprocessing& pre,
+                     const nlohmann::json& provenance) {
+  if (weights_type(model) == torch::kFloat) return save_model(path, model, pre, provenance);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> exact;
+  for (const auto& [name, t] : state_dict(*model)) exact.push_back(t.detach().clone());
+  const auto type = weights_type(model);
+  std::exception_ptr failure;
+  convert_weights(model, torch::kFloat);
+  try {
+    save_model(path, model, pre, provenance);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  convert_weights(model, type);
+  size_t i = 0;
+  for (auto& [name, t] : state_dict(*model)) t.detach().copy_(exact[i++]);
+  if (failure) std::rethrow_exception(failure);
+}
+
+// A batch in the model's floating-point type (class-index masks stay integral).
+void to_weights_type(SegmentationModel& model, torch::Tensor& images, torch::Tensor& masks) {
+  const auto type = weights_type(model);
+  if (images.scalar_type() != type) images = images.to(type);
+  if (masks.is_floating_point() && masks.scalar_type() != type) masks = masks.to(type);
+}
 
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
@@ -103,6 +161,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
   for (size_t b = 0; b < loader.batches(); ++b) {
     Batch batch = loader.next();
     strategies.resize_batch(batch.images, batch.masks, epoch);
+    to_weights_type(model, batch.images, batch.masks);
     if (o.channels_last) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
     opt.zero_grad();
     double value = 0, count = static_cast<double>(batch.images.size(0));
@@ -167,8 +226,10 @@ ValScores validate(SegmentationModel model, const TrainingSet& val, const std::v
       ims.push_back(o.input_mode == "resize" ? val.images[i] : pad_to_multiple(val.images[i], model->size_divisor(), true));
       ms.push_back(o.input_mode == "resize" ? val.masks[i] : pad_to_multiple(val.masks[i], model->size_divisor(), false));
     }
-    auto logits = model->forward(images_to_batch(ims, pre));
+    auto images = images_to_batch(ims, pre);
     auto target = masks_to_batch(ms);
+    to_weights_type(model, images, target);
+    auto logits = model->forward(images);
     if (o.input_mode != "resize") {  // score only the original area
       const int h = val.images[items[b]].rows, w = val.images[items[b]].cols;
       logits = logits.slice(2, 0, h).slice(3, 0, w);
@@ -389,6 +450,10 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
   nlohmann::json config = train_config_json(o);
   if (!o.initial_model) config["model_options"] = model->config().options;
   if (main) atomic_write(o.out_dir + "/config.json", [&](std::ostream& out) { out << config.dump(2) << "\n"; });
+  if (train_in_float64()) {
+    if (main) std::cerr << "LEANSEG_TRAIN_FLOAT64=1: training in double precision\n";
+    convert_weights(model, torch::kDouble);
+  }
   if (o.channels_last) {  // before the optimizer: its state then takes the same layout
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters())
@@ -451,8 +516,8 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
     set_lr(opt, sched.lr);
     const double total_seconds = elapsed_before + seconds_since(start);
     if (main) {
-      if (improved) save_model(o.out_dir + "/best.safetensors", model, pre, provenance);
-      save_model(o.out_dir + "/last.safetensors", model, pre, provenance);
+      if (improved) save_model_file(o.out_dir + "/best.safetensors", model, pre, provenance);
+      save_model_file(o.out_dir + "/last.safetensors", model, pre, provenance);
       save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
                                          {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
                                          {"channels_last", o.channels_last}, {"options", options_fixed_for_resume(o)}});
