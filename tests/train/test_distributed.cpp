@@ -223,22 +223,19 @@ test::TempDir* DataParallel::dir_ = nullptr;
 // 2 ranks × batch 2 (synced BatchNorm) take the 6 Adam steps of 1 process × batch 4 to 1e-5
 // relative (measured: ~1e-14), in double precision. In float32 they differ by ~7e-3, and so does
 // the one-process run on 1 and on 2 threads: Adam's steps are ~lr × sign(gradient) for every
-// weight whose gradient is not far above its eps (1e-8), so float rounding of near-zero
-// gradients moves weights by up to 2 lr (docs/distributed.md); in double that noise is ~1e-9
-// times smaller. A U-Net of width 4, not the efficient-unet of the other tests: that one's
+// weight whose gradient is well above its eps (1e-8), however small, so float rounding of
+// near-zero gradients moves weights by up to 2 lr (docs/distributed.md); in double that noise is
+// ~1e-9 times smaller. A U-Net of width 4, not the efficient-unet of the other tests: that one's
 // trajectory is ill-conditioned even in double (1 vs 2 threads: 6e-9 after 4 steps, 1.5e-3
-// after 6), a BatchNorm'd U-Net's is not (1e-14). Adam divides by the gradient's running RMS,
-// so a sum instead of an average over the ranks would barely move its steps; the strong L2
-// weight decay (added to the averaged gradient in the step) makes the step depend on the
-// gradient's scale, so summing, a skipped bucket or an unsynchronised BatchNorm move the weights
-// far past 1e-5 (checked by breaking each: docs/distributed.md). Buckets of 10 KB: ~50
-// all-reduces per step. The checkpoints hold the double weights and Adam's moments.
+// after 6), a BatchNorm'd U-Net's is not (1e-14). What a wrong reduction does here (measured
+// by breaking it, docs/distributed.md): gradients summed instead of averaged 1.8e-2, one
+// bucket not reduced 1.4e-2, BatchNorm not synced 4.4e-2. Buckets of 10 KB: ~100 all-reduces
+// per step. The checkpoints hold the double weights and Adam's moments.
 TEST_F(DataParallel, TwoRanksWithSyncedBatchNormMatchOneProcessWithTwiceTheBatch) {
   const auto args = [](const std::string& out, int batch) {
     std::string a = train_args(out, batch);
     const auto model = a.find("--model efficient-unet"), size = a.find("--input-size");
-    return a.replace(model, size - model, "--model unet --model-options '{\"width\": 4}' ") +
-           " --weight-decay 0.05 --bucket-mb 0.01";
+    return a.replace(model, size - model, "--model unet --model-options '{\"width\": 4}' ") + " --bucket-mb 0.01";
   };
   {
     const TrainInFloat64 float64;
