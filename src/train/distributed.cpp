@@ -180,8 +180,9 @@ void beat(c10::intrusive_ptr<c10d::TCPStore> store, std::shared_ptr<Liveness> li
   std::_Exit(1);  // not exit(): the training thread is blocked in a collective that never ends
 }
 
-// Stops the process (exit code 1, a message naming the rank) within --dist-timeout plus about a
-// second of a rank hanging, however many collectives are queued: rank 0 judges every rank's
+// Stops the process (exit code 1, a message naming the rank) within --dist-timeout plus ~2 s (a
+// heartbeat interval, and the time the others get to read rank 0's verdict) of a rank hanging,
+// however many collectives are queued: rank 0 judges every rank's
 // heartbeat and publishes its verdict in the store before it stops; the other ranks stop on
 // that verdict, or when rank 0's store itself stops answering (rank 0 hung or died). After a
 // failure it also bounds the shutdown (explain_failure arms the deadline). Files stay intact:
