@@ -39,6 +39,8 @@ void load_encoder_weights(SegmentationModelImpl& model, const std::string& path)
 
 const std::vector<EncoderEntry>& encoders() {
   static const std::vector<EncoderEntry> table = {
+      {"mobilenet_v2", "MobileNetV2 encoder (torchvision layout, 2.2M params; the M1/M4 backbone)",
+       [](int64_t in) { return std::make_shared<MobileNetV2FeaturesImpl>(in); }},
       {"resnet18", "ResNet-18 encoder (torchvision layout; BasicBlocks [2, 2, 2, 2], 11.2M params)",
        [](int64_t in) { return std::make_shared<ResNetEncoderImpl>(ResNetDepth::R18, in); }},
       {"resnet34", "ResNet-34 encoder (torchvision layout; BasicBlocks [3, 4, 6, 3], 21.3M params)",

@@ -100,6 +100,19 @@ TEST(ResNet, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params(*ResNetEncoder(ResNetDepth::R18, 1)).total, 11'689'512 - 513'000 - 64 * 2 * 49);
 }
 
+// torchvision's model tables list 1.81 and 3.66 GFLOPS (multiply-adds) at 224x224; ops.h counts
+// 2 FLOPs per multiply-add and ignores pooling, BN and activations, as torchvision's count does.
+TEST(ResNet, FlopsEqualTorchvisionsTable) {
+  torch::NoGradGuard no_grad;
+  for (auto [depth, gmacs] : {std::pair{ResNetDepth::R18, 1.81}, std::pair{ResNetDepth::R34, 3.66}}) {
+    ResNetClassifier net(depth);
+    net->eval();
+    FlopScope scope;
+    net->forward(torch::zeros({1, 3, 224, 224}));
+    EXPECT_NEAR(scope.flops() / 2e9, gmacs, 0.005);
+  }
+}
+
 TEST(ResNet, ParameterNamesAndShapesAreTorchvisions) {
   for (auto depth : {ResNetDepth::R18, ResNetDepth::R34}) {
     const Named expected = torchvision_state(depth, 1000, 1);
@@ -267,6 +280,24 @@ TEST(EncoderPresets, ExistingPresetsKeepTheirParameterNamesAndShapes) {
     for (unsigned char c : text) fnv = (fnv ^ c) * 0x100000001b3ull;
     EXPECT_EQ(named.size(), g.tensors);
     EXPECT_EQ(fnv, g.fnv);
+  }
+}
+
+// The decoder takes every width from the encoder: the upsampling of dec5 reads the last stage,
+// each stage's first conv reads its upsampled channels and the skip of the matching stage.
+TEST(EncoderPresets, DecoderWidthsComeFromTheEncoder) {
+  const std::map<std::string, Shape> widths = {{"unet-mobilenet_v2", {16, 24, 32, 96, 1280}},
+                                               {"unet-resnet18", {64, 64, 128, 256, 512}}};
+  const Shape dec = {256, 128, 64, 32, 16};
+  for (const auto& [arch, w] : widths) {
+    SCOPED_TRACE(arch);
+    auto params = create_model(arch)->named_parameters();
+    EXPECT_EQ(params["dec5.up.up.weight"].size(0), w[4]);
+    for (int i = 0; i < 5; ++i) {
+      const std::string d = "dec" + std::to_string(5 - i);
+      const int64_t skip = i < 4 ? w[static_cast<size_t>(3 - i)] : dec[4];
+      EXPECT_EQ(params[d + ".block.0.0.weight"].size(1), dec[static_cast<size_t>(i)] + skip) << d;
+    }
   }
 }
 
