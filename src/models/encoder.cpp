@@ -73,7 +73,8 @@ void load_torchvision_weights(torch::nn::Module& module, const std::string& path
     if (!dst) dst = buffers.find(name);
     if (!dst) {
       if (!required) continue;  // encoder-only models have no classifier
-      throw Error("'" + path + "': tensor '" + t.name + "' has no counterpart '" + name + "' in the model");
+      throw Error("'" + path + "': tensor '" + t.name + "' has no counterpart" + (prefix.empty() ? "" : " '" + name + "'") +
+                  " in the model (a " + layout.arch + " of another depth or width?)");
     }
     torch::Tensor src = tensor_from_safetensors(file, t);
     if (t.name == layout.stem_key) {

@@ -283,6 +283,35 @@ TEST(EncoderPresets, ExistingPresetsKeepTheirParameterNamesAndShapes) {
   }
 }
 
+// The command line end to end: `train --model unet-resnet18 --encoder-weights` with a
+// torchvision-named file and a frozen encoder keeps the file's weights in the saved model, and
+// the model exports for the runtime (the stem's MaxPool included) and to ONNX.
+TEST(EncoderPresets, CliTrainsUNetResNet18FromTorchvisionWeightsAndExports) {
+  // LEANSEG_CLI_PATH expanded here: test::run_cli is an inline function, and the linker may keep
+  // a copy compiled elsewhere (an object built in another checkout) that names another binary.
+  auto leanseg = [](const std::string& args) { return test::run_command(std::string(LEANSEG_CLI_PATH) + " --threads 1 " + args); };
+  test::TempDir dir;
+  const Named state = torchvision_state(ResNetDepth::R18, 1000, 6);
+  write_state(dir.file("r18.safetensors"), state);
+  auto r = leanseg("synth worms --out " + dir.file("data") + " -n 4 --size 64x64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = leanseg("train --preset demo --data " + dir.file("data") + " --out " + dir.file("run") +
+                    " --model unet-resnet18 --encoder-weights " + dir.file("r18.safetensors") +
+                    " --freeze-encoder --epochs 1 --input-size 64 --batch-size 2 --no-progress");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto loaded = load_model(dir.file("run/best.safetensors"));
+  EXPECT_EQ(loaded.model->config().arch, "unet-resnet18");
+  EXPECT_TRUE(torch::equal(loaded.model->named_parameters()["encoder.layer4.1.conv2.weight"],
+                           state.at("layer4.1.conv2.weight")));
+  r = leanseg("export --model " + dir.file("run/best.safetensors") + " --format runtime --input-size 64 --out " +
+                    dir.file("m.lsr"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("MaxPool 1"), std::string::npos) << r.out;
+  r = leanseg("export --model " + dir.file("run/best.safetensors") + " --format onnx --input-size 64 --out " +
+                    dir.file("m.onnx"));
+  EXPECT_EQ(r.code, 0) << r.out;
+}
+
 // The decoder takes every width from the encoder: the upsampling of dec5 reads the last stage,
 // each stage's first conv reads its upsampled channels and the skip of the matching stage.
 TEST(EncoderPresets, DecoderWidthsComeFromTheEncoder) {
