@@ -204,7 +204,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--model", a->model, "Override the preset's model");
   cmd->add_option("--model-options", a->model_options, "JSON object of model options over the model's defaults "
                   "(see `leanseg info`), e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
-  cmd->add_option("--encoder-weights", a->encoder_weights, "ImageNet MobileNetV2 safetensors for M1/M4");
+  cmd->add_option("--encoder-weights", a->encoder_weights, "torchvision-named ImageNet safetensors of the model's encoder (MobileNetV2 for M1/M4, ResNet for unet-resnet18/34)");
   cmd->add_flag("--resume", a->resume, "Continue from RUN/checkpoint.safetensors");
   cmd->add_flag("--nchw,!--channels-last", a->nchw,
                 "Memory layout of the training step: NCHW or channels-last (NHWC). Default: the one measured faster "
@@ -243,10 +243,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dice-weight", a->dice_weight, "Weight of the Dice term of the loss")->check(CLI::NonNegativeNumber)->group(recipe);
   cmd->add_option("--bce-weight", a->bce_weight, "Weight of the BCE term of the loss")->check(CLI::NonNegativeNumber)->group(recipe);
   cmd->add_option("--eps", a->eps, "Smoothing epsilon of the soft Dice")->check(CLI::Range(1e-30, 1.0))->group(recipe);
-  auto* freeze = cmd->add_flag("--freeze-encoder", a->freeze_encoder, "Keep the MobileNetV2 encoder's weights fixed (M1/M4)")->group(recipe);
-  cmd->add_flag("--train-encoder", a->train_encoder, "Train the MobileNetV2 encoder too (M1/M4)")->excludes(freeze)->group(recipe);
+  auto* freeze = cmd->add_flag("--freeze-encoder", a->freeze_encoder, "Keep the pretrained encoder's weights fixed (M1/M4, unet-resnet*)")->group(recipe);
+  cmd->add_flag("--train-encoder", a->train_encoder, "Train the pretrained encoder too (M1/M4, unet-resnet*)")->excludes(freeze)->group(recipe);
   cmd->add_option("--stem-init", a->stem_init,
-                  "First conv of the ImageNet encoder for 1-channel input: mean or sum of its RGB filters (M1/M4)")
+                  "First conv of the ImageNet encoder for 1-channel input: mean or sum of its RGB filters (M1/M4, unet-resnet*)")
       ->check(CLI::IsMember({"mean", "sum"}))->group(recipe);
   auto* strategies = "Training strategies";
   cmd->add_option("--qat", a->qat_bits, "Quantization-aware training at 8, 4 or 2 bits (straight-through estimator)")

@@ -319,6 +319,7 @@ std::string emit_seq(GraphBuilder& g, const SeqImpl& seq, const std::string& pat
 }
 
 std::string emit_module(GraphBuilder& g, const torch::nn::Module& m, const std::string& path, const std::string& x) {
+  if (const auto* self = dynamic_cast<const EmitsGraph*>(&m)) return self->emit_graph(g, path, x);
   if (const auto* seq = dynamic_cast<const SeqImpl*>(&m)) return emit_seq(g, *seq, path, x);
   if (const auto* conv = dynamic_cast<const torch::nn::Conv2dImpl*>(&m)) return emit_conv(g, *conv, nullptr, path, x);
   if (const auto* up = dynamic_cast<const torch::nn::ConvTranspose2dImpl*>(&m))
@@ -350,6 +351,18 @@ std::string emit_decoder_stage(GraphBuilder& g, const DecoderStageImpl& stage, c
 
 std::string emit_max_pool2(GraphBuilder& g, const std::string& name, const std::string& x) {
   return g.node("MaxPool", name, {x}, {Attr::of("kernel_shape", Ints{2, 2}), Attr::of("strides", Ints{2, 2})});
+}
+
+std::string emit_max_pool(GraphBuilder& g, const std::string& name, const std::string& x, int64_t kernel,
+                          int64_t stride, int64_t pad) {
+  return g.node("MaxPool", name, {x},
+                {Attr::of("kernel_shape", Ints{kernel, kernel}), Attr::of("strides", Ints{stride, stride}),
+                 Attr::of("pads", Ints{pad, pad, pad, pad})});
+}
+
+std::string emit_conv_bn(GraphBuilder& g, const torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl* bn,
+                         const std::string& path, const std::string& x) {
+  return emit_conv(g, conv, bn, path, x);
 }
 
 std::string emit_concat(GraphBuilder& g, const std::string& name, std::vector<std::string> values) {

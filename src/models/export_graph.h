@@ -38,6 +38,14 @@ class GraphBuilder {
   std::set<std::string> names_;
 };
 
+// A module that writes its own graph (a block defined next to its emitter, e.g. resnet.h's
+// BasicBlock): emit_module calls it before trying the modules it knows.
+class EmitsGraph {
+ public:
+  virtual ~EmitsGraph() = default;
+  virtual std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const = 0;
+};
+
 // Any module of the zoo: Seq, Conv2d, ConvTranspose2d, ReLU, ReLU6, Dropout (removed) and the
 // blocks of blocks.h / mobilenet_v2.h. Throws Error naming `path` for a module it cannot express.
 std::string emit_module(GraphBuilder& g, const torch::nn::Module& m, const std::string& path, const std::string& x);
@@ -47,6 +55,12 @@ std::string emit_seq(GraphBuilder& g, const SeqImpl& seq, const std::string& pat
 std::string emit_decoder_stage(GraphBuilder& g, const DecoderStageImpl& stage, const std::string& path,
                                const std::string& x, const std::string& skip);
 std::string emit_max_pool2(GraphBuilder& g, const std::string& name, const std::string& x);  // k2, s2
+// Square max pooling with symmetric padding (padded cells never win): MaxPool k×k, stride, pads.
+std::string emit_max_pool(GraphBuilder& g, const std::string& name, const std::string& x, int64_t kernel,
+                          int64_t stride, int64_t pad);
+// A conv with the BatchNorm that follows it (nullptr: none) folded in.
+std::string emit_conv_bn(GraphBuilder& g, const torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl* bn,
+                         const std::string& path, const std::string& x);
 std::string emit_concat(GraphBuilder& g, const std::string& name, std::vector<std::string> values);  // channels
 std::string emit_add(GraphBuilder& g, const std::string& name, const std::string& a, const std::string& b);
 

@@ -11,7 +11,7 @@
 namespace leanseg {
 namespace {
 
-class MobileNetUNetImpl : public SegmentationModelImpl {
+class MobileNetUNetImpl : public SegmentationModelImpl, public EncoderOwner {
  public:
   explicit MobileNetUNetImpl(const ModelConfig& c) : SegmentationModelImpl(c) {
     const bool separable = option<bool>(c, "separable");
@@ -19,8 +19,9 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
     require(dec.size() == 5, c.arch + ": 'decoder_channels' needs 5 values (dec5..dec1)");
     const int64_t se_r = option<int64_t>(c, "se_reduction");
     enc0 = register_module("enc0", conv_bn_act(c.in_channels, 32, 3));
-    encoder = register_module("encoder", MobileNetV2Features(c.in_channels));
+    backbone = register_module("encoder", MobileNetV2Features(c.in_channels));
     AsppOptions a;
+    a.in = backbone->out_channels().back();
     a.branch = option<int64_t>(c, "aspp_branch_channels");
     a.out = option<int64_t>(c, "aspp_out_channels");
     a.rates = option<std::vector<int64_t>>(c, "aspp_rates");
@@ -28,7 +29,8 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
     a.dropout = option<double>(c, "dropout");
     a.separable = separable;
     aspp = register_module("aspp", Aspp(a));
-    const int64_t skips[5] = {96, 32, 24, 16, 32};  // enc4, enc3, enc2, enc1, enc0
+    const auto widths = backbone->out_channels();  // enc1..enc5
+    const int64_t skips[5] = {widths[3], widths[2], widths[1], widths[0], 32};  // enc4, enc3, enc2, enc1, enc0
     int64_t in = a.out;
     for (int i = 0; i < 5; ++i) {
       auto block = torch::nn::AnyModule(ResidualBlockSE(dec[i] + skips[i], dec[i], separable, se_r));
@@ -41,25 +43,25 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
   }
 
   std::vector<StageDef> stages() const override {
-    auto f = [](std::initializer_list<int> idx) {
-      std::vector<std::string> p;
-      for (int i : idx) p.push_back("encoder.features." + std::to_string(i) + ".");
-      return p;
-    };
-    return {{"enc0", {"enc0."}},
-            {"enc1", f({0, 1})},
-            {"enc2", f({2, 3})},
-            {"enc3", f({4, 5, 6})},
-            {"enc4", f({7, 8, 9, 10, 11, 12, 13})},
-            {"enc5", f({14, 15, 16, 17, 18})},
+    std::vector<StageDef> s = {{"enc0", {"enc0."}}};
+    for (size_t i = 0; i < 5; ++i) {
+      StageDef d{"enc" + std::to_string(i + 1), {}};
+      for (const auto& p : backbone->stage_prefixes(i)) d.param_prefixes.push_back("encoder." + p);
+      s.push_back(std::move(d));
+    }
+    s.insert(s.end(), {
             {"bottleneck", {"aspp."}},
             {"dec5", {"dec5."}},
             {"dec4", {"dec4."}},
             {"dec3", {"dec3."}},
             {"dec2", {"dec2."}},
             {"dec1", {"dec1."}},
-            {"head", {"head."}}};
+            {"head", {"head."}}});
+    return s;
   }
+
+  EncoderImpl& encoder() override { return *backbone; }
+  StemInit stem_init() const override { return stem_init_from_string(option<std::string>(config_, "stem_init")); }
 
   // ASPP branches and projection, every decoder stage (upsampled channels, the residual
   // block's inner and output channels, SE hidden units) and enc0, read through dec1's skip SE
@@ -93,13 +95,12 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
  protected:
   torch::Tensor run(const torch::Tensor& x, std::vector<StageRecord>* r) override {
     auto e0 = stage(r, "enc0", [&] { return enc0->forward(x); });
-    auto e1 = stage(r, "enc1", [&] { return encoder->forward_range(x, 0, 2); });
-    auto e2 = stage(r, "enc2", [&] { return encoder->forward_range(e1, 2, 4); });
-    auto e3 = stage(r, "enc3", [&] { return encoder->forward_range(e2, 4, 7); });
-    auto e4 = stage(r, "enc4", [&] { return encoder->forward_range(e3, 7, 14); });
-    auto e5 = stage(r, "enc5", [&] { return encoder->forward_range(e4, 14, 19); });
-    auto y = stage(r, "bottleneck", [&] { return aspp(e5); });
-    const torch::Tensor skips[5] = {e4, e3, e2, e1, e0};
+    torch::Tensor e[5];
+    static const char* enc_names[5] = {"enc1", "enc2", "enc3", "enc4", "enc5"};
+    for (size_t i = 0; i < 5; ++i)
+      e[i] = stage(r, enc_names[i], [&] { return backbone->forward_stage(i, i == 0 ? x : e[i - 1]); });
+    auto y = stage(r, "bottleneck", [&] { return aspp(e[4]); });
+    const torch::Tensor skips[5] = {e[3], e[2], e[1], e[0], e0};
     static const char* names[5] = {"dec5", "dec4", "dec3", "dec2", "dec1"};
     for (int i = 0; i < 5; ++i) y = stage(r, names[i], [&] { return decoder[i](y, skips[i]); });
     return stage(r, "head", [&] { return head(y); });
@@ -107,22 +108,18 @@ class MobileNetUNetImpl : public SegmentationModelImpl {
 
  public:
   std::string emit_graph(GraphBuilder& g, const std::string& x) const override {
-    const SeqImpl& features = *encoder->features;
     const std::string e0 = emit_seq(g, *enc0, "enc0", x);
-    const std::string e1 = emit_seq(g, features, "encoder.features", x, 0, 2);
-    const std::string e2 = emit_seq(g, features, "encoder.features", e1, 2, 4);
-    const std::string e3 = emit_seq(g, features, "encoder.features", e2, 4, 7);
-    const std::string e4 = emit_seq(g, features, "encoder.features", e3, 7, 14);
-    const std::string e5 = emit_seq(g, features, "encoder.features", e4, 14, 19);
-    std::string y = emit_module(g, *aspp, "aspp", e5);
-    const std::string skips[5] = {e4, e3, e2, e1, e0};
+    std::string e[5];
+    for (size_t i = 0; i < 5; ++i) e[i] = backbone->emit_stage(g, "encoder", i, i == 0 ? x : e[i - 1]);
+    std::string y = emit_module(g, *aspp, "aspp", e[4]);
+    const std::string skips[5] = {e[3], e[2], e[1], e[0], e0};
     for (int i = 0; i < 5; ++i) y = emit_decoder_stage(g, *decoder[i], "dec" + std::to_string(5 - i), y, skips[i]);
     return emit_module(g, *head, "head", y);
   }
 
  private:
   Seq enc0{nullptr};
-  MobileNetV2Features encoder{nullptr};
+  MobileNetV2Features backbone{nullptr};  // module "encoder"
   Aspp aspp{nullptr};
   DecoderStage decoder[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   CountedConv2d head{nullptr};

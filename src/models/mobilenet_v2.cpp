@@ -2,9 +2,8 @@
 
 #include "batch_norm.h"
 #include "blocks.h"
+#include "export_graph.h"
 #include "leanseg/error.h"
-#include "leanseg/safetensors.h"
-#include "leanseg/tensor_io.h"
 
 namespace leanseg {
 
@@ -42,11 +41,13 @@ Seq make_features(int64_t in_channels) {
   return f;
 }
 
-torch::Tensor adapt_stem(const torch::Tensor& rgb, int64_t channels, StemInit init) {
-  if (channels == 3) return rgb;
-  auto base = init == StemInit::Mean ? rgb.mean(1, true) : rgb.sum(1, true) / static_cast<double>(channels);
-  return base.repeat({1, channels, 1, 1}).contiguous();
+const TorchvisionLayout& mobilenet_v2_layout() {
+  static const TorchvisionLayout layout{"MobileNetV2", {"features."}, {"classifier."}, "features.0.0.weight"};
+  return layout;
 }
+
+// Children of `features` forming encoder stage i.
+constexpr size_t kStageBounds[6] = {0, 2, 4, 7, 14, 19};
 
 }  // namespace
 
@@ -58,6 +59,27 @@ torch::Tensor MobileNetV2FeaturesImpl::forward_range(torch::Tensor x, size_t beg
   auto it = features->begin();
   for (size_t i = begin; i < end; ++i) x = it[i].forward(x);
   return x;
+}
+
+torch::Tensor MobileNetV2FeaturesImpl::forward_stage(size_t i, const torch::Tensor& x) {
+  require(i < 5, "MobileNetV2 encoder: no stage " + std::to_string(i));
+  return forward_range(x, kStageBounds[i], kStageBounds[i + 1]);
+}
+
+std::string MobileNetV2FeaturesImpl::emit_stage(GraphBuilder& g, const std::string& path, size_t i,
+                                                const std::string& x) const {
+  require(i < 5, "MobileNetV2 encoder: no stage " + std::to_string(i));
+  return emit_seq(g, *features, path.empty() ? "features" : path + ".features", x, kStageBounds[i], kStageBounds[i + 1]);
+}
+
+std::vector<std::string> MobileNetV2FeaturesImpl::stage_prefixes(size_t i) const {
+  std::vector<std::string> prefixes;
+  for (size_t k = kStageBounds[i]; k < kStageBounds[i + 1]; ++k) prefixes.push_back("features." + std::to_string(k) + ".");
+  return prefixes;
+}
+
+void MobileNetV2FeaturesImpl::load_pretrained(const std::string& path, StemInit stem) {
+  load_torchvision_weights(*this, path, mobilenet_v2_layout(), "", stem);
 }
 
 MobileNetV2ClassifierImpl::MobileNetV2ClassifierImpl(int64_t num_classes) {
@@ -79,41 +101,7 @@ StemInit stem_init_from_string(const std::string& s) {
 
 void load_mobilenet_v2_weights(torch::nn::Module& module, const std::string& path,
                                const std::string& prefix, StemInit stem) {
-  const SafeTensorsFile file = SafeTensorsFile::open(path);
-  auto params = module.named_parameters(true);
-  auto buffers = module.named_buffers(true);
-  int64_t loaded = 0;
-  for (const auto& t : file.tensors()) {
-    const bool is_features = t.name.rfind("features.", 0) == 0;
-    const bool is_classifier = t.name.rfind("classifier.", 0) == 0;
-    if (!is_features && !is_classifier)
-      throw Error("'" + path + "': unexpected tensor '" + t.name + "' (not a torchvision MobileNetV2 key)");
-    const std::string name = prefix + t.name;
-    torch::Tensor* dst = params.find(name);
-    if (!dst) dst = buffers.find(name);
-    if (!dst) {
-      if (is_classifier) continue;  // encoder-only models have no classifier
-      throw Error("'" + path + "': tensor '" + t.name + "' has no counterpart '" + name + "' in the model");
-    }
-    torch::Tensor src = tensor_from_safetensors(file, t);
-    if (t.name == "features.0.0.weight") {
-      require(src.dim() == 4 && src.size(1) == 3,
-              "'" + path + "': stem 'features.0.0.weight' should be [32, 3, 3, 3], got " + shape_string(src));
-      src = adapt_stem(src, dst->size(1), stem);
-    }
-    copy_checked(*dst, src, "'" + path + "': tensor '" + t.name + "'");
-    ++loaded;
-  }
-  // Every encoder tensor of the model must have come from the file.
-  for (const auto& group : {params, buffers})
-    for (const auto& item : group) {
-      const std::string& key = item.key();
-      if (key.rfind(prefix + "features.", 0) == 0 || key.rfind(prefix + "classifier.", 0) == 0) {
-        if (!file.find(key.substr(prefix.size())))
-          throw Error("'" + path + "': is missing tensor '" + key.substr(prefix.size()) + "'");
-      }
-    }
-  require(loaded > 0, "'" + path + "': no MobileNetV2 tensors found");
+  load_torchvision_weights(module, path, mobilenet_v2_layout(), prefix, stem);
 }
 
 }  // namespace leanseg

@@ -8,14 +8,15 @@
 
 #include "leanseg/error.h"
 #include "leanseg/limits.h"
+#include "encoder.h"
 #include "zoo.h"
 
 namespace leanseg {
 namespace {
 
 struct Entry {
-  const char* name;
-  const char* description;
+  std::string name;
+  std::string description;
   nlohmann::json defaults;
   std::function<SegmentationModel(const ModelConfig&)> make;
 };
@@ -43,7 +44,17 @@ const std::vector<Entry>& entries() {
        {{"channels", {32, 64, 128, 256, 384, 512}}, {"reduction", 4}, {"attention_heads", 4}},
        make_efficient_unet},
   };
-  return table;
+  static const std::vector<Entry> with_encoders = [] {
+    std::vector<Entry> all = table;
+    for (const auto& e : encoders()) {
+      const std::string name = e.name;
+      all.push_back({"unet-" + name, "U-Net decoder (smp style) over the " + e.description,
+                     {{"encoder_frozen", false}, {"stem_init", "mean"}, {"decoder_channels", {256, 128, 64, 32, 16}}},
+                     [name](const ModelConfig& c) { return make_encoder_unet(c, name); }});
+    }
+    return all;
+  }();
+  return with_encoders;
 }
 
 const Entry& find_entry(const std::string& name) {

@@ -12,6 +12,9 @@ SegmentationModel make_unet(const ModelConfig& config);
 // M3: depthwise-separable U-Net with bottleneck blocks and linear attention at the bottom.
 SegmentationModel make_efficient_unet(const ModelConfig& config);
 
+// smp-style U-Net over encoder `encoder` of the encoder registry (encoder.h): "unet-" + name.
+SegmentationModel make_encoder_unet(const ModelConfig& config, const std::string& encoder);
+
 // Reads an option that the registry has already defaulted and type-checked.
 template <class T>
 T option(const ModelConfig& c, const char* key) {

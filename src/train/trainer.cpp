@@ -20,7 +20,7 @@
 #include "leanseg/plot.h"
 #include "leanseg/progress.h"
 #include "leanseg/tensor_io.h"
-#include "models/mobilenet_v2.h"
+#include "models/encoder.h"
 
 namespace leanseg {
 
@@ -101,8 +101,7 @@ SegmentationModel build_model(const TrainOptions& o, int in_channels, int num_cl
   SegmentationModel model = create_model(cfg);
   const auto& opts = model->config().options;
   if (!o.encoder_weights.empty()) {
-    require(opts.contains("stem_init"), "--encoder-weights: model '" + o.model + "' has no MobileNetV2 encoder");
-    load_mobilenet_v2_weights(*model, o.encoder_weights, "encoder.", stem_init_from_string(opts["stem_init"]));
+    load_encoder_weights(*model, o.encoder_weights);
   } else if (opts.value("encoder_frozen", false)) {
     std::cerr << "warning: the encoder is frozen but no --encoder-weights was given: the decoder will learn on "
                  "random features\n";

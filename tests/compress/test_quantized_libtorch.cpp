@@ -75,7 +75,8 @@ TEST_P(QuantizedLibTorchZoo, RunsEveryConvolutionOnTheQuantizedEngineAndStaysClo
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, QuantizedLibTorchZoo,
-                         ::testing::Values("mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet", "efficient-unet"),
+                         ::testing::Values("mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet", "efficient-unet",
+                                           "unet-resnet18"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -18,6 +18,7 @@ ModelConfig small_config(const std::string& arch) {
   ModelConfig c;
   c.arch = arch;
   if (arch == "unet") c.options = {{"width", 8}};
+  if (arch == "unet-resnet18") c.options = {{"decoder_channels", {32, 16, 16, 8, 8}}};
   if (arch == "efficient-unet") c.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
   return c;
 }
@@ -92,7 +93,8 @@ TEST_P(StructuredZoo, PrunedFileReloadsBitExactlyAndExportsTheSmallerGraph) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Compress, StructuredZoo,
-                         ::testing::Values("unet", "efficient-unet", "mobilenet-aspp-se-unet-lite", "mobilenet-aspp-se-unet"),
+                         ::testing::Values("unet", "efficient-unet", "mobilenet-aspp-se-unet-lite", "mobilenet-aspp-se-unet",
+                                           "unet-resnet18"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& c : s)

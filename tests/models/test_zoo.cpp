@@ -13,7 +13,8 @@ using Shape = std::vector<int64_t>;
 
 TEST(Zoo, RegistryListsEveryArchitecture) {
   const std::vector<std::string> expected = {"mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet",
-                                             "unet-32", "efficient-unet"};
+                                             "unet-32", "efficient-unet", "unet-mobilenet_v2", "unet-resnet18",
+                                             "unet-resnet34"};
   EXPECT_EQ(model_names(), expected);
   EXPECT_ERROR_CONTAINS(create_model("resnet-unet"), "unknown model 'resnet-unet' (known: mobilenet-aspp-se-unet");
 }

@@ -80,7 +80,7 @@ TEST_P(EngineZoo, FlopsMatchTheModelSummary) {
   EXPECT_EQ(skipped > 0, GetParam().rfind("mobilenet-aspp", 0) == 0);
   const double engine = runtime::Engine::from_model(rt, {runtime::Precision::F32, 1}).flops() + skipped;
   const double summary = summarize(model, 64, 96).flops;
-  if (GetParam() == "unet-32") {
+  if (GetParam() == "unet-32" || GetParam() == "unet-resnet18") {  // nothing rewritten or left to the host
     EXPECT_DOUBLE_EQ(engine, summary);
   } else {
     EXPECT_LT(engine, summary);
@@ -102,13 +102,39 @@ TEST_P(EngineZoo, Bf16StaysWithinBf16PrecisionOfLibTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Runtime, EngineZoo,
                          ::testing::Values("mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet-32",
-                                           "efficient-unet"),
+                                           "efficient-unet", "unet-resnet18"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& c : s)
                              if (c == '-') c = '_';
                            return s;
                          });
+
+// ResNet's BasicBlocks: every ReLU and residual Add runs inside a convolution (the projection is
+// emitted before the block's convs so that the Add's other operand exists when conv2 is
+// lowered), and the stem's 3x3 stride-2 max pooling (pads 1) runs as one oneDNN pooling.
+TEST(EngineZooExtra, ResNetBlocksRunAsFusedConvs) {
+  auto model = test::random_model("unet-resnet18");
+  GraphInputShape shape;
+  shape.height = shape.width = 64;
+  RuntimeModel rt;
+  rt.graph = model_graph(*model, shape);
+  rt.size_divisor = model->size_divisor();
+  size_t adds = 0;
+  for (const auto& n : rt.graph.nodes) adds += n.op == "Add";
+  ASSERT_EQ(adds, 8u);  // one per BasicBlock
+  auto engine = runtime::Engine::from_model(rt, {runtime::Precision::F32, 1});
+  std::vector<runtime::StepProfile> profile;
+  const std::vector<float> x(64 * 64, 0.5f);
+  engine.run_profiled(x.data(), &profile);
+  size_t pools = 0;
+  for (const auto& step : profile) {
+    EXPECT_EQ(step.name.find("/add"), std::string::npos) << step.name << " (" << step.kind << ") runs on its own";
+    EXPECT_EQ(step.name.find("relu"), std::string::npos) << step.name << " (" << step.kind << ") runs on its own";
+    pools += step.kind.find("pooling") != std::string::npos;
+  }
+  EXPECT_EQ(pools, 1u);
+}
 
 TEST(EngineZooExtra, TwoChannelModelAndASecondSize) {
   auto o = run_both("mobilenet-aspp-se-unet-lite", runtime::Precision::F32, 96, 64, 2);

@@ -129,6 +129,24 @@ TEST(OpHarness, ConvolutionsOverKernelStrideDilationGroupsBiasActivationAndFused
   EXPECT_EQ(cases, 4 * 2 * 2 * 3 - 2 * 3);
 }
 
+// ResNet's BasicBlock ends in conv3x3 → Add → ReLU, the Add's other operand being the block's
+// input (identity) or a projection conv (stride 2); the crossing above never pairs a fused add
+// with ReLU, so these rows do.
+TEST(OpHarness, ResidualAddThenReluAsInResNetBlocks) {
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{9, 7}, {16, 16}}) {
+    for (int64_t stride : {1, 2}) {
+      const ConvCase c{3, stride, 1, 1, false, "Relu", true, h, w};
+      EXPECT_GT(check_op(c.build(), c.str()), 0);
+    }
+    TestGraph t(4, h, w);
+    auto y = t.conv("op", "image", 4, 4, 3, 1, 1, 1, false);
+    y = t.node("Relu", "act", {t.node("Add", "residual", {y, "image"})});
+    EXPECT_GT(check_op(t.finish_with_shape(y, {1, 4, h, w}),
+                       "Conv k3 + identity add + Relu on " + std::to_string(h) + "x" + std::to_string(w)),
+              0);
+  }
+}
+
 // The 3x3 convolutions the Winograd kernel takes (dense, stride 1, no dilation, channels in
 // multiples of 16, maps of 32x32 pixels or more) over sizes whose 4x4 output tiles overhang the
 // map's edge.

@@ -81,7 +81,7 @@ TEST_P(ReferenceZoo, MatchesLibTorch) {
 // `unet` is left out: the same blocks as unet-32, but too slow for naive loops.
 INSTANTIATE_TEST_SUITE_P(Reference, ReferenceZoo,
                          ::testing::Values("mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet-32",
-                                           "efficient-unet"),
+                                           "efficient-unet", "unet-resnet18"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string name = info.param;
                            for (char& c : name)
