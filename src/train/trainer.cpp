@@ -33,7 +33,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // LEANSEG_TRAIN_FLOAT64=1: weights, batches and optimizer state in double precision (about twice
-// as slow; the files then hold float64 tensors, which every reader converts on load). A
+// as slow; model files are still written in float32, the checkpoint keeps the doubles). A
 // verification switch, not a recipe option: in float32 this small network and Adam amplify
 // rounding (summation order) to ~1e-2 relative after a few steps, which hides whether two
 // computations are the same; in double they agree to rounding (docs/distributed.md).
