@@ -11,6 +11,7 @@
 #include "compress/prune.h"
 #include "compress/quantize.h"
 #include "leanseg/compress.h"
+#include "leanseg/finetune.h"
 #include "leanseg/error.h"
 
 namespace leanseg::cli {

@@ -14,7 +14,7 @@
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
 #include "leanseg/inference.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/model_file.h"
 #include "leanseg/prediction.h"
 #include "data/shard.h"

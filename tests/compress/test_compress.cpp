@@ -4,6 +4,7 @@
 
 #include "compress_test_util.h"
 #include "leanseg/compress.h"
+#include "leanseg/finetune.h"
 #include "leanseg/model_file.h"
 #include "leanseg/train.h"
 
