@@ -264,10 +264,10 @@ TEST_F(DataParallel, ResumeWorksOnEveryRankAndWithAnotherWorldSize) {
 
 TEST_F(DataParallel, LaunchOptionsAreChecked) {
   auto r = test::run_cli(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 1");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--master-port is required with --nnodes > 1"), std::string::npos) << r.out;
   r = test::run_cli(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 2 --master-port 29999");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--node-rank must be below --nnodes"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir_->file("bad"))) << "nothing written";
 }
