@@ -14,4 +14,4 @@ for f in hc18-compressed/m1-prune50-ft-int8 hc18-compressed/m1-structured30-ft h
 done
 build/leanseg bench --data ../shared/data/hc18 --split "$RUNS/hc18-m1/split.json" --out "$RUNS/bench-hc18" \
   --variants-of "$RUNS/hc18-m1/best.safetensors" --quant fp16,bf16,int8,int4,int2 --prune 0.3,0.5,0.7,0.9 \
-  --structured 0.3 --runtime fp32,bf16,int8 --runs "$ROUNDS" --bench-threads 2 "${models[@]}"
+  --structured 0.3 --runtime fp32,bf16,int8 --runs "$ROUNDS" --threads 2 "${models[@]}"

@@ -27,7 +27,7 @@ if step "$OUT/m1-structured30-ft.safetensors"; then
 fi
 # 4-bit weights (per channel) with 4 epochs of quantization-aware fine-tuning.
 if step "$OUT/m1-int4-qat.safetensors"; then
-  leanseg compress --model "$M1" --out "$OUT/m1-int4-qat.safetensors" --quant int4 --per-channel --qat \
+  leanseg compress --model "$M1" --out "$OUT/m1-int4-qat.safetensors" --quant int4 --per-channel --qat 4 \
     --finetune-epochs 4 --data "$DATA" --no-progress
 fi
 # M4 student: the same 12-epoch recipe without and with M1 as the teacher.

@@ -1,7 +1,8 @@
 // Compression (SPEC C1, C3, C4, C6): magnitude pruning, weight quantization (the framework
 // seed's uniform formula and integer affine quantization, with straight-through fake
-// quantization for training) and fine-tuning with pruning masks kept. Compact storage of the
-// results in model files: WeightStorage in model_file.h. See docs/compression.md.
+// quantization for training); fine-tuning with pruning masks kept is the training layer's
+// (finetune.h). Compact storage of the results in model files: WeightStorage in model_file.h.
+// See docs/compression.md.
 //
 // What this does and does not buy: pruned or quantized weights make the model *file* smaller;
 // LibTorch still computes with dense fp32 weights (dequantized at load), so they do not make
@@ -15,7 +16,6 @@
 #include <vector>
 
 #include "leanseg/model_file.h"
-#include "leanseg/train.h"
 
 namespace leanseg {
 
@@ -129,24 +129,6 @@ torch::Tensor affine_dequantize(const AffineQuantized& q);
 // quantized-dequantized x, the gradient passes through unchanged: x + (x̂ − x).detach().
 torch::Tensor fake_quant_affine(const torch::Tensor& x, int bits, bool per_channel);
 torch::Tensor fake_quant_seed(const torch::Tensor& x, int bits);
-
-// --- Fine-tuning after compression (C6) -----------------------------------------------------
-
-// Training options to fine-tune `m`: the recipe recorded in its provenance (extra.train_options:
-// input size/mode, intensity, batch, loss, augmentation, split, seed) where present, else the
-// defaults with the input size and mode of its preprocessing; lr 1e-4 (compression needs a
-// nudge, not retraining); `epochs` epochs; no early stopping or time limit.
-TrainOptions finetune_options(const LoadedModel& m, int epochs);
-
-// Fine-tunes m.model in place on `data` with train_model (o.out_dir receives the run's files),
-// re-applying `masks` after every optimizer step so pruned weights stay exactly zero. `model`
-// is the run's best model (by validation Dice), masks re-applied, with m's provenance (extra).
-// Throws Error when the data's channels differ from the model's.
-struct FinetuneResult {
-  LoadedModel model;
-  TrainResult run;
-};
-FinetuneResult finetune(const LoadedModel& m, const Dataset& data, TrainOptions o, const std::vector<WeightMask>& masks);
 
 // One line describing a model file's compression (from extra.compression and its storage), e.g.
 // "magnitude pruning 50% (global) → fine-tune 2 epochs → int4 per channel"; "" for plain files.

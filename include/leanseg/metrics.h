@@ -1,5 +1,5 @@
 // Segmentation metrics (E1) on binary masks (CV_8UC1, 0 / non-zero) and on label maps
-// (CV_8UC1 class indices). Torch-free.
+// (CV_8UC1 class indices). Torch-free. Mask geometry (components, ellipses): mask_geometry.h.
 #pragma once
 #include <cstdint>
 #include <opencv2/core.hpp>
@@ -35,31 +35,5 @@ struct SurfaceDistances {
 };
 SurfaceDistances surface_distances_px(const cv::Mat& pred, const cv::Mat& truth);
 double hausdorff_px(const cv::Mat& pred, const cv::Mat& truth);  // surface_distances_px(...).hausdorff
-
-// Perimeter of an ellipse with semi-axes a, b (Ramanujan's second approximation; relative
-// error < 1e-9 for the eccentricities of fetal heads).
-double ellipse_perimeter(double a, double b);
-
-struct EllipseFit {
-  bool ok = false;
-  double cx = 0, cy = 0;          // centre (pixels)
-  double semi_a = 0, semi_b = 0;  // semi-axes (pixels), a >= b
-  double angle_deg = 0;
-  double circumference_px = 0;
-};
-// Fits an ellipse (cv::fitEllipse) to the outer contour of the largest connected component.
-// ok=false when the mask has no component with ≥ 5 boundary points.
-EllipseFit fit_ellipse(const cv::Mat& mask);
-// The inside of a fitted ellipse rasterised at sub-pixel precision: CV_8UC1 0/1 of `size`
-// (all 0 when !fit.ok).
-cv::Mat filled_ellipse(const EllipseFit& fit, cv::Size size);
-
-// The largest 8-connected component of `mask` (255 where it is, 0 elsewhere), or an empty Mat
-// when the mask has no foreground.
-cv::Mat largest_component(const cv::Mat& mask);
-
-// Fills a closed outline (HC18 annotation): the inside and the outline pixels become 1.
-// Works when the outline touches or is cut off by the image border (no leaking).
-cv::Mat fill_outline(const cv::Mat& outline);
 
 }  // namespace leanseg

@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/preprocessing.h"
-#include "leanseg/runtime.h"
+
+namespace leanseg::runtime {
+class Engine;  // leanseg/runtime.h: only engine_probability_fn needs it, and only by reference
+}
 
 namespace leanseg {
 

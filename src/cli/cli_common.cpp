@@ -164,4 +164,47 @@ void add_tta_option(CLI::App* cmd, std::string& tta) {
       ->capture_default_str();
 }
 
+int& threads_option() {
+  static int threads = 0;
+  return threads;
+}
+
+CLI::Option* add_model_option(CLI::App* cmd, std::string& model, ModelArg accepts, int* in_channels) {
+  static const char* const kDescriptions[] = {
+      "Model file (.safetensors, from train or compress)",
+      "Model file, or an exported runtime model (.lsr: run on the LibTorch-free engine)",
+      "Model file, or a registry name (random weights; `leanseg info` lists them)",
+      "Registry name of the architecture (`leanseg info` lists them)",
+  };
+  CLI::Option* opt = cmd->add_option("--model,-m", model, kDescriptions[static_cast<int>(accepts)]);
+  if (in_channels)
+    cmd->add_option("--in-channels", *in_channels, "Input channels when --model is a name")->capture_default_str();
+  return opt;
+}
+
+CLI::Option* add_model_files_option(CLI::App* cmd, std::vector<std::string>& models, const std::string& use) {
+  return cmd->add_option("--model,-m", models, "Model files (repeatable): " + use);
+}
+
+CLI::Option* add_dataset_options(CLI::App* cmd, std::string& data, std::string& dataset, const std::string& use) {
+  CLI::Option* opt = cmd->add_option("--data", data, "Dataset folder " + use);
+  cmd->add_option("--dataset", dataset, "Layout of --data: hc18, bbbc010, folder (images/ + masks/) or auto (detected)")
+      ->check(CLI::IsMember({"auto", "hc18", "bbbc010", "folder"}))
+      ->capture_default_str();
+  return opt;
+}
+
+void add_split_options(CLI::App* cmd, std::string& split, std::string& subset) {
+  cmd->add_option("--split", split, "A training run's split.json: score only its --subset (default: every image)");
+  cmd->add_option("--subset", subset, "train or val (with --split)")
+      ->check(CLI::IsMember({"train", "val"}))
+      ->capture_default_str();
+}
+
+CLI::Option* add_qat_option(CLI::App* cmd, int& bits, const std::string& description) {
+  return cmd->add_option("--qat", bits, description + " (BITS: 8, 4 or 2; straight-through estimator)")
+      ->type_name("BITS")
+      ->check(CLI::IsMember({8, 4, 2}));
+}
+
 }  // namespace leanseg::cli

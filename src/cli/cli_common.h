@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "util/cli_conventions.h"
+
 #include "leanseg/data.h"
 #include "leanseg/evaluate.h"
 #include "leanseg/runtime.h"
@@ -33,6 +35,29 @@ bool is_runtime_file(const std::string& path);
 // and, when `engine` is given, is shared through it (parameter count, FLOPs).
 Predictor runtime_predictor(const std::string& path, const std::string& precision, bool winograd,
                             std::shared_ptr<runtime::Engine>* engine = nullptr);
+
+// The value of the top-level --threads (0 = every core; build_app registers it).
+int& threads_option();
+
+// --model,-m with one description per kind of argument, the same in every subcommand;
+// `in_channels` (when given) adds --in-channels for a model given by name.
+enum class ModelArg {
+  File,           // a model file (.safetensors)
+  FileOrRuntime,  // a model file or an exported runtime model (.lsr)
+  FileOrName,     // a model file or a registry name (random weights)
+  Name,           // a registry name
+};
+CLI::Option* add_model_option(CLI::App* cmd, std::string& model, ModelArg accepts, int* in_channels = nullptr);
+// Repeatable --model,-m FILE (bench).
+CLI::Option* add_model_files_option(CLI::App* cmd, std::vector<std::string>& models, const std::string& use);
+
+// --data DIR (what it is for: `use`) and --dataset KIND.
+CLI::Option* add_dataset_options(CLI::App* cmd, std::string& data, std::string& dataset, const std::string& use);
+// --split RUN/split.json and --subset train|val: score one side of a training run's split.
+void add_split_options(CLI::App* cmd, std::string& split, std::string& subset);
+
+// --qat BITS (8, 4 or 2): the one form of quantization-aware training (train, compress).
+CLI::Option* add_qat_option(CLI::App* cmd, int& bits, const std::string& description);
 
 // --tta none|h|hv (test-time mirroring, prediction.h) for `eval` and `predict`.
 void add_tta_option(CLI::App* cmd, std::string& tta);

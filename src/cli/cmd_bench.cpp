@@ -29,7 +29,7 @@ struct BenchArgs {
   std::string quant = "fp16,bf16,int8,int4,int2", prune = "0.3,0.5,0.7,0.9", structured = "0.3",
               runtime = "fp32,bf16,int8";
   bool per_tensor = false, runtime_models = false, no_libtorch_int8 = false;
-  int runs = 20, threads = 0;
+  int runs = 20, threads = -1;  // -1: the top-level --threads
 };
 
 // One row to measure: a model file run by LibTorch or its .lsr export run by the runtime.
@@ -183,7 +183,7 @@ void measure(Job& j, const BenchArgs& a, const Runner& run, const std::string& n
 }
 
 void run_bench(const BenchArgs& a) {
-  require(!a.models.empty() || !a.variants_of.empty(), "bench: give --model FILE and/or --variants-of FILE");
+  require_usage(!a.models.empty() || !a.variants_of.empty(), "bench: give --model FILE and/or --variants-of FILE");
   for (const auto& f : a.models) require(fs::exists(f), "bench: model file '" + f + "' does not exist");
   require(a.variants_of.empty() || fs::exists(a.variants_of), "bench: model file '" + a.variants_of + "' does not exist");
   fs::create_directories(a.out + "/models");
@@ -217,12 +217,10 @@ void run_bench(const BenchArgs& a) {
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Measure models and compressed variants: the comparison table (Markdown, CSV, plot)");
-  cmd->add_option("--data", a->data, "Dataset folder to score on")->required();
-  cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
-  cmd->add_option("--split", a->split, "A run's split.json: score its --subset only (default: every image)");
-  cmd->add_option("--subset", a->subset, "train or val (with --split)")->check(CLI::IsMember({"train", "val"}))->capture_default_str();
-  cmd->add_option("--out", a->out, "Output folder (bench.md, bench.csv, bench.png, models/, logs/)")->required();
-  cmd->add_option("--model,-m", a->models, "Model files measured as they are (repeatable), e.g. baselines or compressed files");
+  add_dataset_options(cmd, a->data, a->dataset, "to score on")->required();
+  add_split_options(cmd, a->split, a->subset);
+  cli_conventions::add_out_option(*cmd, a->out, "Output folder (bench.md, bench.csv, bench.png, models/, logs/)")->required();
+  add_model_files_option(cmd, a->models, "measured as they are, e.g. baselines or compressed files");
   cmd->add_option("--variants-of", a->variants_of, "Model file whose quantized and pruned variants are generated and measured");
   cmd->add_option("--quant", a->quant, "Weight quantizations of --variants-of ('' = none)")->capture_default_str();
   cmd->add_flag("--per-tensor", a->per_tensor, "int8/4/2 variants per tensor (default: per channel)");
@@ -234,8 +232,12 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--no-libtorch-int8", a->no_libtorch_int8,
                 "Skip the row of the --variants-of model on LibTorch's quantized int8 kernels (needs --split)");
   cmd->add_option("--runs", a->runs, "Timed batch-1 runs per row")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--bench-threads", a->threads, "Threads for inference (0: every core)")->check(CLI::NonNegativeNumber);
-  cmd->callback([a] { run_bench(*a); });
+  // Its name before --threads was one option everywhere: hidden (empty group), kept for old scripts.
+  cmd->add_option("--bench-threads", a->threads, "Deprecated: --threads N")->check(CLI::Range(0, 1024))->group("");
+  cmd->callback([a] {
+    if (a->threads < 0) a->threads = threads_option();
+    run_bench(*a);
+  });
 }
 
 }  // namespace leanseg::cli

@@ -11,6 +11,7 @@
 #include "compress/prune.h"
 #include "compress/quantize.h"
 #include "leanseg/compress.h"
+#include "leanseg/finetune.h"
 #include "leanseg/error.h"
 
 namespace leanseg::cli {
@@ -19,7 +20,8 @@ namespace fs = std::filesystem;
 
 struct CompressArgs {
   std::string model, out, prune, prune_scope, prune_layers, quant, data, dataset = "auto", finetune_dir;
-  bool prune_frozen = false, per_channel = false, json = false, no_progress = false, qat = false;
+  bool prune_frozen = false, per_channel = false, json = false, no_progress = false;
+  int qat_bits = 0;
   DistillArgs distill;
   int finetune_epochs = 0, batch_size = 0;
   double lr = 0;
@@ -41,39 +43,40 @@ Plan make_plan(const CompressArgs& a) {
     p.prune = true;
     p.structured = spec.method == "structured";
     p.structured_options = {spec.sparsity, a.prune_frozen};
-    require(!p.structured || (a.prune_scope.empty() && a.prune_layers.empty()),
-            "--prune-scope and --prune-layers apply to magnitude pruning; structured:P prunes every channel group");
+    require_usage(!p.structured || (a.prune_scope.empty() && a.prune_layers.empty()),
+                  "--prune-scope and --prune-layers apply to magnitude pruning; structured:P prunes every channel group");
     p.prune_options.sparsity = spec.sparsity;
     p.prune_options.scope = prune_scope_from_string(a.prune_scope.empty() ? "global" : a.prune_scope);
     p.prune_options.layers = split_channels(a.prune_layers);  // any comma-separated list
     p.prune_options.allow_frozen = a.prune_frozen;
   } else {
-    require(a.prune_scope.empty() && a.prune_layers.empty() && !a.prune_frozen,
-            "--prune-scope, --prune-layers and --prune-frozen need --prune magnitude:P or structured:P");
+    require_usage(a.prune_scope.empty() && a.prune_layers.empty() && !a.prune_frozen,
+                  "--prune-scope, --prune-layers and --prune-frozen need --prune magnitude:P or structured:P");
   }
   p.seed_bits = seed_quant_bits(a.quant);
   if (p.seed_bits) {
     // The seed's grid has no scale to store: the snapped weights stay fp32 values, and the many
     // that snap to 0 are stored as a bit mask where that is smaller (sparse).
-    require(!a.per_channel, "--per-channel applies to --quant int8, int4 or int2; the seed's formula has no scale");
+    require_usage(!a.per_channel, "--per-channel applies to --quant int8, int4 or int2; the seed's formula has no scale");
     p.storage.kind = "sparse";
   } else if (!a.quant.empty()) {
     p.storage = storage_for_quant(a.quant, a.per_channel);
   } else {
-    require(!a.per_channel, "--per-channel needs --quant int8, int4 or int2");
+    require_usage(!a.per_channel, "--per-channel needs --quant int8, int4 or int2");
     // Pruned weights are stored as values + bit mask (only where that is smaller); structured
     // pruning leaves a smaller dense model.
     if (p.prune && !p.structured) p.storage.kind = "sparse";
   }
-  require(a.finetune_epochs == 0 || !a.data.empty(), "--finetune-epochs needs --data DIR (the images to fine-tune on)");
-  require(a.data.empty() || a.finetune_epochs > 0, "--data is only used for fine-tuning: add --finetune-epochs N");
-  require(!a.qat || (storage_bits(p.storage.kind) > 0 && a.finetune_epochs > 0),
-          "--qat fine-tunes with the weights quantized as --quant says: it needs --quant int8|int4|int2 and --finetune-epochs N");
-  require(a.distill.teacher.empty() || a.finetune_epochs > 0, "--distill TEACHER needs --finetune-epochs N and --data DIR");
-  require(a.finetune_epochs > 0 || (a.lr == 0 && a.batch_size == 0 && a.finetune_dir.empty()),
-          "--lr, --batch-size and --finetune-dir need --finetune-epochs N");
-  require(p.prune || !a.quant.empty() || a.finetune_epochs > 0,
-          "compress: nothing to do; give --prune, --quant and/or --finetune-epochs");
+  require_usage(a.finetune_epochs == 0 || !a.data.empty(), "--finetune-epochs needs --data DIR (the images to fine-tune on)");
+  require_usage(a.data.empty() || a.finetune_epochs > 0, "--data is only used for fine-tuning: add --finetune-epochs N");
+  require_usage(a.qat_bits == 0 || (storage_bits(p.storage.kind) == a.qat_bits && a.finetune_epochs > 0),
+                "--qat " + std::to_string(a.qat_bits) + " fine-tunes with the weights quantized as --quant says: it needs "
+                "--quant int" + std::to_string(a.qat_bits) + " and --finetune-epochs N");
+  require_usage(a.distill.teacher.empty() || a.finetune_epochs > 0, "--distill TEACHER needs --finetune-epochs N and --data DIR");
+  require_usage(a.finetune_epochs > 0 || (a.lr == 0 && a.batch_size == 0 && a.finetune_dir.empty()),
+                "--lr, --batch-size and --finetune-dir need --finetune-epochs N");
+  require_usage(p.prune || !a.quant.empty() || a.finetune_epochs > 0,
+                "compress: nothing to do; give --prune, --quant and/or --finetune-epochs");
   return p;
 }
 
@@ -93,7 +96,7 @@ std::string with_commas(int64_t v) {
 }
 
 void run_compress(const CompressArgs& a) {
-  const Plan plan = make_plan(a);
+  const Plan plan = cli_conventions::as_usage_error([&] { return make_plan(a); });  // options only
   LoadedModel m = load_model(a.model);
   const ParamCounts before = count_params(*m.model);
   const auto bytes_before = static_cast<int64_t>(fs::file_size(a.model));
@@ -128,7 +131,7 @@ void run_compress(const CompressArgs& a) {
     if (a.batch_size > 0) o.batch_size = a.batch_size;
     o.out_dir = a.finetune_dir.empty() ? a.out + ".finetune" : a.finetune_dir;
     o.progress = !a.no_progress;
-    if (a.qat) o.qat_bits = storage_bits(plan.storage.kind), o.qat_per_channel = plan.storage.per_channel;
+    if (a.qat_bits) o.qat_bits = a.qat_bits, o.qat_per_channel = plan.storage.per_channel;
     apply_distill(a.distill, o);
     std::cerr << "fine-tuning " << a.finetune_epochs << " epochs on " << data.kind << " (" << data.samples.size()
               << " images), lr " << o.lr << "; run files in " << o.out_dir << "\n";
@@ -204,8 +207,8 @@ void run_compress(const CompressArgs& a) {
 void add_compress(CLI::App& app) {
   auto a = std::make_shared<CompressArgs>();
   auto* cmd = app.add_subcommand("compress", "Prune, fine-tune and quantize a model file (prune -> fine-tune -> quantize)");
-  cmd->add_option("--model,-m", a->model, "Model file to compress")->required();
-  cmd->add_option("--out", a->out, "Compressed model file to write")->required();
+  add_model_option(cmd, a->model, ModelArg::File)->required();
+  cli_conventions::add_out_option(*cmd, a->out, "Compressed model file to write")->required();
   cmd->add_option("--prune", a->prune, "magnitude:P (zero the share P of the smallest weights) or structured:P (remove the share P of each channel group), P in [0, 1)");
   cmd->add_option("--prune-scope", a->prune_scope, "global (one threshold, default) or layer (one per weight tensor)");
   cmd->add_option("--prune-layers", a->prune_layers,
@@ -217,15 +220,14 @@ void add_compress(CLI::App& app) {
   cmd->add_flag("--per-channel", a->per_channel, "int8/4/2: one scale and zero point per output channel");
   cmd->add_option("--finetune-epochs", a->finetune_epochs, "Fine-tune for N epochs after pruning (needs --data)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--data", a->data, "Dataset folder for fine-tuning");
-  cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
+  add_dataset_options(cmd, a->data, a->dataset, "to fine-tune on");
   cmd->add_option("--finetune-dir", a->finetune_dir, "Run folder of the fine-tuning (default: OUT.finetune)");
   cmd->add_option("--lr", a->lr, "Fine-tuning learning rate (default 1e-4)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Fine-tuning batch size (default: the model's recipe)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--qat", a->qat, "Quantization-aware fine-tuning at the --quant bit-width (straight-through estimator)");
+  add_qat_option(cmd, a->qat_bits, "Quantization-aware fine-tuning at BITS, the bit-width of --quant int<BITS>");
   add_distill_options(cmd, a->distill);
   cmd->add_flag("--json", a->json, "Print the summary as JSON");
-  cmd->add_flag("--no-progress", a->no_progress);
+  cmd->add_flag("--no-progress", a->no_progress, "No progress bar while fine-tuning");
   cmd->callback([a] { run_compress(*a); });
 }
 

@@ -87,10 +87,10 @@ void run_demo(const DemoArgs& a) {
 void add_demo(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
   auto* cmd = app.add_subcommand("demo", "Generate synthetic data, train, evaluate, predict and report (minutes)");
-  cmd->add_option("--out", a->out, "Output folder")->capture_default_str();
+  cli_conventions::add_out_option(*cmd, a->out, "Output folder")->capture_default_str();
   cmd->add_option("--images", a->images, "Synthetic images to generate")->check(CLI::Range(20, 5000))->capture_default_str();
   cmd->add_option("--epochs", a->epochs, "Override the demo preset's epochs")->check(CLI::PositiveNumber);
-  cmd->add_flag("--no-progress", a->no_progress);
+  cmd->add_flag("--no-progress", a->no_progress, "No progress bar (one line per epoch)");
   cmd->callback([a] { run_demo(*a); });
 }
 

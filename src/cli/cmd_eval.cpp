@@ -43,9 +43,9 @@ struct Network {
 
 // LibTorch's quantized kernels on `m`, calibrated on the training side of the evaluation's split.
 Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
-  require(!a.split.empty(),
-          "--precision int8 on a model file calibrates on training images: give --split RUN/split.json (the "
-          "validation images must not be used for calibration)");
+  require_usage(!a.split.empty(),
+                "--precision int8 on a model file calibrates on training images: give --split RUN/split.json (the "
+                "validation images must not be used for calibration)");
   auto q = std::make_shared<LibTorchInt8Model>(
       libtorch_int8_model(m, {a.data, a.split, a.calibration_images}, a.quantized_engine));
   std::fprintf(stderr, "int8 (LibTorch %s engine): %d convolutions quantized, %d left in fp32\n", q->engine().c_str(),
@@ -58,9 +58,9 @@ Predictor libtorch_int8_predictor(const LoadedModel& m, const EvalArgs& a) {
 Network open_network(const std::string& path, const std::string& precision, bool winograd, const EvalArgs& a) {
   Network n;
   if (!is_runtime_file(path)) {
-    require(precision == "fp32" || precision == "int8",
-            "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
-            "exported .lsr model (leanseg export --format runtime)");
+    require_usage(precision == "fp32" || precision == "int8",
+                  "--precision " + precision + " on a model file: fp32 or int8 (LibTorch's quantized kernels); bf16 needs an "
+                  "exported .lsr model (leanseg export --format runtime)");
     const LoadedModel m = load_model(path);
     n.predictor = precision == "int8" ? libtorch_int8_predictor(m, a) : libtorch_predictor(m);
     const ParamCounts c = count_params(*m.model);
@@ -78,9 +78,9 @@ Network open_network(const std::string& path, const std::string& precision, bool
 }
 
 void run_eval(const EvalArgs& a) {
-  require(!a.winograd_given || (is_runtime_file(a.model) && a.precision == "fp32"),
-          "--winograd/--no-winograd select the runtime's fp32 convolution kernels: they need an exported .lsr model "
-          "and --precision fp32 (got '" + a.model + "', " + a.precision + ")");
+  require_usage(!a.winograd_given || (is_runtime_file(a.model) && a.precision == "fp32"),
+                "--winograd/--no-winograd select the runtime's fp32 convolution kernels: they need an exported .lsr model "
+                "and --precision fp32 (got '" + a.model + "', " + a.precision + ")");
   Network net = open_network(a.model, a.precision, a.winograd, a);
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   net.predictor.postprocess = a.postprocess;
@@ -118,11 +118,9 @@ void run_eval(const EvalArgs& a) {
 void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Score a model file on a dataset at original resolution");
-  cmd->add_option("--model,-m", a->model, "Model file")->required();
-  cmd->add_option("--data", a->data, "Dataset folder")->required();
-  cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
-  cmd->add_option("--split", a->split, "split.json of a training run: score only one side of it");
-  cmd->add_option("--subset", a->subset, "train or val (with --split)")->check(CLI::IsMember({"train", "val"}))->capture_default_str();
+  add_model_option(cmd, a->model, ModelArg::FileOrRuntime)->required();
+  add_dataset_options(cmd, a->data, a->dataset, "to score on")->required();
+  add_split_options(cmd, a->split, a->subset);
   cmd->add_option("--precision", a->precision,
                   "fp32, bf16 or int8 (.lsr: the runtime; model file: fp32, or int8 on LibTorch's quantized kernels)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))

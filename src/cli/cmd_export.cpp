@@ -61,16 +61,16 @@ void print_summary(const Graph& graph, const std::string& path, int opset) {
 // The runtime engine plans for one input size (and re-plans itself for others), so the graph
 // is exported with fixed axes; ONNX-only options are refused rather than silently ignored.
 void check_runtime_options(const ExportArgs& a) {
-  require(!a.dynamic_size && !a.dynamic_batch,
-          "--dynamic-size/--dynamic-batch apply to --format onnx only: runtime files have a fixed input size "
-          "and batch 1 (the engine re-plans for other sizes when asked)");
-  require(!a.opset_given, "--opset applies to --format onnx only");
-  require(!a.int8, "--int8 applies to --format onnx (runtime files are quantized by the engine: --calibrate, then --precision int8)");
+  require_usage(!a.dynamic_size && !a.dynamic_batch,
+                "--dynamic-size/--dynamic-batch apply to --format onnx only: runtime files have a fixed input size "
+                "and batch 1 (the engine re-plans for other sizes when asked)");
+  require_usage(!a.opset_given, "--opset applies to --format onnx only");
+  require_usage(!a.int8, "--int8 applies to --format onnx (runtime files are quantized by the engine: --calibrate, then --precision int8)");
 }
 
 void check_onnx_options(const ExportArgs& a) {
-  require(a.calibrate.empty() || a.int8, "--calibrate with --format onnx needs --int8 (QDQ activations)");
-  require(a.weights == "f32", "--weights applies to --format runtime (ONNX: --int8)");
+  require_usage(a.calibrate.empty() || a.int8, "--calibrate with --format onnx needs --int8 (QDQ activations)");
+  require_usage(a.weights == "f32", "--weights applies to --format runtime (ONNX: --int8)");
 }
 
 std::vector<runtime::PlainTensor> calibration_inputs(const ExportArgs& a, const LoadedModel& m, const Graph& g) {
@@ -116,7 +116,7 @@ void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputS
   rt.graph = model_graph(*m.model, shape);
   if (a.weights != "f32") {  // packed first: calibration then sees the weights the file holds
     const int bits = a.weights == "int8" ? 8 : a.weights == "int4" ? 4 : a.weights == "int2" ? 2 : 0;
-    require(bits != 0, "--weights '" + a.weights + "': expected f32, int8, int4 or int2");
+    require_usage(bits != 0, "--weights '" + a.weights + "': expected f32, int8, int4 or int2");
     pack_conv_weights(rt, bits);
     std::printf("conv weights stored as %d-bit codes per output channel (%zu tensors), expanded at load\n", bits,
                 rt.packed_weights.size());
@@ -139,13 +139,14 @@ void export_runtime(const ExportArgs& a, const LoadedModel& m, const GraphInputS
 }
 
 void run_export(const ExportArgs& a) {
-  require(a.format == "onnx" || a.format == "runtime", "--format: unknown format '" + a.format + "' (onnx, runtime)");
+  require_usage(a.format == "onnx" || a.format == "runtime", "--format: unknown format '" + a.format + "' (onnx, runtime)");
   if (a.format == "runtime") check_runtime_options(a);
   else check_onnx_options(a);
-  require(a.input_size >= 0, "--input-size must be positive, got " + std::to_string(a.input_size));
+  require_usage(a.input_size >= 0, "--input-size must be positive, got " + std::to_string(a.input_size));
   // Before the model is even loaded: the engine would refuse the file (and a graph of that size
   // takes minutes to build before running out of memory). Model files' sizes are checked at load.
-  if (a.input_size > 0) check_image_size(a.input_size, a.input_size, "--input-size");
+  if (a.input_size > 0)
+    cli_conventions::as_usage_error([&] { check_image_size(a.input_size, a.input_size, "--input-size"); });
   const LoadedModel m = open_model(a.model, a.in_channels);
   GraphInputShape shape;
   shape.height = a.input_size > 0 ? a.input_size : m.preprocessing.input_height;
@@ -161,7 +162,7 @@ void run_export(const ExportArgs& a) {
 void add_export(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
   auto* cmd = app.add_subcommand("export", "Export a model for other runtimes (ONNX) or leanseg's runtime (.lsr)");
-  cmd->add_option("--model,-m", args->model, "Model file or registry name (random weights)")->required();
+  add_model_option(cmd, args->model, ModelArg::FileOrName, &args->in_channels)->required();
   cmd->add_option("--format", args->format,
                   "Output format: onnx, or runtime (.lsr for leanseg-infer, LibTorch-free)")
       ->required();
@@ -171,7 +172,6 @@ void add_export(CLI::App& app) {
                     ->capture_default_str();
   cmd->add_option("--input-size", args->input_size,
                   "Square input size of the fixed axes (default: the model's preprocessing input size)");
-  cmd->add_option("--in-channels", args->in_channels, "Input channels when --model is a name")->capture_default_str();
   cmd->add_flag("--dynamic-size", args->dynamic_size,
                 "Height and width as dynamic axes (multiples of 32 at run time; onnx only)");
   cmd->add_option("--calibrate", args->calibrate,

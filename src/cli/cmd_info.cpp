@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "leanseg/compress.h"
 #include "leanseg/error.h"
@@ -38,8 +39,8 @@ void print_zoo(const InfoArgs& a) {
 }
 
 void run_info(const InfoArgs& a) {
-  require(a.input_size > 0 && a.input_size % 32 == 0,
-          "--input-size " + std::to_string(a.input_size) + " must be a positive multiple of 32");
+  require_usage(a.input_size > 0 && a.input_size % 32 == 0,
+                "--input-size " + std::to_string(a.input_size) + " must be a positive multiple of 32");
   if (a.model.empty()) return print_zoo(a);
   LoadedModel m = open_model(a.model, a.in_channels);
   const auto s = summarize(m.model, a.input_size, a.input_size);
@@ -60,9 +61,9 @@ void run_info(const InfoArgs& a) {
 void add_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   auto* cmd = app.add_subcommand("info", "Per-stage output shapes, parameters and FLOPs of a model");
-  cmd->add_option("--model,-m", args->model, "Registry name or model file (default: summary of every model)");
+  add_model_option(cmd, args->model, ModelArg::FileOrName, &args->in_channels)
+      ->description("Model file or registry name (default: a summary of every registered model)");
   cmd->add_option("--input-size", args->input_size, "Square input size (multiple of 32)")->capture_default_str();
-  cmd->add_option("--in-channels", args->in_channels, "Input channels when --model is a name")->capture_default_str();
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->callback([args] { run_info(*args); });
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "calibration.h"
+#include "cli_common.h"
 #include "commands.h"
 #include "leanseg/error.h"
 #include "leanseg/model_file.h"
@@ -68,10 +69,9 @@ void run_latency(const LatencyArgs& a) {
 void add_latency(CLI::App& app) {
   auto a = std::make_shared<LatencyArgs>();
   auto* cmd = app.add_subcommand("latency", "Time LibTorch inference of one image (batch 1) and report peak memory");
-  cmd->add_option("--model,-m", a->model, "Model file or registry name (random weights)")->required();
+  add_model_option(cmd, a->model, ModelArg::FileOrName, &a->in_channels)->required();
   cmd->add_option("--input-size", a->input_size, "Square input size (default: the model's input size, else 256)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--in-channels", a->in_channels, "Input channels when --model is a name")->capture_default_str();
   cmd->add_option("--runs", a->runs, "Timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
   cmd->add_option("--precision", a->precision, "fp32, or int8 on LibTorch's quantized kernels")

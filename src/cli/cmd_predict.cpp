@@ -14,7 +14,7 @@
 #include "leanseg/evaluate.h"
 #include "leanseg/fs.h"
 #include "leanseg/inference.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/model_file.h"
 #include "leanseg/prediction.h"
 #include "data/shard.h"
@@ -93,15 +93,15 @@ nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std
 // A model file on LibTorch, or an exported .lsr file on the LibTorch-free engine.
 Predictor open_predictor(const PredictArgs& a, bool winograd_given) {
   if (is_runtime_file(a.model)) return runtime_predictor(a.model, a.precision, a.winograd);
-  require(a.precision == "fp32" && !winograd_given,
-          "--precision and --winograd/--no-winograd select the runtime's kernels: they need an exported .lsr model "
-          "(leanseg export --format runtime), got '" + a.model + "'");
+  require_usage(a.precision == "fp32" && !winograd_given,
+                "--precision and --winograd/--no-winograd select the runtime's kernels: they need an exported .lsr model "
+                "(leanseg export --format runtime), got '" + a.model + "'");
   return libtorch_predictor(load_model(a.model));
 }
 
 void run_predict(const PredictArgs& a, bool winograd_given) {
-  require(!a.formats.empty(), "--format: give png, tiff16 and/or geojson");
-  require(!a.overlay || wants(a, "png"), "--overlay writes a PNG: it needs --format png");
+  require_usage(!a.formats.empty(), "--format: give png, tiff16 and/or geojson");
+  require_usage(!a.overlay || wants(a, "png"), "--overlay writes a PNG: it needs --format png");
   const ShardSpec shard = a.shard.empty() ? ShardSpec{} : parse_shard(a.shard);
   Predictor net = open_predictor(a, winograd_given);
   net.run = mirrored_probability_fn(std::move(net.run), a.tta);
@@ -118,9 +118,9 @@ void run_predict(const PredictArgs& a, bool winograd_given) {
 void add_predict(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
   auto* cmd = app.add_subcommand("predict", "Segment images: mask and probability PNGs, overlays, HC in mm");
-  cmd->add_option("--model,-m", a->model, "Model file, or an exported .lsr file (run on the LibTorch-free engine)")->required();
+  add_model_option(cmd, a->model, ModelArg::FileOrRuntime)->required();
   cmd->add_option("inputs", a->inputs, "Images or folders (a.tif+b.tif for multi-channel models)")->required();
-  cmd->add_option("--out", a->out, "Output folder")->required();
+  cli_conventions::add_out_option(*cmd, a->out, "Output folder")->required();
   cmd->add_flag("--overlay", a->overlay, "Also write the contour drawn on the image");
   cmd->add_flag("--skip-errors", a->skip_errors,
                 "Report an image that fails (file and reason) and go on with the others; predictions.json lists "
@@ -160,7 +160,7 @@ void add_merge_shards(CLI::App& app) {
   auto* cmd = app.add_subcommand("merge-shards",
                                  "Check that the N shard jobs of `predict`/`leanseg-infer --shard I/N` into one folder all "
                                  "finished, and write its predictions.json");
-  cmd->add_option("--out", a->out, "The shards' output folder")->required();
+  cli_conventions::add_out_option(*cmd, a->out, "The shards' output folder")->required();
   cmd->add_option("--shards", a->shards, "N of --shard I/N")->required()->check(CLI::PositiveNumber);
   cmd->add_option("inputs", a->inputs, "The images or folders the shards were given: checks each is in exactly one shard");
   cmd->callback([a] {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "leanseg/data.h"
 #include "leanseg/error.h"
@@ -25,8 +26,8 @@ std::pair<int, int> parse_size(const std::string& text, int default_h, int defau
   char x = 0, rest = 0;
   const int n = std::sscanf(text.c_str(), "%d%c%d%c", &h, &x, &w, &rest);
   if (n == 1) w = h;
-  require((n == 1 || (n == 3 && (x == 'x' || x == 'X'))) && h >= 32 && w >= 32 && h <= 4096 && w <= 4096,
-          "--size: expected HxW (or one side) between 32 and 4096, got '" + text + "'");
+  require_usage((n == 1 || (n == 3 && (x == 'x' || x == 'X'))) && h >= 32 && w >= 32 && h <= 4096 && w <= 4096,
+                "--size: expected HxW (or one side) between 32 and 4096, got '" + text + "'");
   return {h, w};
 }
 
@@ -48,7 +49,7 @@ void add_synth(CLI::App& app) {
   cmd->add_option("kind", a->kind, "ultrasound (HC18 layout) or worms (images/ + masks/)")
       ->required()
       ->check(CLI::IsMember({"ultrasound", "worms"}));
-  cmd->add_option("--out", a->out, "New (or empty) folder to write")->required();
+  cli_conventions::add_out_option(*cmd, a->out, "New (or empty) folder to write")->required();
   cmd->add_option("-n,--count", a->count, "Number of images")->required()->check(CLI::Range(1, 100000));
   cmd->add_option("--size", a->size, "HxW in pixels (default 192x256 ultrasound, 256x256 worms)");
   cmd->add_option("--seed", a->seed, "Generator seed (image i is the same for any -n)")->check(CLI::NonNegativeNumber)->capture_default_str();

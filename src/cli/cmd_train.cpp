@@ -48,7 +48,7 @@ struct TrainArgs {
 DistributedOptions distributed_options(const TrainArgs& a) {
   DistributedOptions d = distributed_options_from_environment();
   if (!is_launched_worker() && a.launch.nnodes > 1) {
-    require(a.launch.master_port > 0, "train: --master-port is required with --nnodes > 1");
+    require_usage(a.launch.master_port > 0, "train: --master-port is required with --nnodes > 1");
     d.world_size = a.launch.nnodes;
     d.rank = a.launch.node_rank;
     d.master_addr = a.launch.master_addr;
@@ -86,9 +86,9 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
     try {
       extra = nlohmann::json::parse(a.model_options);
     } catch (const nlohmann::json::exception& e) {
-      throw Error("--model-options: not JSON: " + std::string(e.what()));
+      throw UsageError("--model-options: not JSON: " + std::string(e.what()));
     }
-    require(extra.is_object(), "--model-options: expected a JSON object, e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
+    require_usage(extra.is_object(), "--model-options: expected a JSON object, e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
     o.model_options.update(extra);
   }
   if (!a.encoder_weights.empty()) o.encoder_weights = a.encoder_weights;
@@ -124,7 +124,7 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   o.out_dir = a.out;
   if (a.qat_bits) o.qat_bits = a.qat_bits;
   if (a.qat_per_channel) o.qat_per_channel = true;
-  require(o.qat_bits || !o.qat_per_channel, "--qat-per-channel needs --qat BITS");
+  require_usage(o.qat_bits || !o.qat_per_channel, "--qat-per-channel needs --qat BITS");
   try {
     if (o.qat_bits) check_bits(o.qat_bits);
   } catch (const Error& e) {
@@ -146,11 +146,11 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
 void run_train(const TrainArgs& a) {
   std::string preset_name;
   TrainOptions o = resolve(a, preset_name);
-  require(a.launch.node_rank < a.launch.nnodes, "train: --node-rank must be below --nnodes");
+  require_usage(a.launch.node_rank < a.launch.nnodes, "train: --node-rank must be below --nnodes");
   // The data: --data/--dataset/--channels, else the config file's "data" section.
   const nlohmann::json source = o.data_source.is_object() ? o.data_source : nlohmann::json::object();
   const std::string dir = !a.data.empty() ? a.data : source.value("dir", "");
-  require(!dir.empty(), "train: --data DIR is required" + std::string(a.config.empty() ? "" : " (or data: dir: in the config file)"));
+  require_usage(!dir.empty(), "train: --data DIR is required" + std::string(a.config.empty() ? "" : " (or data: dir: in the config file)"));
   if (a.launch.nproc > 1 && !is_launched_worker()) {
     const int code = launch_workers(a.launch);
     if (code != 0) throw Error("train: the data-parallel run failed (exit code " + std::to_string(code) + ")");
@@ -197,11 +197,10 @@ void add_train(CLI::App& app) {
                   "flags given here override it")
       ->check(CLI::ExistingFile);
   cmd->add_option("--preset", a->preset, "Recipe the config file and flags apply to: " + presets + " (default: hc18-cpu)");
-  cmd->add_option("--data", a->data, "Dataset folder (HC18, BBBC010 or images/+masks/ layout)");
-  cmd->add_option("--dataset", a->dataset, "hc18, bbbc010, folder or auto")->capture_default_str();
+  add_dataset_options(cmd, a->data, a->dataset, "to train on (HC18, BBBC010 or images/ + masks/ layout)");
   cmd->add_option("--channels", a->channels, "BBBC010 channels: w1, w2 or w1,w2");
-  cmd->add_option("--out", a->out, "Run folder")->required();
-  cmd->add_option("--model", a->model, "Override the preset's model");
+  cli_conventions::add_out_option(*cmd, a->out, "Run folder")->required();
+  add_model_option(cmd, a->model, ModelArg::Name)->description("Registry name of the architecture, over the preset's (`leanseg info` lists them)");
   cmd->add_option("--model-options", a->model_options, "JSON object of model options over the model's defaults "
                   "(see `leanseg info`), e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
   cmd->add_option("--encoder-weights", a->encoder_weights, "torchvision-named ImageNet safetensors of the model's encoder (MobileNetV2 for M1/M4, ResNet for unet-resnet18/34)");
@@ -210,7 +209,7 @@ void add_train(CLI::App& app) {
                 "Memory layout of the training step: NCHW or channels-last (NHWC). Default: the one measured faster "
                 "on this kind of CPU (channels-last with AVX-512, NCHW without); --resume keeps the run's layout");
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", a->batch_size)->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size, "Images per optimizer step (per process with --nproc)")->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", a->lr, "Initial learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--pos-weight", a->pos_weight, "BCE positive weight: a number or 'auto'");
@@ -219,15 +218,15 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(2, kMaxClasses));
   cmd->add_option("--class-weights", a->class_weights,
                   "Multi-class: cross-entropy weight of each class, background first, e.g. 0.2,1,1");
-  cmd->add_option("--seed", a->seed)->check(CLI::NonNegativeNumber);
-  cmd->add_option("--val-fraction", a->val_fraction)->check(CLI::Range(0.01, 0.9));
+  cmd->add_option("--seed", a->seed, "Seed of the split, the initialisation and the augmentation")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val-fraction", a->val_fraction, "Share of the images held out for validation")->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--max-minutes", a->max_minutes, "Stop after the epoch that crosses this time (0 = none)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", a->stop_after, "Stop after N epochs of this process (testing resume)")->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--no-augment", a->no_augment);
+  cmd->add_flag("--no-augment", a->no_augment, "Train without data augmentation");
   cmd->add_flag("--rot90", a->rot90,
                 "Augment with quarter turns too (with the flip: all 8 symmetries of the square); for images without "
                 "a canonical orientation, e.g. microscopy. Give it again with --resume");
-  cmd->add_flag("--no-progress", a->no_progress);
+  cmd->add_flag("--no-progress", a->no_progress, "No progress bar (one line per epoch)");
   auto* recipe = "Recipe settings (default: the preset's)";
   cmd->add_option("--weight-decay", a->weight_decay, "Adam's L2 weight decay")->check(CLI::NonNegativeNumber)->group(recipe);
   cmd->add_option("--beta1", a->beta1, "Adam's beta1")->check(CLI::Range(0.0, 0.999999))->group(recipe);
@@ -249,8 +248,7 @@ void add_train(CLI::App& app) {
                   "First conv of the ImageNet encoder for 1-channel input: mean or sum of its RGB filters (M1/M4, unet-resnet*)")
       ->check(CLI::IsMember({"mean", "sum"}))->group(recipe);
   auto* strategies = "Training strategies";
-  cmd->add_option("--qat", a->qat_bits, "Quantization-aware training at 8, 4 or 2 bits (straight-through estimator)")
-      ->group(strategies);
+  add_qat_option(cmd, a->qat_bits, "Quantization-aware training at BITS")->group(strategies);
   cmd->add_flag("--qat-per-channel", a->qat_per_channel, "QAT with one scale per output channel")->group(strategies);
   add_distill_options(cmd, a->distill);
   cmd->add_option("--progressive", a->progressive, "Progressive resizing: start at this input size (multiple of 32)")

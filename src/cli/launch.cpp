@@ -1,5 +1,7 @@
 #include "launch.h"
 
+#include "util/cli_conventions.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -76,9 +78,9 @@ int free_local_port() {
 }
 
 int launch_workers(const LaunchOptions& l) {
-  require(l.nproc >= 1 && l.nnodes >= 1 && l.node_rank >= 0 && l.node_rank < l.nnodes,
-          "train: --node-rank must be in [0, --nnodes)");
-  require(l.master_port > 0 || l.nnodes == 1, "train: --master-port is required with --nnodes > 1");
+  require_usage(l.nproc >= 1 && l.nnodes >= 1 && l.node_rank >= 0 && l.node_rank < l.nnodes,
+                "train: --node-rank must be in [0, --nnodes)");
+  require_usage(l.master_port > 0 || l.nnodes == 1, "train: --master-port is required with --nnodes > 1");
   const int port = l.master_port > 0 ? l.master_port : free_local_port();
   std::vector<std::string> args = own_arguments();
   // One intra-op thread per worker's share of the cores unless --threads says otherwise (as

@@ -11,7 +11,7 @@
 #include "image_io.h"
 #include "leanseg/data.h"
 #include "leanseg/error.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "parallel.h"
 
 namespace leanseg {

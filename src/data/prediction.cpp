@@ -12,6 +12,7 @@
 #include "leanseg/data.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
+#include "leanseg/runtime.h"
 #include "leanseg/safetensors.h"
 
 namespace leanseg {

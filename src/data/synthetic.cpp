@@ -7,7 +7,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/error.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "random.h"
 
 namespace leanseg {

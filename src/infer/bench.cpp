@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "infer.h"
+#include "util/cli_conventions.h"
 #include "leanseg/error.h"
 #include "leanseg/stats.h"
 
@@ -145,8 +146,8 @@ int effective_threads(int requested) {
 }
 
 void run_bench(const Options& o) {
-  require(o.images.empty(), "--bench times random input: give no images (got '" +
-                                (o.images.empty() ? std::string() : o.images[0]) + "')");
+  require_usage(o.images.empty(), "--bench times random input: give no images (got '" +
+                                      (o.images.empty() ? std::string() : o.images[0]) + "')");
   runtime::Engine engine = load_engine(o);
   const BenchResult r = time_runs(engine, o.runs, o.warmup, o.batch);
   const std::vector<StepTime> profile = o.profile ? profile_steps(engine, o.runs) : std::vector<StepTime>();

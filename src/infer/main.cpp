@@ -9,71 +9,10 @@
 #include <iostream>
 
 #include "infer.h"
+#include "infer/options.h"
 #include "leanseg/error.h"
 #include "leanseg/memory.h"
 #include "leanseg/process.h"
-
-namespace {
-
-struct Given {
-  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch, *pixel_size;
-};
-
-Given add_options(CLI::App& app, leanseg::infer::Options& o) {
-  Given g{};
-  app.add_option("model", o.model, "Runtime model (.lsr, from `leanseg export --format runtime`)")->required();
-  app.add_option("images", o.images, "Images or folders (a.tif+b.tif for multi-channel models)");
-  g.out = app.add_option("--out,-o", o.out, "Output folder: <stem>_mask.png, <stem>_prob.png (and _overlay.png)");
-  app.add_option("--precision", o.precision, "fp32, bf16 or int8 (int8 needs a calibrated export)")
-      ->capture_default_str();
-  app.add_option("--threads", o.threads, "Threads (0: every core)")->check(CLI::Range(0, 1024))->capture_default_str();
-  app.add_flag("--winograd,!--no-winograd", o.winograd,
-               "fp32: the Winograd kernel for 3x3 convs on large maps (default with AVX-512 or AVX2 + FMA, "
-               "where it pays; --no-winograd: direct convs only)");
-  g.tta = app.add_option("--tta", o.tta, "Test-time mirroring: none, h (left-right; 2 passes) or hv (4 passes), averaged")
-              ->check(CLI::IsMember({"none", "h", "hv"}))
-              ->capture_default_str();
-  g.postprocess = app.add_option("--postprocess", o.postprocess,
-                                 "Mask post-processing: none, largest (largest connected component) or ellipse (the "
-                                 "filled ellipse fitted to it, as HC18 entries measure the head)")
-                      ->check(CLI::IsMember({"none", "largest", "ellipse"}))
-                      ->capture_default_str();
-  app.add_flag("--overlay", o.overlay, "Also write the mask contour drawn on the image");
-  g.pixel_size = app.add_option("--pixel-size", o.pixel_size,
-                                "mm per pixel: report the head circumference (the ellipse fitted to the mask) in mm")
-                     ->check(CLI::PositiveNumber);
-  app.add_flag("--skip-errors", o.skip_errors,
-               "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
-  app.add_option("--shard", o.shard,
-                 "I/N: only the images whose file name hashes to shard I of N (N array jobs cover the inputs once); "
-                 "writes OUT/shard-I-of-N.json instead of predictions.json (`leanseg merge-shards`)");
-  app.add_flag("--skip-existing", o.skip_existing,
-               "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
-  app.add_flag("--bench", o.bench, "Time the engine on random input of the model's input size");
-  g.runs = app.add_option("--runs", o.runs, "--bench: timed runs")->check(CLI::Range(1, 1000000))->capture_default_str();
-  g.warmup = app.add_option("--warmup", o.warmup, "--bench: untimed runs first")->check(CLI::Range(0, 1000000))->capture_default_str();
-  g.batch = app.add_option("--batch", o.batch, "--bench: images per call (Engine::run_batch); throughput is images/s")
-                ->check(CLI::Range(1, 4096))
-                ->capture_default_str();
-  app.add_flag("--json", o.json, "--bench: print JSON");
-  app.add_flag("--profile", o.profile, "--bench: also time every step (median over --runs more runs), slowest first");
-  return g;
-}
-
-// Options of the other mode are refused rather than silently ignored.
-void check_mode_options(const leanseg::infer::Options& o, const Given& g) {
-  if (o.bench) {
-    leanseg::require(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
-                         g.postprocess->count() == 0 && g.pixel_size->count() == 0 && o.shard.empty() && !o.skip_existing,
-                     "--out, --overlay, --skip-errors, --pixel-size, --shard, --skip-existing, --tta and --postprocess apply "
-                     "to segmentation, not --bench");
-  } else {
-    leanseg::require(!o.json && !o.profile && g.runs->count() == 0 && g.warmup->count() == 0 && g.batch->count() == 0,
-                     "--json, --profile, --runs, --warmup and --batch apply to --bench only");
-  }
-}
-
-}  // namespace
 
 namespace leanseg::infer {
 
@@ -100,17 +39,19 @@ int main(int argc, char** argv) {
   leanseg::keep_freed_memory();  // image buffers of a folder run stay mapped: see memory.h
   CLI::App app{"leanseg-infer: segment images with a leanseg runtime model (.lsr) on the CPU, without LibTorch"};
   leanseg::infer::Options o;
-  const Given given = add_options(app, o);
+  const leanseg::infer::Given given = leanseg::infer::add_options(app, o);
   try {
     app.parse(argc, argv);
-    check_mode_options(o, given);
+    leanseg::infer::check_mode_options(o, given);
     if (o.bench) leanseg::infer::run_bench(o);
     else leanseg::infer::segment_images_with_plugin(o);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 1;  // --help is not an error; every usage error exits 1
+    return leanseg::cli_conventions::exit_code_of(app, e);
+  } catch (const leanseg::UsageError& e) {
+    return leanseg::cli_conventions::report_usage_error("leanseg-infer", e);
   } catch (const std::exception& e) {
     std::cerr << "leanseg-infer: error: " << e.what() << "\n";
-    return 1;
+    return leanseg::kExitFailure;
   }
   return 0;
 }

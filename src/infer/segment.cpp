@@ -12,7 +12,7 @@
 #include "leanseg/data.h"
 #include "leanseg/error.h"
 #include "leanseg/fs.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
 #include "data/shard.h"

@@ -62,7 +62,7 @@ TEST(Bench, MeasuresEveryVariantAndWritesTheTable) {
 TEST(Bench, BadRequestsFailClearly) {
   test::TempDir dir;
   auto r = test::run_cli("bench --data " + dir.file("d") + " --out " + dir.file("o"));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("give --model FILE and/or --variants-of FILE"), std::string::npos) << r.out;
   r = test::run_cli("bench --data " + dir.file("d") + " --out " + dir.file("o") + " --model " + dir.file("none.safetensors"));
   EXPECT_EQ(r.code, 1);

@@ -52,7 +52,7 @@ TEST(Cli, SynthWritesDatasetsTheReadersTake) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("output folder '" + dir.file("worms") + "' exists and is not empty"), std::string::npos) << r.out;
   r = run_cli("synth worms --out " + dir.file("x") + " -n 1 --size 20x20");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("--size: expected HxW"), std::string::npos) << r.out;
 }
 
@@ -108,13 +108,13 @@ TEST(Cli, PredictRunsLsrFilesAndWritesLabelTiffsAndGeoJson) {
   }
   EXPECT_NE(r.out.find(" mm, "), std::string::npos) << r.out;
   r = test::run_command(std::string(LEANSEG_INFER_PATH) + " " + dir.file("m.lsr") + " --bench --pixel-size 0.2");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 2) << r.out;
   // Only the engine has precisions; only PNG has overlays.
   r = run_cli("predict --model " + dir.file("m.safetensors") + " " + images + " --out " + dir.file("x") + " --precision bf16");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("need an exported .lsr model"), std::string::npos) << r.out;
   r = run_cli("predict --model " + dir.file("m.lsr") + " " + images + " --out " + dir.file("x") + " --format geojson --overlay");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("--overlay writes a PNG"), std::string::npos) << r.out;
 }
 
@@ -141,7 +141,7 @@ TEST(Cli, CompressSeedUniformQuantizerSnapsWeightsToItsGrid) {
   r = run_cli("info --model " + dir.file("s.safetensors"));
   EXPECT_NE(r.out.find("seed4 (seed-uniform)"), std::string::npos) << r.out;
   r = run_cli("compress --model " + dir.file("m.safetensors") + " --out " + dir.file("x.safetensors") + " --quant seed3");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);  // a value --quant does not take: a usage error
   EXPECT_NE(r.out.find("--quant seed3: unknown bit-width 3 (8, 4, 2)"), std::string::npos) << r.out;
 }
 

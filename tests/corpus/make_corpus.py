@@ -9,8 +9,9 @@ train` writes first).
 cases.json lists, per case: the command (argv; "{leanseg}", "{infer}" and "{dir}" are filled in
 by run_corpus.py), the exit code it must end with, substrings its output must contain (the
 error text, and the file it names), and files that must not exist afterwards (nothing written
-before validation). Exit codes: 0 success, 1 a leanseg error (or --skip-errors with failures),
-105/106 CLI11's usage errors (bad option value / out of range).
+before validation). Exit codes (both commands, src/util/cli_conventions.h): 0 success, 1 a
+leanseg error (or --skip-errors with failures), 2 a usage error (unknown option, bad or
+out-of-range option value, options that do not go together).
 """
 import argparse
 import json
@@ -541,19 +542,19 @@ def build(c, leanseg):
 
     # --- bad CLI values ------------------------------------------------------------------------------
     c.case("cli_export_input_size_65536", [L, "export", "--model", base_rel, "--format", "runtime", "--input-size", "65536", "-o",
-                                           "{dir}/out/huge.lsr"], 1, ["65536"], absent=["{dir}/out/huge.lsr"])
+                                           "{dir}/out/huge.lsr"], 2, ["65536"], absent=["{dir}/out/huge.lsr"])
     c.case("cli_export_input_size_100000", [L, "export", "--model", "efficient-unet", "--format", "runtime", "--input-size", "100000", "-o",
-                                            "{dir}/out/huge2.lsr"], 1, ["100000"], absent=["{dir}/out/huge2.lsr"])
+                                            "{dir}/out/huge2.lsr"], 2, ["100000"], absent=["{dir}/out/huge2.lsr"])
     c.case("cli_train_qat_3", [L, "train", "--preset", "demo", "--model", "efficient-unet", "--data", data, "--out", "{dir}/out/qat3",
-                               "--epochs", "1", "--input-size", "32", "--qat", "3"], 1, ["--qat 3: quantization-aware training: unknown bit-width 3"], absent=["{dir}/out/qat3"])
+                               "--epochs", "1", "--input-size", "32", "--qat", "3"], 2, ["--qat", "3 not in"], absent=["{dir}/out/qat3"])
     c.case("cli_train_missing_teacher", [L, "train", "--preset", "demo", "--data", data, "--out", "{dir}/out/teacher", "--distill",
                                          "{dir}/models/no_such_teacher.safetensors"], 1, ["no_such_teacher"], absent=["{dir}/out/teacher"])
-    c.case("cli_info_input_size_100", [L, "info", "--model", "unet", "--input-size", "100"], 1, ["multiple of 32"])
-    c.case("cli_predict_tta_unknown", [L, "predict", "--model", base_rel, img, "--out", "{dir}/out/tta", "--tta", "diagonal"], 105,
+    c.case("cli_info_input_size_100", [L, "info", "--model", "unet", "--input-size", "100"], 2, ["multiple of 32"])
+    c.case("cli_predict_tta_unknown", [L, "predict", "--model", base_rel, img, "--out", "{dir}/out/tta", "--tta", "diagonal"], 2,
            ["--tta", "diagonal"], absent=["{dir}/out/tta"])
-    c.case("cli_infer_threads_5000", [I, tiny, "--bench", "--threads", "5000"], 1, ["--threads", "5000"])
-    c.case("cli_infer_precision_fp8", [I, tiny, "--bench", "--precision", "fp8"], 1, ["fp8"])
-    c.case("cli_train_val_fraction_2", [L, "train", "--data", data, "--out", "{dir}/out/vf", "--val-fraction", "2"], 105,
+    c.case("cli_infer_threads_5000", [I, tiny, "--bench", "--threads", "5000"], 2, ["--threads", "5000"])
+    c.case("cli_infer_precision_fp8", [I, tiny, "--bench", "--precision", "fp8"], 2, ["fp8"])
+    c.case("cli_train_val_fraction_2", [L, "train", "--data", data, "--out", "{dir}/out/vf", "--val-fraction", "2"], 2,
            ["--val-fraction"], absent=["{dir}/out/vf"])
     c.case("cli_infer_bench_int8_uncalibrated", [I, tiny, "--bench", "--precision", "int8", "--runs", "1"], 1, ["calibrat"])
 

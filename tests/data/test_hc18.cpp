@@ -3,7 +3,7 @@
 #include "data_fixtures.h"
 #include "leanseg/data.h"
 #include "leanseg/error.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 
 namespace leanseg {
 namespace {

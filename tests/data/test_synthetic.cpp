@@ -2,7 +2,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/error.h"
-#include "leanseg/metrics.h"
+#include "leanseg/mask_geometry.h"
 #include "test_util.h"
 
 namespace leanseg {

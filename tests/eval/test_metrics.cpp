@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/error.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/metrics.h"
 #include "test_util.h"
 

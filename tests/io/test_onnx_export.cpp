@@ -373,7 +373,7 @@ TEST(OnnxCli, BadRequestsFailClearly) {
   test::TempDir dir;
   const std::string out = " --out " + dir.file("x.onnx");
   CliRun r = run_cli("export --model unet-32 --format xyz" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown format 'xyz' (onnx, runtime)"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --opset 9" + out);
   EXPECT_EQ(r.code, 1);
@@ -395,7 +395,7 @@ TEST(OnnxCli, BadRequestsFailClearly) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --calibrate random" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--calibrate with --format onnx needs --int8"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --int8 --opset 12" + out);
   EXPECT_EQ(r.code, 1);

@@ -287,9 +287,7 @@ TEST(EncoderPresets, ExistingPresetsKeepTheirParameterNamesAndShapes) {
 // torchvision-named file and a frozen encoder keeps the file's weights in the saved model, and
 // the model exports for the runtime (the stem's MaxPool included) and to ONNX.
 TEST(EncoderPresets, CliTrainsUNetResNet18FromTorchvisionWeightsAndExports) {
-  // LEANSEG_CLI_PATH expanded here: test::run_cli is an inline function, and the linker may keep
-  // a copy compiled elsewhere (an object built in another checkout) that names another binary.
-  auto leanseg = [](const std::string& args) { return test::run_command(std::string(LEANSEG_CLI_PATH) + " --threads 1 " + args); };
+  const auto leanseg = [](const std::string& args) { return test::run_cli(args, 1); };
   test::TempDir dir;
   const Named state = torchvision_state(ResNetDepth::R18, 1000, 6);
   write_state(dir.file("r18.safetensors"), state);

@@ -593,16 +593,16 @@ TEST(RuntimeCli, OnnxOnlyOptionsAndBadRequestsFailClearly) {
   test::TempDir dir;
   const std::string out = " --out " + dir.file("x.lsr");
   auto r = test::run_cli("export --model unet-32 --format runtime --dynamic-size" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--dynamic-size/--dynamic-batch apply to --format onnx only"), std::string::npos) << r.out;
   r = test::run_cli("export --model unet-32 --format runtime --dynamic-batch" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--dynamic-size/--dynamic-batch apply to --format onnx only"), std::string::npos) << r.out;
   r = test::run_cli("export --model unet-32 --format runtime --opset 13" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--opset applies to --format onnx only"), std::string::npos) << r.out;
   r = test::run_cli("export --model unet-32 --format lsr" + out);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown format 'lsr' (onnx, runtime)"), std::string::npos) << r.out;
   r = test::run_cli("export --model unet-32 --format runtime --input-size 100" + out);
   EXPECT_EQ(r.code, 1);
@@ -617,8 +617,8 @@ TEST(RuntimeCli, InputSizeAboveTheLimitIsRefusedBeforeAnythingIsWritten) {
   for (const char* size : {"65536", "100000"}) {
     const auto r = test::run_cli("export --model unet-32 --format runtime --input-size " + std::string(size) + " --out " +
                                  dir.file("x.lsr"));
-    EXPECT_EQ(r.code, 1);
-    EXPECT_NE(r.out.find("leanseg: error: --input-size: input size " + std::string(size) + "x" + size +
+    EXPECT_EQ(r.code, 2);  // a usage error
+    EXPECT_NE(r.out.find("leanseg: usage error: --input-size: input size " + std::string(size) + "x" + size +
                          " (HxW) exceeds the limit of 16384 pixels per side\n"),
               std::string::npos)
         << r.out;

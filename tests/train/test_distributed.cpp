@@ -68,12 +68,6 @@ TEST(DistributedSampler, TorchrunEnvironmentIsReadAndChecked) {
   EXPECT_FALSE(distributed_options_from_environment().enabled());
 }
 
-// This build's leanseg (not test::run_cli: an inline function whose one kept instance may come
-// from an object compiled for another build folder, with another LEANSEG_CLI_PATH).
-test::CliRun run_leanseg(const std::string& args, int threads = 1) {
-  return test::run_command(std::string(LEANSEG_CLI_PATH) + " --threads " + std::to_string(threads) + " " + args);
-}
-
 // A port that was free on 127.0.0.1 a moment ago.
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -201,7 +195,7 @@ class DataParallel : public ::testing::Test {
       cv::imwrite(dir_->file("data/masks/" + s.id + ".png"), s.mask * 255);
     }
     // 2 ranks × batch 2 with synced BatchNorm, launched with --nproc: the run others compare to.
-    const auto r = run_leanseg(train_args(dir_->file("two"), 2) + " --nproc 2 --sync-bn", 1);
+    const auto r = test::run_cli(train_args(dir_->file("two"), 2) + " --nproc 2 --sync-bn", 1);
     ASSERT_EQ(r.code, 0) << r.out;
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -239,10 +233,10 @@ TEST_F(DataParallel, TwoRanksWithSyncedBatchNormMatchOneProcessWithTwiceTheBatch
   };
   {
     const TrainInFloat64 float64;
-    auto r = run_leanseg(args(dir_->file("one64"), 4), 1);
+    auto r = test::run_cli(args(dir_->file("one64"), 4), 1);
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("training in double precision"), std::string::npos) << r.out;
-    r = run_leanseg(args(dir_->file("two64"), 2) + " --nproc 2 --sync-bn", 1);
+    r = test::run_cli(args(dir_->file("two64"), 2) + " --nproc 2 --sync-bn", 1);
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("data-parallel: 2 ranks, batch 2 per rank (4 in all), synced BatchNorm"), std::string::npos) << r.out;
   }
@@ -275,25 +269,25 @@ TEST_F(DataParallel, TwoNodeRanksOverLoopbackMatchTheNprocRunExactly) {
 // A resumed run continues on every rank to exactly the uninterrupted run's weights, and may
 // continue with another world size.
 TEST_F(DataParallel, ResumeWorksOnEveryRankAndWithAnotherWorldSize) {
-  auto r = run_leanseg(train_args(dir_->file("resumed"), 2) + " --nproc 2 --sync-bn --stop-after 1", 1);
+  auto r = test::run_cli(train_args(dir_->file("resumed"), 2) + " --nproc 2 --sync-bn --stop-after 1", 1);
   ASSERT_EQ(r.code, 0) << r.out;
-  r = run_leanseg(train_args(dir_->file("resumed"), 2) + " --nproc 2 --sync-bn --resume", 1);
+  r = test::run_cli(train_args(dir_->file("resumed"), 2) + " --nproc 2 --sync-bn --resume", 1);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("from epoch 2"), std::string::npos) << r.out;
   EXPECT_EQ(weights_relative_difference(dir_->file("resumed/last.safetensors"), dir_->file("two/last.safetensors")), 0)
       << "resumed after epoch 1 = uninterrupted";
-  r = run_leanseg(train_args(dir_->file("resumed"), 2, 3) + " --resume", 1);  // one process, epoch 3
+  r = test::run_cli(train_args(dir_->file("resumed"), 2, 3) + " --resume", 1);  // one process, epoch 3
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("from epoch 3"), std::string::npos) << r.out;
   EXPECT_EQ(nlohmann::json::parse(read_text(dir_->file("resumed/metrics.json"))).size(), 3u);
 }
 
 TEST_F(DataParallel, LaunchOptionsAreChecked) {
-  auto r = run_leanseg(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 1");
-  EXPECT_EQ(r.code, 1);
+  auto r = test::run_cli(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 1");
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--master-port is required with --nnodes > 1"), std::string::npos) << r.out;
-  r = run_leanseg(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 2 --master-port 29999");
-  EXPECT_EQ(r.code, 1);
+  r = test::run_cli(train_args(dir_->file("bad"), 2) + " --nnodes 2 --node-rank 2 --master-port 29999");
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--node-rank must be below --nnodes"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir_->file("bad"))) << "nothing written";
 }
