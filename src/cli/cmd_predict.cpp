@@ -28,6 +28,7 @@ struct PredictArgs {
   std::vector<std::string> inputs, formats = {"png"};
   bool overlay = false, skip_errors = false, skip_existing = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   double pixel_size = 0;
+  ImageReadArgs read;  // --page, --channel, --intensity-range
 };
 
 bool wants(const PredictArgs& a, const std::string& format) {
@@ -37,7 +38,8 @@ bool wants(const PredictArgs& a, const std::string& format) {
 // Segments one image: its files (encoded first, so a failure writes none) and its JSON entry.
 nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std::vector<std::string>& job) {
   const auto& pre = net.pre;
-  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
+  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value,
+                                         image_read_options(a.read, pre.intensity_range));
   const cv::Mat prob = predict_probability_with(pre, net.size_divisor, image, net.run);
   const int num_classes = net.num_classes;
   const cv::Mat mask = postprocess_mask(segmentation_mask(prob, pre.threshold), a.postprocess, num_classes);
@@ -132,6 +134,7 @@ void add_predict(CLI::App& app) {
                 "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
+  add_image_read_options(cmd, a->read);
   cmd->add_option("--pixel-size", a->pixel_size,
                   "mm per pixel: report the head circumference in mm (default: the DICOM header's pixel spacing)")
       ->check(CLI::PositiveNumber);
