@@ -101,7 +101,10 @@ void run_eval(const EvalArgs& a) {
   if (!a.report.empty()) {
     const std::string title = "leanseg eval: " + std::filesystem::path(a.model).filename().string() + " on " + data.kind +
                               (a.split.empty() ? "" : " (" + a.subset + " split)");
-    const std::string html = evaluation_report_html(rep, data, idx, net.predictor, title);
+    // A model from a run folder (RUN/best.safetensors) has the run's metrics.json beside it.
+    const std::string metrics = (std::filesystem::path(a.model).parent_path() / "metrics.json").string();
+    const std::string html = evaluation_report_html(rep, data, idx, net.predictor, title, 24,
+                                                    std::filesystem::is_regular_file(metrics) ? metrics : "");
     atomic_write(a.report, [&](std::ostream& out) { out << html; });
     std::cerr << "report: " << a.report << "\n";
   }
