@@ -149,7 +149,7 @@ PlotSpec training_curves_plot(const std::string& metrics_path) {
     tl.y.push_back(value("train_loss")), vl.y.push_back(value("val_loss")), vd.y.push_back(value("val_dice"));
   }
   PlotSpec spec;
-  spec.title = "training curves (" + std::to_string(j.size()) + " epochs)";
+  spec.title = "training curves (" + std::to_string(j.size()) + (j.size() == 1 ? " epoch)" : " epochs)");
   spec.xlabel = "epoch";
   spec.ylabel = "loss / Dice";
   spec.width = 640, spec.height = 400;
