@@ -12,6 +12,22 @@
 
 namespace leanseg {
 
+// Which plane of a multi-page or multi-channel TIFF to read, and how float pixels map to [0, 1]
+// (`--page`, `--channel`, `--intensity-range` of train, eval, predict and leanseg-infer).
+struct ImageReadOptions {
+  // Page (directory) of a multi-page TIFF, from 0. -1: not given, page 0 with a warning for
+  // multi-page files. Other formats have one page (a page > 0 is refused naming the file).
+  int page = -1;
+  // Sample of a TIFF, in file order from 0 (R, G, B for colour). -1: not given; a TIFF with
+  // several non-colour channels (microscopy) is then refused naming the file and its channel count.
+  int channel = -1;
+  // {lo, hi}: float pixels map lo -> 0 and hi -> 1, clamped. Empty: each float image's own
+  // min..max (with a note). 8- and 16-bit images keep their usual scaling.
+  std::vector<double> intensity_range;
+};
+// "LO,HI" with LO < HI, finite; throws Error quoting the text and `option`.
+std::vector<double> parse_intensity_range(const std::string& text, const std::string& option);
+
 struct Sample {
   std::string id;          // file stem: "010_2HC", "A01", ...
   std::string group;       // samples of one group stay in one split: HC18 exam ("010"), BBBC010 well
@@ -27,6 +43,7 @@ struct Dataset {
   std::vector<std::string> channels;  // channel sources, e.g. {"gray"}, {"w2"}, {"w1", "w2"}
   double max_value = 255;             // raw intensity that maps to 1.0 (255 8-bit, 4095 BBBC010)
   int num_classes = 2;                // K, background included; 2 = binary masks 0/1
+  std::vector<double> intensity_range;  // float images: {lo, hi} they were mapped with (empty: own min..max)
   std::vector<Sample> samples;
 };
 
@@ -47,15 +64,19 @@ Dataset read_bbbc010(const std::string& dir, const std::vector<std::string>& cha
 // binary when each mask has at most one foreground value that is not a class index (0/1 and
 // 0/255 masks may mix), else labels with K = the largest value + 1 (<= kMaxClasses).
 // 8-bit images scale by 255, 16-bit by 65535. Group = stem.
-Dataset read_folder(const std::string& dir, int num_classes = 0);
+// Multi-page/multi-channel/float TIFF images follow `read` (a page given applies to multi-page masks
+// too; single-page masks are read whole); float images are mapped by read.intensity_range.
+Dataset read_folder(const std::string& dir, int num_classes = 0, const ImageReadOptions& read = {});
 
 // "hc18", "bbbc010" or "folder" from the layout; throws Error describing the expected layouts.
 std::string detect_dataset_kind(const std::string& dir);
 // kind "auto" detects. `channels` only applies to bbbc010 (empty = default). `num_classes` as
 // read_folder says (0: from the masks); HC18 and BBBC010 are binary (2), and asking them for
 // more classes is an error.
+// `read` applies to folder datasets (read_folder).
 Dataset read_dataset(const std::string& dir, const std::string& kind = "auto",
-                     const std::vector<std::string>& channels = {}, int num_classes = 0);
+                     const std::vector<std::string>& channels = {}, int num_classes = 0,
+                     const ImageReadOptions& read = {});
 
 // Synthetic data (D3), deterministic for a seed. Ultrasound-like: a bright elliptical skull ring
 // with speckle noise on a dark fan; mask = filled ellipse; pixel_size_mm and hc_mm set.
@@ -76,11 +97,13 @@ Dataset make_synthetic_classes(int count, int height, int width, uint64_t seed);
 // Reads one image for inference as CV_32FC(channels.size()) scaled to [0, 1]: intensity "max"
 // divides by max_value for files of the bit depth max_value belongs to (8-bit for <= 255,
 // 16-bit above) and by the file's own maximum (255 or 65535) for the other depth; float files
-// are refused there (their range is unknown); "minmax" rescales per image. "gray" converts
-// colour to grey; "r"/"g"/"b" pick a colour channel. The same loader as the dataset readers:
-// throws Error naming the file if it is unreadable or has several pages (multi-page TIFF).
+// map through read.intensity_range, else their own min..max (with a note); "minmax" rescales per
+// image. "gray" converts colour to grey; "r"/"g"/"b" pick a colour channel. `read` chooses the
+// page and channel of multi-page/multi-channel TIFFs. The same loader as the dataset readers:
+// throws Error naming the file if it is unreadable, its page or channel does not exist, or it has
+// several non-colour channels and none was chosen.
 cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
-                         const std::string& intensity, double max_value);
+                         const std::string& intensity, double max_value, const ImageReadOptions& read = {});
 
 // mm per pixel recorded in an image file's header: DICOM's pixel spacing (ultrasound regions
 // included), OME-TIFF's PhysicalSizeX; 0 for files that record none (PNG, JPEG, plain TIFF).
@@ -113,6 +136,18 @@ void augment(cv::Mat& image, cv::Mat& mask, const AugmentOptions& o, std::mt1993
 // Geometry used by training and inference.
 cv::Mat resize_image(const cv::Mat& image, int height, int width);  // bilinear (area when shrinking)
 cv::Mat resize_mask(const cv::Mat& mask, int height, int width);    // nearest, stays 0/1
+// Letterboxing (spec D4: "resize/letterbox to the model size"): one scale for both axes,
+// min(height / rows, width / cols), the scaled image centred on a zero canvas of height x width.
+struct Letterbox {
+  cv::Rect content;  // where the scaled image sits in the canvas
+  int height = 0, width = 0;
+};
+Letterbox letterbox_geometry(int rows, int cols, int height, int width);
+cv::Mat letterbox_image(const cv::Mat& image, int height, int width);  // bilinear/area as resize_image, zero padding
+cv::Mat letterbox_mask(const cv::Mat& mask, int height, int width);    // nearest, background padding
+// A model output on the letterbox canvas back to the image's own size: the content rectangle
+// (the padding dropped), resized bilinearly to `original`.
+cv::Mat unletterbox(const cv::Mat& canvas_output, cv::Size original);
 // Pads bottom/right with zeros to a multiple of `divisor` (reflect padding for images).
 cv::Mat pad_to_multiple(const cv::Mat& m, int divisor, bool reflect);
 // Random crop of size h×w (pads first if smaller); with prob foreground_p the crop is centred

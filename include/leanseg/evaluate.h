@@ -70,9 +70,12 @@ EvalReport evaluate_predictor(const Predictor& predictor, const Dataset& data, c
 // the per-image table (sortable by any column; Dice ascending at first), and an overlay gallery
 // of the `gallery_size` worst images by Dice (ground truth blue, prediction green; the masks are
 // predicted again with `predictor`), images inlined as base64 PNGs: no other file, no network.
-// `indices` are the evaluated samples, in the order of rep.images.
+// `indices` are the evaluated samples, in the order of rep.images. A "Curves" section holds
+// gnuplot PNGs (inlined too): the per-image Dice sorted (their distribution) and, when
+// `training_metrics` names a run's metrics.json, loss and validation Dice per epoch.
 std::string evaluation_report_html(const EvalReport& rep, const Dataset& data, const std::vector<size_t>& indices,
-                                   const Predictor& predictor, const std::string& title, int gallery_size = 24);
+                                   const Predictor& predictor, const std::string& title, int gallery_size = 24,
+                                   const std::string& training_metrics = "");
 
 // evaluate_predictor on a LibTorch model, with its params and FLOPs.
 EvalReport evaluate(const LoadedModel& model, const Dataset& data, const std::vector<size_t>& indices = {});

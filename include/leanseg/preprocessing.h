@@ -13,6 +13,9 @@ struct Preprocessing {
   // "max": divide by max_value; "minmax": per-image min–max to [0, 1].
   std::string intensity = "max";
   double max_value = 255.0;
+  // Float images (32-bit TIFF): {lo, hi} map to 0 and 1 (clamped); empty: each image's own
+  // min..max. Written to the file only when set, so older files read unchanged.
+  std::vector<double> intensity_range;
   // Applied after scaling to [0, 1]: (x − mean) / std. 0.5/0.5 gives the [−1, 1] range the
   // ImageNet MobileNetV2 weights expect.
   double mean = 0.5, std = 0.5;
@@ -20,6 +23,11 @@ struct Preprocessing {
   // "resize": whole image resized to input size; "pad": native resolution padded to a multiple
   // of the model's size divisor; "tile": native resolution, overlapping tiles of input size.
   std::string mode = "resize";
+  // How "resize" reaches the input size: "stretch" (each axis on its own, as before) or
+  // "letterbox" (one scale keeping the aspect ratio, centred, zero-padded; predictions are cropped
+  // to the image's area before going back to its size). Written only when "letterbox", so older
+  // files read unchanged.
+  std::string resize = "stretch";
   double threshold = 0.5;
 
   nlohmann::json to_json() const;

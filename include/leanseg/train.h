@@ -49,6 +49,8 @@ struct TrainOptions {
   // input: "resize" (whole image → input_size) or "crop" (random native-resolution crops of
   // input_size for training; validation/inference on the whole padded image)
   std::string input_mode = "resize";
+  // input_mode "resize": "stretch" or "letterbox" (keeps the aspect ratio; preprocessing.h)
+  std::string resize = "stretch";
   int input_size = 256;
   double crop_foreground_p = 0.7;
   int crops_per_image = 1;

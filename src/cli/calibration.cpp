@@ -13,7 +13,9 @@ namespace {
 
 runtime::PlainTensor calibration_tensor(cv::Mat image, const Preprocessing& pre, int64_t h, int64_t w) {
   if (pre.intensity == "minmax") cv::normalize(image, image, 0, 1, cv::NORM_MINMAX);
-  if (pre.mode == "resize") {
+  if (pre.mode == "resize" && pre.resize == "letterbox") {
+    image = letterbox_image(image, static_cast<int>(h), static_cast<int>(w));
+  } else if (pre.mode == "resize") {
     image = resize_image(image, static_cast<int>(h), static_cast<int>(w));
   } else {
     cv::Mat canvas = cv::Mat::zeros(static_cast<int>(h), static_cast<int>(w), image.type());

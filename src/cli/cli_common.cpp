@@ -34,8 +34,27 @@ double parse_positive(const std::string& text, const std::string& option) {
 }
 
 Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
-                     int num_classes) {
-  return read_dataset(dir, kind, channels, num_classes);
+                     int num_classes, const ImageReadOptions& read) {
+  return read_dataset(dir, kind, channels, num_classes, read);
+}
+
+void add_image_read_options(CLI::App* cmd, ImageReadArgs& a) {
+  cmd->add_option("--page", a.page, "Page of multi-page TIFFs, from 0 (default 0, with a warning)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--channel", a.channel,
+                  "Channel (sample) of multi-channel TIFFs, from 0 in file order; required for TIFFs with several "
+                  "non-colour channels")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--intensity-range", a.intensity_range,
+                  "LO,HI: float TIFF pixels map LO -> 0 and HI -> 1 (clamped); default each image's own min..max. "
+                  "`train` records it in the model, which eval/predict then use");
+}
+
+ImageReadOptions image_read_options(const ImageReadArgs& a, const std::vector<double>& model_range) {
+  ImageReadOptions o;
+  o.page = a.page;
+  o.channel = a.channel;
+  o.intensity_range = a.intensity_range.empty() ? model_range : parse_intensity_range(a.intensity_range, "--intensity-range");
+  return o;
 }
 
 std::vector<double> parse_class_weights(const std::string& csv) {

@@ -20,7 +20,17 @@ double parse_positive(const std::string& text, const std::string& option);
 // num_classes as read_dataset: 0 infers it from the masks; a model's own number makes masks
 // that do not fit it an error naming the file and its values.
 Dataset load_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
-                     int num_classes = 0);
+                     int num_classes = 0, const ImageReadOptions& read = {});
+
+// --page, --channel and --intensity-range (multi-page, multi-channel and float TIFFs) of train,
+// eval and predict.
+struct ImageReadArgs {
+  int page = -1, channel = -1;
+  std::string intensity_range;  // "LO,HI"
+};
+void add_image_read_options(CLI::App* cmd, ImageReadArgs& a);
+// The options given; a model's recorded intensity range when --intensity-range is not.
+ImageReadOptions image_read_options(const ImageReadArgs& a, const std::vector<double>& model_range = {});
 // --num-classes of `train` and --class-weights "w0,w1,..." (one per class, background first).
 std::vector<double> parse_class_weights(const std::string& csv);
 std::string format_seconds(double s);

@@ -1,6 +1,6 @@
 // `leanseg demo [--out DIR]`: the main job on synthetic ultrasound data in a few minutes —
 // generate, train a small model, evaluate at original resolution, predict with overlays,
-// write a short Markdown report.
+// write a short Markdown report and report.html (as `eval --report`, with the training curves).
 #include <filesystem>
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
@@ -53,7 +53,8 @@ std::string report_markdown(const TrainOptions& o, const TrainResult& r, const E
                 "| metric (validation split, original resolution) | value |\n|---|---|\n"
                 "| images | %d |\n| Dice (mean) | %.4f |\n| IoU (mean) | %.4f |\n| HC abs. error (mean) | %.2f mm |\n"
                 "| Hausdorff (mean) | %.2f mm |\n| latency median / p90 | %.1f / %.1f ms |\n| params | %lld |\n\n"
-                "Files: `run/best.safetensors`, `run/metrics.csv`, `run/curves.png`, `run/split.json`, "
+                "Files: `report.html` (curves, per-image table, worst cases), `run/best.safetensors`, `run/metrics.csv`, "
+                "`run/curves.png`, `run/split.json`, "
                 "`overlays/*_overlay.png` (green: prediction, blue: ground truth).\n",
                 d.samples.size(), d.samples[0].image.cols, d.samples[0].image.rows, o.model.c_str(), o.input_size,
                 o.input_size, r.epochs_run, r.stop_reason.c_str(), format_seconds(r.seconds).c_str(), e.n_images, e.dice,
@@ -78,8 +79,13 @@ void run_demo(const DemoArgs& a) {
   atomic_write(a.out + "/eval.json", [&](std::ostream& out) { out << e.to_json(true).dump(2) << "\n"; });
   const std::string report = report_markdown(o, r, e, data);
   atomic_write(a.out + "/report.md", [&](std::ostream& out) { out << report; });
+  // The page eval --report writes, with the run's training curves.
+  const std::string html = evaluation_report_html(e, data, split.val, libtorch_predictor(best),
+                                                  "leanseg demo: " + o.model + " on synthetic ultrasound (validation split)",
+                                                  24, o.out_dir + "/metrics.json");
+  atomic_write(a.out + "/report.html", [&](std::ostream& out) { out << html; });
   print_report_summary(e, "demo validation split");
-  std::cout << "report: " << a.out << "/report.md\n";
+  std::cout << "report: " << a.out << "/report.md, " << a.out << "/report.html\n";
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ struct EvalArgs {
   int calibration_images = 16;
   bool json = false, per_image = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   bool winograd_given = false;  // --winograd or --no-winograd on the command line
+  ImageReadArgs read;           // --page, --channel, --intensity-range
 };
 
 // A model file or a .lsr file as a Predictor; `report` receives the model's params/FLOPs.
@@ -85,7 +86,8 @@ void run_eval(const EvalArgs& a) {
   net.predictor.run = mirrored_probability_fn(std::move(net.predictor.run), a.tta);  // the reference runs once
   net.predictor.postprocess = a.postprocess;
   const Preprocessing& pre = net.predictor.pre;
-  const Dataset data = load_dataset(a.data, a.dataset, pre.channels, net.predictor.num_classes);
+  const Dataset data = load_dataset(a.data, a.dataset, pre.channels, net.predictor.num_classes,
+                                    image_read_options(a.read, pre.intensity_range));
   require(data.channels == pre.channels,
           "'" + a.model + "' expects channels " + nlohmann::json(pre.channels).dump() + " but the data has " +
               nlohmann::json(data.channels).dump());
@@ -99,7 +101,10 @@ void run_eval(const EvalArgs& a) {
   if (!a.report.empty()) {
     const std::string title = "leanseg eval: " + std::filesystem::path(a.model).filename().string() + " on " + data.kind +
                               (a.split.empty() ? "" : " (" + a.subset + " split)");
-    const std::string html = evaluation_report_html(rep, data, idx, net.predictor, title);
+    // A model from a run folder (RUN/best.safetensors) has the run's metrics.json beside it.
+    const std::string metrics = (std::filesystem::path(a.model).parent_path() / "metrics.json").string();
+    const std::string html = evaluation_report_html(rep, data, idx, net.predictor, title, 24,
+                                                    std::filesystem::is_regular_file(metrics) ? metrics : "");
     atomic_write(a.report, [&](std::ostream& out) { out << html; });
     std::cerr << "report: " << a.report << "\n";
   }
@@ -130,6 +135,7 @@ void add_eval(CLI::App& app) {
                                  "or AVX2, as leanseg-infer); --no-winograd: direct convolutions only");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
+  add_image_read_options(cmd, a->read);
   cmd->add_option("--quantized-engine", a->quantized_engine, "int8 on a model file: auto, onednn, fbgemm or qnnpack")
       ->capture_default_str();
   cmd->add_option("--calibration-images", a->calibration_images, "int8 on a model file: training images to calibrate on")

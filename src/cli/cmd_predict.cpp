@@ -28,6 +28,7 @@ struct PredictArgs {
   std::vector<std::string> inputs, formats = {"png"};
   bool overlay = false, skip_errors = false, skip_existing = false, winograd = runtime::winograd_is_fast_on_this_cpu();
   double pixel_size = 0;
+  ImageReadArgs read;  // --page, --channel, --intensity-range
 };
 
 bool wants(const PredictArgs& a, const std::string& format) {
@@ -37,20 +38,32 @@ bool wants(const PredictArgs& a, const std::string& format) {
 // Segments one image: its files (encoded first, so a failure writes none) and its JSON entry.
 nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std::vector<std::string>& job) {
   const auto& pre = net.pre;
-  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
+  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value,
+                                         image_read_options(a.read, pre.intensity_range));
   const cv::Mat prob = predict_probability_with(pre, net.size_divisor, image, net.run);
   const int num_classes = net.num_classes;
   const cv::Mat mask = postprocess_mask(segmentation_mask(prob, pre.threshold), a.postprocess, num_classes);
   const std::string stem = (fs::path(a.out) / fs::path(job[0]).stem()).string();
-  if (num_classes > 2) {  // label map, class probabilities, coloured overlay
-    require(a.formats == std::vector<std::string>{"png"},
-            "--format tiff16/geojson write object outlines of binary masks; a " + std::to_string(num_classes) +
-                "-class model writes PNG label maps");
-    nlohmann::json r = {{"input", job}, {"labels", stem + "_labels.png"}, {"foreground_pixels", cv::countNonZero(mask)}};
+  if (num_classes > 2) {  // label map, class probabilities, coloured overlay; 16-bit class labels
+    require(!wants(a, "geojson"), "--format geojson writes object outlines of binary masks; a " +
+                                      std::to_string(num_classes) + "-class model writes label maps (png, tiff16)");
+    nlohmann::json r = {{"input", job}, {"foreground_pixels", cv::countNonZero(mask)}};
     nlohmann::json pixels = nlohmann::json::object();
     for (int c = 1; c < num_classes; ++c) pixels[std::to_string(c)] = cv::countNonZero(mask == c);
     r["class_pixels"] = pixels;
-    write_files(encode_prediction_pngs(stem, image, prob, mask, a.overlay));
+    EncodedFiles files;
+    if (wants(a, "png")) {
+      files = encode_prediction_pngs(stem, image, prob, mask, a.overlay);
+      r["labels"] = stem + "_labels.png";
+    }
+    if (wants(a, "tiff16")) {  // label = class index (0 background), as napari/Fiji label layers take it
+      const std::string path = stem + "_labels.tif";
+      cv::Mat labels;
+      mask.convertTo(labels, CV_16U);
+      files.emplace_back(path, encode_tiff(labels, path));
+      r["labels_tiff"] = path;
+    }
+    write_files(files);
     std::cout << job[0] << ": class pixels " << pixels.dump() << "\n";
     return r;
   }
@@ -132,12 +145,14 @@ void add_predict(CLI::App& app) {
                 "Skip images whose OUT/<stem>_prediction.json exists (written after their images): a re-run resumes");
   add_tta_option(cmd, a->tta);
   add_postprocess_option(cmd, a->postprocess);
+  add_image_read_options(cmd, a->read);
   cmd->add_option("--pixel-size", a->pixel_size,
                   "mm per pixel: report the head circumference in mm (default: the DICOM header's pixel spacing)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--format", a->formats,
-                  "Outputs, comma-separated: png (mask, probability, --overlay), tiff16 (<stem>_labels.tif: objects "
-                  "numbered 1..N, 16-bit, for napari/Fiji), geojson (<stem>.geojson: outlines for QuPath)")
+                  "Outputs, comma-separated: png (mask, probability, --overlay), tiff16 (<stem>_labels.tif, 16-bit, for "
+                  "napari/Fiji: binary models number the mask's objects 1..N (8-connected); K-class models write the "
+                  "class index, 0 = background), geojson (<stem>.geojson: outlines for QuPath; binary models)")
       ->delimiter(',')
       ->check(CLI::IsMember(prediction_format_names()))
       ->capture_default_str();

@@ -24,6 +24,8 @@ struct TrainArgs {
   std::string model_options;  // JSON object merged into the model's options
   std::string class_weights;  // "w0,w1,..."
   int num_classes = 0;        // 0: from the masks
+  ImageReadArgs read;         // --page, --channel, --intensity-range
+  std::string resize;         // --resize stretch|letterbox ("": the preset's or config's)
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
   bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
@@ -95,6 +97,7 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   if (a.epochs) o.epochs = a.epochs;
   if (a.batch_size) o.batch_size = a.batch_size;
   if (a.input_size) o.input_size = a.input_size;
+  if (!a.resize.empty()) o.resize = a.resize;
   if (a.lr) o.lr = a.lr;
   if (a.seed >= 0) o.seed = static_cast<uint64_t>(a.seed);
   if (a.max_minutes >= 0) o.max_minutes = a.max_minutes;
@@ -160,7 +163,7 @@ void run_train(const TrainArgs& a) {
   const std::string kind = a.dataset != "auto" ? a.dataset : source.value("dataset", preset_name == "folder" ? "folder" : "auto");
   const std::vector<std::string> channels =
       !a.channels.empty() ? split_channels(a.channels) : source.value("channels", std::vector<std::string>{});
-  const Dataset data = load_dataset(dir, kind, channels, a.num_classes);
+  const Dataset data = load_dataset(dir, kind, channels, a.num_classes, image_read_options(a.read));
   o.data_source = {{"dir", std::filesystem::absolute(dir).lexically_normal().string()}, {"dataset", kind}, {"channels", channels}};
   if (dist.is_main())
     std::cerr << "dataset " << data.kind << ": " << data.samples.size() << " images, channels "
@@ -199,6 +202,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--preset", a->preset, "Recipe the config file and flags apply to: " + presets + " (default: hc18-cpu)");
   add_dataset_options(cmd, a->data, a->dataset, "to train on (HC18, BBBC010 or images/ + masks/ layout)");
   cmd->add_option("--channels", a->channels, "BBBC010 channels: w1, w2 or w1,w2");
+  add_image_read_options(cmd, a->read);
   cli_conventions::add_out_option(*cmd, a->out, "Run folder")->required();
   add_model_option(cmd, a->model, ModelArg::Name)->description("Registry name of the architecture, over the preset's (`leanseg info` lists them)");
   cmd->add_option("--model-options", a->model_options, "JSON object of model options over the model's defaults "
@@ -211,6 +215,11 @@ void add_train(CLI::App& app) {
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Images per optimizer step (per process with --nproc)")->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
+  cmd->add_option("--resize", a->resize,
+                  "Whole-image resizing: stretch (each axis to the input size) or letterbox (keep the aspect ratio, "
+                  "pad with zeros); recorded in the model, so eval/predict/leanseg-infer do the same and crop the "
+                  "padding before resizing predictions back")
+      ->check(CLI::IsMember({"stretch", "letterbox"}));
   cmd->add_option("--lr", a->lr, "Initial learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--pos-weight", a->pos_weight, "BCE positive weight: a number or 'auto'");
   cmd->add_option("--num-classes", a->num_classes,

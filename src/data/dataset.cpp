@@ -19,7 +19,7 @@ std::string detect_dataset_kind(const std::string& dir) {
 }
 
 Dataset read_dataset(const std::string& dir, const std::string& kind, const std::vector<std::string>& channels,
-                     int num_classes) {
+                     int num_classes, const ImageReadOptions& read) {
   const std::string k = kind == "auto" ? detect_dataset_kind(dir) : kind;
   require(k == "folder" || num_classes == 0 || num_classes == 2,
           "'" + dir + "' is a " + k + " dataset, whose masks are binary (2 classes); " + std::to_string(num_classes) +
@@ -37,7 +37,7 @@ Dataset read_dataset(const std::string& dir, const std::string& kind, const std:
     check_channels({"gray"});  // before the slow read
     return read_hc18(dir);
   }
-  Dataset d = read_folder(dir, num_classes);
+  Dataset d = read_folder(dir, num_classes, read);
   check_channels(d.channels);
   return d;
 }

@@ -69,19 +69,27 @@ struct RawPair {
   cv::Mat image, mask;
 };
 
-RawPair read_pair(const std::string& image_path, const std::string& mask_path) {
+RawPair read_pair(const std::string& image_path, const std::string& mask_path, const ImageReadOptions& read) {
   RawPair p;
-  p.image = read_raw_image(image_path, "image");
+  p.image = read_raw_image(image_path, "image", read);
   require(is_file(mask_path), "mask '" + mask_path + "' is missing for image '" + image_path + "'");
-  p.mask = read_raw_image(mask_path, "mask");
+  // A mask is one plane: the image's page when the mask is a stack too, else its only page.
+  ImageReadOptions mask_read;
+  if (is_tiff_path(mask_path) && tiff_page_count(mask_path, "mask") > 1) mask_read.page = read.page;
+  p.mask = read_raw_image(mask_path, "mask", mask_read);
   require(p.mask.size() == p.image.size(), "mask '" + mask_path + "' is " + size_text(p.mask) +
                                                " but its image '" + image_path + "' is " + size_text(p.image));
   return p;
 }
 
+// 255 for 8-bit, 65535 for 16-bit, 1 for float images (mapped by float_to_unit).
+double folder_max_value(const cv::Mat& raw, const std::string& path) {
+  return raw.depth() == CV_32F ? 1.0 : type_max_value(raw, path);
+}
+
 }  // namespace
 
-Dataset read_folder(const std::string& dir, int num_classes) {
+Dataset read_folder(const std::string& dir, int num_classes, const ImageReadOptions& read) {
   require(num_classes == 0 || (num_classes >= 2 && num_classes <= kMaxClasses),
           "number of classes must be in [2, " + std::to_string(kMaxClasses) + "] (0: from the masks), got " +
               std::to_string(num_classes));
@@ -101,7 +109,7 @@ Dataset read_folder(const std::string& dir, int num_classes) {
 
   std::vector<RawPair> raws(image_files.size());
   parallel_for_index(image_files.size(), [&](size_t i) {
-    raws[i] = read_pair(image_files[i], mask_path_for(mask_dir, file_stem(image_files[i])));
+    raws[i] = read_pair(image_files[i], mask_path_for(mask_dir, file_stem(image_files[i])), read);
   });
   std::vector<std::string> mask_paths;
   for (const auto& f : image_files) mask_paths.push_back(mask_path_for(mask_dir, file_stem(f)));
@@ -115,15 +123,20 @@ Dataset read_folder(const std::string& dir, int num_classes) {
   d.kind = "folder";
   d.num_classes = num_classes;
   d.channels = channels_for(raws[0].image);
-  d.max_value = type_max_value(raws[0].image, image_files[0]);
+  d.max_value = folder_max_value(raws[0].image, image_files[0]);
+  if (raws[0].image.depth() == CV_32F) d.intensity_range = read.intensity_range;
   bool any_foreground = false;
   for (size_t i = 0; i < raws.size(); ++i) {
     const std::string& path = image_files[i];
-    require(type_max_value(raws[i].image, path) == d.max_value,
+    require(raws[i].image.depth() == raws[0].image.depth() && folder_max_value(raws[i].image, path) == d.max_value,
             "image '" + path + "' has a different bit depth from '" + image_files[0] +
-                "'; all images of a folder dataset must be 8-bit or all 16-bit");
+                "'; all images of a folder dataset must be 8-bit, all 16-bit or all 32-bit float");
     std::vector<cv::Mat> planes;
-    for (const auto& c : d.channels) planes.push_back(scale_to_unit(raw_channel(raws[i].image, c, path), d.max_value));
+    for (const auto& c : d.channels) {
+      const cv::Mat plane = raw_channel(raws[i].image, c, path);
+      planes.push_back(plane.depth() == CV_32F ? float_to_unit(plane, read.intensity_range, path)
+                                               : scale_to_unit(plane, d.max_value));
+    }
     Sample s;
     s.id = s.group = file_stem(path);
     s.image_path = path;

@@ -1,4 +1,6 @@
 // Resizing, padding and cropping shared by training and inference.
+#include <algorithm>
+#include <cmath>
 #include <opencv2/imgproc.hpp>
 
 #include "leanseg/data.h"
@@ -36,6 +38,43 @@ cv::Mat resize_image(const cv::Mat& image, int height, int width) {
   const bool shrinking = height <= image.rows && width <= image.cols;
   cv::Mat out;
   cv::resize(image, out, cv::Size(width, height), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+Letterbox letterbox_geometry(int rows, int cols, int height, int width) {
+  require(rows > 0 && cols > 0 && height > 0 && width > 0, "letterbox: sizes must be positive, got " +
+                                                               std::to_string(cols) + "x" + std::to_string(rows) + " to " +
+                                                               std::to_string(width) + "x" + std::to_string(height));
+  const double scale = std::min(static_cast<double>(height) / rows, static_cast<double>(width) / cols);
+  const int h = std::clamp(static_cast<int>(std::lround(rows * scale)), 1, height);
+  const int w = std::clamp(static_cast<int>(std::lround(cols * scale)), 1, width);
+  return {cv::Rect((width - w) / 2, (height - h) / 2, w, h), height, width};
+}
+
+namespace {
+cv::Mat place_on_canvas(const cv::Mat& scaled, const Letterbox& box) {
+  cv::Mat canvas = cv::Mat::zeros(box.height, box.width, scaled.type());
+  scaled.copyTo(canvas(box.content));
+  return canvas;
+}
+}  // namespace
+
+cv::Mat letterbox_image(const cv::Mat& image, int height, int width) {
+  check_target(image, height, width, "letterbox_image");
+  const Letterbox box = letterbox_geometry(image.rows, image.cols, height, width);
+  return place_on_canvas(resize_image(image, box.content.height, box.content.width), box);
+}
+
+cv::Mat letterbox_mask(const cv::Mat& mask, int height, int width) {
+  check_target(mask, height, width, "letterbox_mask");
+  const Letterbox box = letterbox_geometry(mask.rows, mask.cols, height, width);
+  return place_on_canvas(resize_mask(mask, box.content.height, box.content.width), box);
+}
+
+cv::Mat unletterbox(const cv::Mat& canvas_output, cv::Size original) {
+  const Letterbox box = letterbox_geometry(original.height, original.width, canvas_output.rows, canvas_output.cols);
+  cv::Mat out;
+  cv::resize(canvas_output(box.content), out, original, 0, 0, cv::INTER_LINEAR);
   return out;
 }
 

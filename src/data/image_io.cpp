@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
@@ -16,9 +18,14 @@ namespace leanseg {
 namespace data_detail {
 namespace fs = std::filesystem;
 
-cv::Mat read_raw_image(const std::string& path, const std::string& role) {
-  require(is_file(path), role + " '" + path + "' does not exist");
-  if (is_dicom_path(path)) return read_dicom_image(path, role);
+bool is_tiff_path(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".tif" || ext == ".tiff";
+}
+
+namespace {
+cv::Mat read_with_opencv(const std::string& path, const std::string& role) {
   cv::Mat raw;
   try {
     raw = cv::imread(path, cv::IMREAD_UNCHANGED);
@@ -27,15 +34,35 @@ cv::Mat read_raw_image(const std::string& path, const std::string& role) {
   }
   // imread reports truncated or garbled files by returning an empty matrix.
   require(!raw.empty(), role + " '" + path + "' cannot be decoded (corrupt, truncated or unsupported file)");
-  // imread gives the first page of a multi-page TIFF: the others would be ignored without a word.
-  size_t pages = 1;
-  try {
-    pages = cv::imcount(path, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception&) {
-  }
-  require(pages <= 1, role + " '" + path + "' has " + std::to_string(pages) +
-                          " pages; leanseg reads single-page images (save the page you mean as a file of its own)");
   return raw;
+}
+}  // namespace
+
+cv::Mat read_raw_image(const std::string& path, const std::string& role, const ImageReadOptions& read) {
+  require(is_file(path), role + " '" + path + "' does not exist");
+  if (is_tiff_path(path)) return read_tiff_image(path, role, read, [&] { return read_with_opencv(path, role); });
+  require(read.page <= 0, role + " '" + path + "' has one page; --page " + std::to_string(read.page) +
+                              " applies to multi-page TIFFs");
+  if (is_dicom_path(path)) return pick_channel(read_dicom_image(path, role), read.channel, true, path);
+  return pick_channel(read_with_opencv(path, role), read.channel, true, path);
+}
+
+cv::Mat float_to_unit(const cv::Mat& plane, const std::vector<double>& range, const std::string& path) {
+  double lo = 0, hi = 0;
+  if (range.size() == 2) {
+    lo = range[0], hi = range[1];
+  } else {
+    cv::minMaxLoc(plane, &lo, &hi);
+    char note[160];
+    std::snprintf(note, sizeof note, "%.6g..%.6g", lo, hi);
+    warn("image '" + path + "' has float pixels; mapped by its own range " + note +
+         " to [0, 1] (--intensity-range LO,HI sets a fixed one)");
+  }
+  cv::Mat out;
+  plane.convertTo(out, CV_32F, hi > lo ? 1.0 / (hi - lo) : 0.0, hi > lo ? -lo / (hi - lo) : 0.0);
+  cv::min(out, 1.0, out);
+  cv::max(out, 0.0, out);
+  return out;
 }
 
 cv::Mat raw_channel(const cv::Mat& raw, const std::string& channel, const std::string& path) {
@@ -93,8 +120,8 @@ double type_max_value(const cv::Mat& raw, const std::string& path) {
   if (raw.depth() == CV_8U) return 255;
   if (raw.depth() == CV_16U) return 65535;
   throw Error("image '" + path + "' has " + depth_name(raw.depth()) +
-              " pixels; leanseg reads 8- and 16-bit unsigned integer images, whose range is known (convert it, "
-              "e.g. to 16-bit; a model with min-max intensity scaling also takes float images)");
+              " pixels; leanseg reads 8- and 16-bit unsigned integer images and 32-bit float TIFFs (convert it, "
+              "e.g. to 16-bit)");
 }
 
 double unit_scale_max(const cv::Mat& raw, double max_value, const std::string& path) {
@@ -196,7 +223,7 @@ void warn(const std::string& message) { std::cerr << "leanseg: warning: " + mess
 }  // namespace data_detail
 
 cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vector<std::string>& channels,
-                         const std::string& intensity, double max_value) {
+                         const std::string& intensity, double max_value, const ImageReadOptions& read) {
   using namespace data_detail;
   require(!paths.empty(), "read_input_image: no input file given");
   require(!channels.empty(), "read_input_image: no input channels given");
@@ -209,7 +236,7 @@ cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vecto
           "read_input_image: max_value must be positive, got " + std::to_string(max_value));
 
   std::vector<cv::Mat> raws;
-  for (const auto& p : paths) raws.push_back(read_raw_image(p, "input image"));
+  for (const auto& p : paths) raws.push_back(read_raw_image(p, "input image", read));
   std::vector<cv::Mat> planes;
   for (size_t c = 0; c < channels.size(); ++c) {
     const size_t source = paths.size() == 1 ? 0 : c;
@@ -218,7 +245,9 @@ cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vecto
                                                 std::to_string(plane.cols) + "x" + std::to_string(plane.rows) +
                                                 " but '" + paths[0] + "' is " + std::to_string(raws[0].cols) +
                                                 "x" + std::to_string(raws[0].rows));
-    if (intensity == "max") {
+    if (plane.depth() == CV_32F && intensity == "max") {
+      planes.push_back(float_to_unit(plane, read.intensity_range, paths[source]));
+    } else if (intensity == "max") {
       planes.push_back(scale_to_unit(plane, unit_scale_max(plane, max_value, paths[source])));
     } else {
       // Each channel comes from its own source (e.g. two microscope channels), so each is
@@ -233,6 +262,19 @@ cv::Mat read_input_image(const std::vector<std::string>& paths, const std::vecto
   cv::Mat out;
   cv::merge(planes, out);
   return out;
+}
+
+std::vector<double> parse_intensity_range(const std::string& text, const std::string& option) {
+  const size_t comma = text.find(',');
+  try {
+    size_t used_lo = 0, used_hi = 0;
+    const std::string lo_text = text.substr(0, comma), hi_text = comma == std::string::npos ? "" : text.substr(comma + 1);
+    const double lo = std::stod(lo_text, &used_lo), hi = std::stod(hi_text, &used_hi);
+    if (used_lo == lo_text.size() && used_hi == hi_text.size() && std::isfinite(lo) && std::isfinite(hi) && lo < hi)
+      return {lo, hi};
+  } catch (const std::exception&) {
+  }
+  throw Error(option + ": expected LO,HI with LO < HI (the float values that map to 0 and 1), got '" + text + "'");
 }
 
 }  // namespace leanseg

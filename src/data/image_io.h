@@ -1,16 +1,34 @@
 // Image-file helpers shared by the dataset readers (internal to src/data).
 #pragma once
+#include <functional>
 #include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
+#include "leanseg/data.h"
+
 namespace leanseg::data_detail {
 
 // Reads an image exactly as stored (depth and channel count kept): the one loader of the
-// dataset readers and of prediction (read_input_image). Throws Error naming the file when it
-// does not exist, cannot be decoded or has more than one page (a multi-page TIFF). `role`
-// ("image", "annotation", ...) makes the message say which input is wrong.
-cv::Mat read_raw_image(const std::string& path, const std::string& role);
+// dataset readers and of prediction (read_input_image). TIFFs go through read_tiff_image
+// (`read` chooses the page and channel); for other files a page > 0 is refused and a channel is
+// picked from the decoded image. Throws Error naming the file when it does not exist or cannot be
+// decoded. `role` ("image", "annotation", ...) makes the message say which input is wrong.
+cv::Mat read_raw_image(const std::string& path, const std::string& role, const ImageReadOptions& read = {});
+
+bool is_tiff_path(const std::string& path);
+// tiff_image.cpp (libtiff): the page count; the chosen page and channel of a TIFF, decoded by
+// libtiff for multi-page, multi-channel (non-colour) and float files, by `read_with_opencv` for
+// plain single-page grey/colour ones (as before). Colour comes as B, G, R (, A) like imread.
+size_t tiff_page_count(const std::string& path, const std::string& role);
+cv::Mat read_tiff_image(const std::string& path, const std::string& role, const ImageReadOptions& read,
+                        const std::function<cv::Mat()>& read_with_opencv);
+// Sample `channel` (file order; -1: the whole image) of `raw`; bgr_order: `raw` holds colour as
+// OpenCV's B, G, R. Throws Error naming the file for a channel out of range.
+cv::Mat pick_channel(const cv::Mat& raw, int channel, bool bgr_order, const std::string& path);
+// A float plane mapped to [0, 1]: lo -> 0, hi -> 1 (clamped) for range {lo, hi}; with no range,
+// the plane's own min..max, with a note naming the file and the range used.
+cv::Mat float_to_unit(const cv::Mat& plane, const std::vector<double>& range, const std::string& path);
 
 // One channel of a raw image as stored (same depth): "gray" converts colour to grey, "r"/"g"/"b"
 // pick a colour channel, "w1"/"w2" expect a grey image. A grey image (with or without alpha)

@@ -15,12 +15,6 @@
 namespace leanseg {
 namespace {
 
-bool is_tiff_path(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".tif" || ext == ".tiff";
-}
-
 // PhysicalSizeX of the OME-XML's Pixels element, in mm (its unit attribute, default µm); 0
 // when the description is no OME-XML or has no size.
 double ome_physical_size_x_mm(const std::string& xml) {
@@ -61,7 +55,7 @@ double tiff_pixel_size_mm(const std::string& path) {
 
 double image_pixel_size_mm(const std::string& path) {
   if (data_detail::is_dicom_path(path)) return data_detail::dicom_pixel_size_mm(path);
-  if (is_tiff_path(path)) return tiff_pixel_size_mm(path);
+  if (data_detail::is_tiff_path(path)) return tiff_pixel_size_mm(path);  // OME-XML sits in the first page
   return 0;
 }
 

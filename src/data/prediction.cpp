@@ -72,6 +72,8 @@ bool is_image_file(const fs::path& p) {
 
 cv::Mat predict_probability_with(const Preprocessing& pre, int size_divisor, const cv::Mat& image01,
                                  const ProbabilityFn& run) {
+  if (pre.mode == "resize" && pre.resize == "letterbox")
+    return unletterbox(run(letterbox_image(image01, pre.input_height, pre.input_width)), image01.size());
   if (pre.mode == "resize") {
     cv::Mat prob = run(resize_image(image01, pre.input_height, pre.input_width));
     cv::Mat full;

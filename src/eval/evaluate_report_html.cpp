@@ -1,13 +1,22 @@
 // report.html of `leanseg eval`: one file a user opens in any browser (or mails) with the scores
 // and the worst cases to look at. Everything is inline (CSS, a few lines of script for sorting,
 // PNGs as data: URLs), so the page works offline and from any folder.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <functional>
+#include <iostream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
+#include "leanseg/error.h"
 #include "leanseg/evaluate.h"
+#include "leanseg/fs.h"
+#include "leanseg/plot.h"
 #include "leanseg/prediction.h"
 
 namespace leanseg {
@@ -85,10 +94,97 @@ rows.forEach(r=>b.appendChild(r));t.dataset.col=col;t.dataset.dir=asc?'asc':'des
 </script>
 )";
 
+// A gnuplot PNG (plot.h, the trainer's curves.png renderer) as the bytes of a data: URL.
+std::string plot_base64(const PlotSpec& spec) {
+  static std::atomic<int> counter{0};
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("leanseg_report_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".png"))
+                               .string();
+  plot_png(spec, path);
+  std::vector<unsigned char> bytes;
+  try {
+    bytes = read_file_bytes(path);
+  } catch (...) {
+    std::filesystem::remove(path);
+    throw;
+  }
+  std::filesystem::remove(path);
+  return base64(bytes);
+}
+
+PlotSpec dice_distribution_plot(const EvalReport& rep) {
+  PlotSpec spec;
+  spec.title = "Dice per image, sorted (" + std::to_string(rep.images.size()) + " images)";
+  spec.xlabel = "fraction of images";
+  spec.ylabel = "Dice";
+  spec.width = 640, spec.height = 400;
+  std::vector<double> dice;
+  for (const ImageScore& s : rep.images) dice.push_back(s.dice);
+  std::sort(dice.begin(), dice.end());
+  Series s{"Dice", {}, {}};
+  for (size_t i = 0; i < dice.size(); ++i) {
+    s.x.push_back(dice.size() == 1 ? 0.0 : static_cast<double>(i) / (dice.size() - 1));
+    s.y.push_back(dice[i]);
+  }
+  spec.series = {s};
+  return spec;
+}
+
+// Loss and validation Dice per epoch from a run's metrics.json (written by the trainer).
+PlotSpec training_curves_plot(const std::string& metrics_path) {
+  const auto bytes = read_file_bytes(metrics_path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(bytes.begin(), bytes.end());
+  } catch (const std::exception& e) {
+    throw Error("training metrics '" + metrics_path + "' is not valid JSON: " + e.what());
+  }
+  require(j.is_array() && !j.empty(), "training metrics '" + metrics_path + "' holds no epochs");
+  Series tl{"train loss", {}, {}}, vl{"val loss", {}, {}}, vd{"val Dice", {}, {}};
+  for (const auto& e : j) {
+    require(e.is_object() && e.contains("epoch") && e["epoch"].is_number(),
+            "training metrics '" + metrics_path + "': an entry has no epoch number");
+    auto value = [&](const char* key) { return e.contains(key) && e[key].is_number() ? e[key].get<double>() : NAN; };
+    for (Series* s : {&tl, &vl, &vd}) s->x.push_back(value("epoch"));
+    tl.y.push_back(value("train_loss")), vl.y.push_back(value("val_loss")), vd.y.push_back(value("val_dice"));
+  }
+  PlotSpec spec;
+  spec.title = "training curves (" + std::to_string(j.size()) + (j.size() == 1 ? " epoch)" : " epochs)");
+  spec.xlabel = "epoch";
+  spec.ylabel = "loss / Dice";
+  spec.width = 640, spec.height = 400;
+  spec.series = {tl, vl, vd};
+  return spec;
+}
+
+void curves_section(std::ostringstream& h, const EvalReport& rep, const std::string& training_metrics) {
+  h << "<section id=\"curves\"><h2>Curves</h2>\n";
+  if (!gnuplot_available()) {
+    h << "<p>gnuplot is not installed: no curves (apt-get install gnuplot-nox).</p></section>\n";
+    return;
+  }
+  std::vector<std::pair<std::string, std::function<PlotSpec()>>> plots;
+  if (!rep.images.empty()) plots.emplace_back("dice-distribution", [&] { return dice_distribution_plot(rep); });
+  if (!training_metrics.empty()) plots.emplace_back("training-curves", [&] { return training_curves_plot(training_metrics); });
+  for (const auto& [id, make] : plots) {
+    try {
+      const PlotSpec spec = make();
+      h << "<figure class=\"curve\" id=\"" << id << "\"><img alt=\"" << escape(spec.title)
+        << "\" src=\"data:image/png;base64," << plot_base64(spec) << "\"><figcaption>" << escape(spec.title)
+        << "</figcaption></figure>\n";
+    } catch (const Error& e) {  // the scores are still worth the page
+      std::cerr << "leanseg: warning: report: " << e.what() << "\n";
+      h << "<p>" << escape(id) << ": not drawn (" << escape(e.what()) << ")</p>\n";
+    }
+  }
+  h << "</section>\n";
+}
+
 }  // namespace
 
 std::string evaluation_report_html(const EvalReport& rep, const Dataset& data, const std::vector<size_t>& indices,
-                                   const Predictor& predictor, const std::string& title, int gallery_size) {
+                                   const Predictor& predictor, const std::string& title, int gallery_size,
+                                   const std::string& training_metrics) {
   std::vector<size_t> order(rep.images.size());  // worst Dice first
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rep.images[a].dice < rep.images[b].dice; });
@@ -109,6 +205,7 @@ std::string evaluation_report_html(const EvalReport& rep, const Dataset& data, c
   row("latency per image median / p90 (ms)", fixed(rep.latency_median_ms, 1) + " / " + fixed(rep.latency_p90_ms, 1));
   row("test-time mirroring, post-processing", escape(rep.tta) + ", " + escape(rep.postprocess));
   h << "</table></section>\n";
+  curves_section(h, rep, training_metrics);
 
   h << "<section><h2>Per image</h2><p>Click a column to sort.</p><table id=\"images\" data-col=\"1\" data-dir=\"asc\"><thead><tr>";
   std::vector<std::string> cols = {"image", "Dice", "IoU", "HD95 (" + unit + ")", "ASSD (" + unit + ")"};

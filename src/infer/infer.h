@@ -17,6 +17,8 @@ struct Options {
   std::string postprocess = "none";  // mask post-processing: none, largest or ellipse (prediction.h)
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;
+  int page = -1, channel = -1;      // multi-page / multi-channel TIFFs (data.h ImageReadOptions)
+  std::string intensity_range;      // "LO,HI" for float TIFFs; default: the model's, else each image's min..max
   double pixel_size = 0;            // mm per pixel: report the head circumference (fitted ellipse) in mm
   bool skip_errors = false;         // a folder run reports and skips images that fail
   std::string shard;                // "I/N": this job's share of the images (data/shard.h)

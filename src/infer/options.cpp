@@ -27,6 +27,15 @@ Given add_options(CLI::App& app, Options& o) {
   g.pixel_size = app.add_option("--pixel-size", o.pixel_size,
                                 "mm per pixel: report the head circumference (the ellipse fitted to the mask) in mm")
                      ->check(CLI::PositiveNumber);
+  g.page = app.add_option("--page", o.page, "Page of multi-page TIFFs, from 0 (default 0, with a warning)")
+               ->check(CLI::NonNegativeNumber);
+  g.channel = app.add_option("--channel", o.channel,
+                             "Channel (sample) of multi-channel TIFFs, from 0 in file order; required for TIFFs with "
+                             "several non-colour channels")
+                  ->check(CLI::NonNegativeNumber);
+  g.intensity_range = app.add_option("--intensity-range", o.intensity_range,
+                                     "LO,HI: float TIFF pixels map LO -> 0 and HI -> 1 (clamped); default the model's "
+                                     "recorded range, else each image's own min..max");
   app.add_flag("--skip-errors", o.skip_errors,
                "Report an image that fails (file and reason) and go on with the others; exits 1 if any failed");
   app.add_option("--shard", o.shard,
@@ -49,9 +58,10 @@ Given add_options(CLI::App& app, Options& o) {
 void check_mode_options(const Options& o, const Given& g) {
   if (o.bench) {
     require_usage(!o.overlay && !o.skip_errors && g.out->count() == 0 && g.tta->count() == 0 &&
-                               g.postprocess->count() == 0 && g.pixel_size->count() == 0 && o.shard.empty() && !o.skip_existing,
-                           "--out, --overlay, --skip-errors, --pixel-size, --shard, --skip-existing, --tta and --postprocess apply "
-                           "to segmentation, not --bench");
+                      g.postprocess->count() == 0 && g.pixel_size->count() == 0 && o.shard.empty() && !o.skip_existing &&
+                      g.page->count() == 0 && g.channel->count() == 0 && g.intensity_range->count() == 0,
+                  "--out, --overlay, --skip-errors, --pixel-size, --page, --channel, --intensity-range, --shard, "
+                  "--skip-existing, --tta and --postprocess apply to segmentation, not --bench");
   } else {
     require_usage(!o.images.empty(), "no input images (give image files, folders, or --bench)");
     require_usage(!o.out.empty(), "--out is required to segment images");

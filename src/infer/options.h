@@ -9,7 +9,7 @@ namespace leanseg::infer {
 
 // The options whose presence check_mode_options looks at.
 struct Given {
-  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch, *pixel_size;
+  CLI::Option *out, *runs, *warmup, *tta, *postprocess, *batch, *pixel_size, *page, *channel, *intensity_range;
 };
 Given add_options(CLI::App& app, Options& o);
 // Options of the other mode (segmentation or --bench) are refused rather than silently ignored:

@@ -33,7 +33,11 @@ struct ImageResult {
 // Segments one image; every output is encoded in memory first, so a failure leaves no files.
 ImageResult segment_one(runtime::Engine& engine, const Preprocessing& pre, int divisor,
                         const std::vector<std::string>& job, const Options& o) {
-  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value);
+  ImageReadOptions read;
+  read.page = o.page, read.channel = o.channel;
+  read.intensity_range =
+      o.intensity_range.empty() ? pre.intensity_range : parse_intensity_range(o.intensity_range, "--intensity-range");
+  const cv::Mat image = read_input_image(job_files(job, pre.channels.size()), pre.channels, pre.intensity, pre.max_value, read);
   const auto start = Clock::now();
   const ProbabilityFn network = mirrored_probability_fn(engine_probability_fn(engine, pre), o.tta);
   const cv::Mat prob = predict_probability_with(pre, divisor, image, network);

@@ -1,5 +1,7 @@
 #include "leanseg/preprocessing.h"
 
+#include <cmath>
+
 #include "leanseg/error.h"
 #include "leanseg/limits.h"
 
@@ -28,9 +30,12 @@ T field(const nlohmann::json& j, const char* key, const T& fallback, const std::
 }  // namespace
 
 nlohmann::json Preprocessing::to_json() const {
-  return {{"channels", channels}, {"intensity", intensity}, {"max_value", max_value}, {"mean", mean},
-          {"std", std}, {"input_height", input_height}, {"input_width", input_width}, {"mode", mode},
-          {"threshold", threshold}};
+  nlohmann::json j = {{"channels", channels}, {"intensity", intensity}, {"max_value", max_value}, {"mean", mean},
+                      {"std", std}, {"input_height", input_height}, {"input_width", input_width}, {"mode", mode},
+                      {"threshold", threshold}};
+  if (!intensity_range.empty()) j["intensity_range"] = intensity_range;
+  if (resize != "stretch") j["resize"] = resize;
+  return j;
 }
 
 Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::string& where) {
@@ -45,6 +50,12 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::strin
   p.input_width = int_field(j, "input_width", p.input_width, where);
   p.mode = field(j, "mode", p.mode, where);
   p.threshold = field(j, "threshold", p.threshold, where);
+  p.intensity_range = field(j, "intensity_range", p.intensity_range, where);
+  p.resize = field(j, "resize", p.resize, where);
+  require(p.resize == "stretch" || p.resize == "letterbox", where + ": resize must be stretch or letterbox");
+  require(p.intensity_range.empty() || (p.intensity_range.size() == 2 && std::isfinite(p.intensity_range[0]) &&
+                                        std::isfinite(p.intensity_range[1]) && p.intensity_range[0] < p.intensity_range[1]),
+          where + ": intensity_range must be [lo, hi] with lo < hi");
   require(!p.channels.empty(), where + ": preprocessing lists no input channels");
   for (const auto& c : p.channels)
     require(c == "gray" || c == "w1" || c == "w2" || c == "r" || c == "g" || c == "b",

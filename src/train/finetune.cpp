@@ -28,11 +28,13 @@ TrainOptions finetune_options(const LoadedModel& m, int epochs) {
   o.model_options = m.model->config().options;
   // Without provenance: the input pipeline the model file declares.
   o.input_mode = m.preprocessing.mode == "resize" ? "resize" : "crop";
+  o.resize = m.preprocessing.resize;
   o.input_size = round_up_to_32(m.preprocessing.input_height);
   o.intensity = m.preprocessing.intensity;
   const auto t = m.extra.is_object() ? m.extra.value("train_options", nlohmann::json::object()) : nlohmann::json::object();
   if (t.is_object()) {
     take(t, "input_mode", o.input_mode);
+    take(t, "resize", o.resize);
     take(t, "input_size", o.input_size);
     take(t, "crop_foreground_p", o.crop_foreground_p);
     take(t, "crops_per_image", o.crops_per_image);

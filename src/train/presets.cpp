@@ -23,6 +23,7 @@ nlohmann::json TrainOptions::to_json() const {
   if (prune_target > 0) j["gradual_pruning"] = {{"target", prune_target}, {"epochs", prune_epochs}};
   if (num_classes != 0) j["num_classes"] = num_classes;  // absent: from the data (binary runs as before)
   if (!loss.class_weights.empty()) j["class_weights"] = loss.class_weights;
+  if (resize != "stretch") j["resize"] = resize;  // absent: stretch (runs and checkpoints as before)
   return j;
 }
 

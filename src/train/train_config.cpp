@@ -181,6 +181,7 @@ const std::map<std::string, Setter>& top_level_keys() {
        }},
       {"encoder_weights", [](const json& v, const Where& w, TrainOptions& o) { o.encoder_weights = path_from(v, w); }},
       {"input_mode", [](const json& v, const Where& w, TrainOptions& o) { o.input_mode = choice(v, w, {"resize", "crop"}); }},
+      {"resize", [](const json& v, const Where& w, TrainOptions& o) { o.resize = choice(v, w, {"stretch", "letterbox"}); }},
       {"input_size",
        [](const json& v, const Where& w, TrainOptions& o) {
          o.input_size = integer(v, w, 32, 8192);
@@ -314,6 +315,7 @@ nlohmann::json train_config_json(const TrainOptions& o) {
             {"model_options", o.model_options},
             {"encoder_weights", o.encoder_weights},
             {"input_mode", o.input_mode},
+            {"resize", o.resize},
             {"input_size", o.input_size},
             {"crop_foreground_p", o.crop_foreground_p},
             {"crops_per_image", o.crops_per_image},

@@ -113,7 +113,10 @@ TrainingSet prepare_training_set(const Dataset& d, const std::vector<size_t>& id
   TrainingSet set;
   for (size_t i : idx) {
     const auto& s = d.samples[i];
-    if (o.input_mode == "resize") {
+    if (o.input_mode == "resize" && o.resize == "letterbox") {
+      set.images.push_back(letterbox_image(s.image, o.input_size, o.input_size));
+      set.masks.push_back(letterbox_mask(s.mask, o.input_size, o.input_size));
+    } else if (o.input_mode == "resize") {
       set.images.push_back(resize_image(s.image, o.input_size, o.input_size));
       set.masks.push_back(resize_mask(s.mask, o.input_size, o.input_size));
     } else {
@@ -314,6 +317,9 @@ std::vector<EpochMetrics> history_from_json(const nlohmann::json& j) {
 void check_options(const TrainOptions& o) {
   require(!o.out_dir.empty(), "train: --out is required");
   require(o.input_mode == "resize" || o.input_mode == "crop", "train: input mode must be resize or crop");
+  require(o.resize == "stretch" || o.resize == "letterbox", "train: --resize must be stretch or letterbox");
+  require(o.resize == "stretch" || o.input_mode == "resize",
+          "train: --resize letterbox applies to whole-image resizing (input mode resize), not to crops");
   require(o.input_size >= 32 && o.input_size % 32 == 0, "train: --input-size must be a positive multiple of 32, got " + std::to_string(o.input_size));
   require(o.batch_size >= 1, "train: --batch-size must be >= 1");
   require(o.epochs >= 1, "train: --epochs must be >= 1");
@@ -368,8 +374,10 @@ Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data) {
   p.channels = data.channels;
   p.intensity = o.intensity;
   p.max_value = data.max_value;
+  p.intensity_range = data.intensity_range;
   p.input_height = p.input_width = o.input_size;
   p.mode = o.input_mode == "resize" ? "resize" : "pad";
+  if (o.input_mode == "resize") p.resize = o.resize;
   return p;
 }
 

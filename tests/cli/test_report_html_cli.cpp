@@ -10,6 +10,7 @@
 
 #include "leanseg/fs.h"
 #include "leanseg/model_file.h"
+#include "leanseg/plot.h"
 #include "model_test_util.h"
 
 namespace leanseg {
@@ -58,6 +59,28 @@ void write_case(const test::TempDir& dir) {
   save_model(dir.file("m.safetensors"), model, pre);
 }
 
+// A run's metrics.json (as the trainer writes it) beside DIR/m.safetensors: three epochs.
+void write_metrics(const test::TempDir& dir) {
+  std::ofstream(dir.file("metrics.json")) << R"([
+  {"epoch": 1, "train_loss": 0.9, "val_loss": 0.8, "val_dice": 0.3, "val_iou": 0.2, "lr": 0.001, "seconds": 1},
+  {"epoch": 2, "train_loss": 0.6, "val_loss": 0.5, "val_dice": 0.6, "val_iou": 0.4, "lr": 0.001, "seconds": 2},
+  {"epoch": 3, "train_loss": 0.4, "val_loss": 0.45, "val_dice": 0.7, "val_iou": 0.5, "lr": 0.0005, "seconds": 3}
+])";
+}
+
+// The PNG inlined in the <figure id="ID"> of the page; empty when there is none. (Found with
+// find, not std::regex: libstdc++'s regex recurses per character of a 30 kB base64 run.)
+cv::Mat curve_png(const std::string& html, const std::string& id) {
+  const std::string head = "<figure class=\"curve\" id=\"" + id + "\"><img alt=\"";
+  const size_t figure = html.find(head);
+  if (figure == std::string::npos) return {};
+  const std::string data = "src=\"data:image/png;base64,";
+  const size_t begin = html.find(data, figure);
+  if (begin == std::string::npos) return {};
+  const size_t end = html.find('"', begin + data.size());
+  return cv::imdecode(unbase64(html.substr(begin + data.size(), end - begin - data.size())), cv::IMREAD_COLOR);
+}
+
 TEST(Cli, EvalReportHtmlIsSelfContainedWithTheWorstImagesFirst) {
   test::TempDir dir;
   write_case(dir);
@@ -79,8 +102,8 @@ TEST(Cli, EvalReportHtmlIsSelfContainedWithTheWorstImagesFirst) {
   for (std::sregex_iterator it(html.begin(), html.end(), caption), end; it != end; ++it) ids.push_back((*it)[1]);
   ASSERT_EQ(ids.size(), 4u);
   for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], by_dice[i].second) << i;
-  // Each inlined image is a PNG of the image's size.
-  const std::regex png("src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"");
+  // Each gallery image is a PNG of the image's size.
+  const std::regex png("<figure class=\"overlay\"><img alt=\"[^\"]*\" src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"");
   int images = 0;
   for (std::sregex_iterator it(html.begin(), html.end(), png), end; it != end; ++it, ++images) {
     const cv::Mat m = cv::imdecode(unbase64((*it)[1]), cv::IMREAD_COLOR);
@@ -92,6 +115,34 @@ TEST(Cli, EvalReportHtmlIsSelfContainedWithTheWorstImagesFirst) {
   EXPECT_NE(html.find("<table id=\"images\""), std::string::npos);
   EXPECT_NE(html.find("onclick=\"sortTable(1)\">Dice</th>"), std::string::npos);
   for (const auto& [d, id] : by_dice) EXPECT_NE(html.find("<tr><td>" + id + "</td>"), std::string::npos) << id;
+  // The per-image Dice distribution, drawn by gnuplot; no training curves without a run's metrics.
+  if (!gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed: the report has no curves";
+  EXPECT_EQ(curve_png(html, "dice-distribution").size(), cv::Size(640, 400));
+  EXPECT_TRUE(curve_png(html, "training-curves").empty());
+}
+
+// A model in a run folder (its metrics.json beside it): the report draws the training curves;
+// a broken metrics.json leaves a note instead of failing the evaluation.
+TEST(Cli, EvalReportHtmlDrawsTheRunsTrainingCurves) {
+  if (!gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed: the report has no curves";
+  test::TempDir dir;
+  write_case(dir);
+  write_metrics(dir);
+  CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
+                     dir.file("report.html"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::string html = read_text(dir.file("report.html"));
+  EXPECT_EQ(curve_png(html, "training-curves").size(), cv::Size(640, 400));
+  EXPECT_NE(html.find("<figcaption>training curves (3 epochs)</figcaption>"), std::string::npos);
+  std::ofstream(dir.file("metrics.json")) << "[{\"epoch\": ";
+  r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
+              dir.file("report.html"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  html = read_text(dir.file("report.html"));
+  EXPECT_TRUE(curve_png(html, "training-curves").empty());
+  EXPECT_NE(html.find("training-curves: not drawn (training metrics '" + dir.file("metrics.json") + "' is not valid JSON"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("leanseg: warning: report: training metrics '" + dir.file("metrics.json")), std::string::npos) << r.out;
 }
 
 // Debian's chromium renders the page headless; its DOM has the gallery with every image, and
@@ -101,12 +152,17 @@ TEST(Cli, EvalReportHtmlLoadsInHeadlessChromium) {
   if (which.code != 0) GTEST_SKIP() << "chromium is not installed (apt-get install chromium): the page is not rendered";
   test::TempDir dir;
   write_case(dir);
+  write_metrics(dir);
   CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
                      dir.file("report.html"));
   ASSERT_EQ(r.code, 0) << r.out;
   // A copy that clicks "Dice" once loaded (descending: the best image first).
   std::string html = read_text(dir.file("report.html"));
-  html.replace(html.find("</body>"), 7, "<script>sortTable(1);</script></body>");
+  // It also records, once loaded, the width the browser decoded each curve PNG to (0: not decoded).
+  html.replace(html.find("</body>"), 7,
+               "<script>sortTable(1);window.addEventListener('load',()=>document.body.setAttribute('data-curve-widths',"
+               "Array.from(document.querySelectorAll('figure.curve img')).map(i=>i.naturalWidth).join(',')));"
+               "</script></body>");
   std::ofstream(dir.file("sorted.html")) << html;
   const std::string chromium = "timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir=" +
                                dir.file("profile") + " --dump-dom file://";
@@ -117,6 +173,11 @@ TEST(Cli, EvalReportHtmlLoadsInHeadlessChromium) {
   size_t figures = 0;
   for (size_t at = gallery; (at = r.out.find("<figure class=\"overlay\">", at)) != std::string::npos; ++at) ++figures;
   EXPECT_EQ(figures, 4u);
+  // The curves: the Dice distribution and the run's training curves.
+  if (gnuplot_available()) {
+    EXPECT_NE(r.out.find("<figure class=\"curve\" id=\"dice-distribution\"><img"), std::string::npos);
+    EXPECT_NE(r.out.find("<figure class=\"curve\" id=\"training-curves\"><img"), std::string::npos);
+  }
   r = test::run_command(chromium + dir.file("sorted.html") + " 2>/dev/null");
   ASSERT_EQ(r.code, 0) << r.out;
   const std::regex row("<tr><td>(im\\d)</td><td>([0-9.]+)</td>");
@@ -124,6 +185,8 @@ TEST(Cli, EvalReportHtmlLoadsInHeadlessChromium) {
   for (std::sregex_iterator it(r.out.begin(), r.out.end(), row), end; it != end; ++it) dices.push_back(std::stod((*it)[2]));
   ASSERT_EQ(dices.size(), 4u) << r.out.substr(0, 3000);
   EXPECT_TRUE(std::is_sorted(dices.rbegin(), dices.rend())) << "not sorted by Dice, descending";
+  if (gnuplot_available())
+    EXPECT_NE(r.out.find("data-curve-widths=\"640,640\""), std::string::npos) << r.out.substr(0, 600);
 }
 
 }  // namespace

@@ -87,26 +87,32 @@ TEST_F(FolderLayout, MasksWithMoreThanOneForegroundValueAreRefused) {
   EXPECT_EQ(cv::countNonZero(read_folder(root).samples[0].mask), 16);
 }
 
-// Float images have no known range: refused by the folder reader and by prediction alike.
-TEST_F(FolderLayout, FloatImagesAreRefusedNamingThePixelType) {
+// Float images (32-bit TIFF) are read by the folder reader and by prediction alike, mapped by
+// their own min..max unless a range is given (tests/data/test_tiff_pages.cpp checks the values).
+TEST_F(FolderLayout, FloatImagesAreMappedByTheirRange) {
   cv::Mat f(8, 8, CV_32FC1, cv::Scalar(0.5));
+  f.at<float>(0, 0) = 2.5f;
   ASSERT_TRUE(cv::imwrite(root + "/images/a.tif", f));
   cv::imwrite(root + "/masks/a.png", cv::Mat::ones(8, 8, CV_8UC1));
-  EXPECT_ERROR_CONTAINS(read_folder(root), "image '" + root + "/images/a.tif' has 32-bit float pixels");
-  EXPECT_ERROR_CONTAINS(read_input_image({root + "/images/a.tif"}, {"gray"}, "max", 255),
-                        "image '" + root + "/images/a.tif' has 32-bit float pixels");
-  // Min-max scaling needs no range: the float image is read as it is.
-  EXPECT_NEAR(read_input_image({root + "/images/a.tif"}, {"gray"}, "minmax", 0).at<float>(0, 0), 0.0, 1e-6);
+  EXPECT_NEAR(read_folder(root).samples[0].image.at<float>(0, 0), 1.0, 1e-6);
+  EXPECT_NEAR(read_folder(root).samples[0].image.at<float>(1, 1), 0.0, 1e-6);
+  ImageReadOptions range;
+  range.intensity_range = {0, 5};
+  EXPECT_NEAR(read_input_image({root + "/images/a.tif"}, {"gray"}, "max", 255, range).at<float>(1, 1), 0.1, 1e-6);
+  EXPECT_NEAR(read_input_image({root + "/images/a.tif"}, {"gray"}, "minmax", 0).at<float>(1, 1), 0.0, 1e-6);
 }
 
-// Multi-page TIFFs used to be read as their first page.
-TEST_F(FolderLayout, MultiPageTiffsAreRefusedByDatasetsAndPrediction) {
+// Multi-page TIFFs: page 0 unless --page says otherwise (not silently: a warning says so).
+TEST_F(FolderLayout, MultiPageTiffsReadTheChosenPage) {
   const std::string tif = root + "/images/a.tif";
   ASSERT_TRUE(cv::imwritemulti(tif, std::vector<cv::Mat>{cv::Mat(8, 8, CV_8UC1, cv::Scalar(10)),
                                                           cv::Mat(8, 8, CV_8UC1, cv::Scalar(20))}));
   cv::imwrite(root + "/masks/a.png", cv::Mat::ones(8, 8, CV_8UC1));
-  EXPECT_ERROR_CONTAINS(read_folder(root), "image '" + tif + "' has 2 pages; leanseg reads single-page images");
-  EXPECT_ERROR_CONTAINS(read_input_image({tif}, {"gray"}, "max", 255), "input image '" + tif + "' has 2 pages");
+  EXPECT_NEAR(read_folder(root).samples[0].image.at<float>(0, 0), 10 / 255.0, 1e-6);
+  ImageReadOptions page1;
+  page1.page = 1;
+  EXPECT_NEAR(read_folder(root, 0, page1).samples[0].image.at<float>(0, 0), 20 / 255.0, 1e-6);
+  EXPECT_NEAR(read_input_image({tif}, {"gray"}, "max", 255, page1).at<float>(0, 0), 20 / 255.0, 1e-6);
   cv::imwrite(tif, cv::Mat(8, 8, CV_8UC1, cv::Scalar(10)));  // one page: fine
   EXPECT_NEAR(read_input_image({tif}, {"gray"}, "max", 255).at<float>(0, 0), 10 / 255.0, 1e-6);
 }
