@@ -11,6 +11,7 @@
 
 #include "leanseg/data.h"
 #include "leanseg/model.h"
+#include "leanseg/model_file.h"
 #include "test_util.h"
 
 namespace leanseg::test {
@@ -46,6 +47,23 @@ inline SegmentationModel random_model(const std::string& name, int in_channels =
   randomize_weights(*model, 7);
   model->eval();
   return model;
+}
+
+// An untrained tiny efficient U-Net for 64x64 inputs with `classes` output classes and the given
+// whole-image resizing (stretch | letterbox), saved as a model file. `seed` > 0 randomizes its
+// weights (masks then have some foreground); 0 keeps the model's own initialisation.
+inline void save_tiny_model(const std::string& path, int classes = 2, const std::string& resize = "stretch",
+                            uint64_t seed = 3) {
+  ModelConfig cfg;
+  cfg.arch = "efficient-unet";
+  cfg.num_classes = classes;
+  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
+  Preprocessing pre;
+  pre.input_height = pre.input_width = 64;
+  pre.resize = resize;
+  auto model = create_model(cfg);
+  if (seed > 0) randomize_weights(*model, seed);
+  save_model(path, model, pre);
 }
 
 // max |Δlogit| relative to the range of the reference (LibTorch's) logits.

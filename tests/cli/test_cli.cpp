@@ -90,22 +90,12 @@ void write_disc_folder_dataset(const test::TempDir& dir) {
   }
 }
 
-// An untrained tiny efficient-unet for 64x64 inputs.
-void save_tiny_model(const std::string& path) {
-  ModelConfig cfg;
-  cfg.arch = "efficient-unet";
-  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
-  Preprocessing pre;
-  pre.input_height = pre.input_width = 64;
-  save_model(path, create_model(cfg), pre);
-}
-
 // A folder dataset with a disc per image, and an (untrained) model file: eval and predict run
 // through the whole pipeline and write what they promise.
 TEST(Cli, PredictAndEvalOnAFolderDataset) {
   test::TempDir dir;
   write_disc_folder_dataset(dir);
-  save_tiny_model(dir.file("m.safetensors"));
+  test::save_tiny_model(dir.file("m.safetensors"), 2, "stretch", 0);
 
   CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -200,7 +190,7 @@ TEST(Cli, PredictSkipErrorsAndSameStemInputs) {
   }
   std::ofstream(dir.file("in/b.png")) << "not an image";
   const std::string model = dir.file("m.safetensors");
-  save_tiny_model(model);
+  test::save_tiny_model(model, 2, "stretch", 0);
   const auto exists = [&](const std::string& f) { return std::filesystem::exists(dir.file(f)); };
 
   CliRun r = run_cli("predict --model " + model + " " + dir.file("in") + " --out " + dir.file("skip") + " --skip-errors");

@@ -21,18 +21,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(bytes.begin(), bytes.end());
 }
 
-// An untrained tiny efficient U-Net for 64x64 inputs (random weights: masks with some foreground).
-void save_tiny_model(const std::string& path) {
-  ModelConfig cfg;
-  cfg.arch = "efficient-unet";
-  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
-  Preprocessing pre;
-  pre.input_height = pre.input_width = 64;
-  auto model = create_model(cfg);
-  test::randomize_weights(*model, 3);
-  save_model(path, model, pre);
-}
-
 TEST(Cli, SynthWritesDatasetsTheReadersTake) {
   test::TempDir dir;
   CliRun r = run_cli("synth worms --out " + dir.file("worms") + " -n 3 --size 48x64 --seed 2");
@@ -62,7 +50,7 @@ TEST(Cli, PredictRunsLsrFilesAndWritesLabelTiffsAndGeoJson) {
   test::TempDir dir;
   ASSERT_EQ(run_cli("synth ultrasound --out " + dir.file("us") + " -n 3 --size 64x80").code, 0);
   const std::string images = dir.file("us/training_set");
-  save_tiny_model(dir.file("m.safetensors"));
+  test::save_tiny_model(dir.file("m.safetensors"));
   CliRun r = run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"));
   ASSERT_EQ(r.code, 0) << r.out;
   r = run_cli("predict --model " + dir.file("m.lsr") + " " + images + " --out " + dir.file("lsr") +
@@ -120,7 +108,7 @@ TEST(Cli, PredictRunsLsrFilesAndWritesLabelTiffsAndGeoJson) {
 
 TEST(Cli, CompressSeedUniformQuantizerSnapsWeightsToItsGrid) {
   test::TempDir dir;
-  save_tiny_model(dir.file("m.safetensors"));
+  test::save_tiny_model(dir.file("m.safetensors"));
   CliRun r = run_cli("compress --model " + dir.file("m.safetensors") + " --out " + dir.file("s.safetensors") + " --quant seed4 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));

@@ -17,20 +17,6 @@ namespace {
 using test::CliRun;
 CliRun run_cli(const std::string& args) { return test::run_cli(args, 2); }
 
-// An untrained tiny efficient U-Net for 64x64 inputs with `classes` output classes.
-void save_tiny_model(const std::string& path, int classes, const std::string& resize = "stretch") {
-  ModelConfig cfg;
-  cfg.arch = "efficient-unet";
-  cfg.num_classes = classes;
-  cfg.options = {{"channels", {8, 8, 16, 16, 32, 32}}, {"reduction", 2}, {"attention_heads", 2}};
-  Preprocessing pre;
-  pre.input_height = pre.input_width = 64;
-  pre.resize = resize;
-  auto model = create_model(cfg);
-  test::randomize_weights(*model, 3);
-  save_model(path, model, pre);
-}
-
 cv::Mat disc_image(int rows, int cols) {
   cv::Mat img(rows, cols, CV_8UC1, cv::Scalar(30));
   cv::circle(img, {cols / 2, rows / 2}, std::min(rows, cols) / 3, cv::Scalar(220), cv::FILLED);
@@ -39,7 +25,7 @@ cv::Mat disc_image(int rows, int cols) {
 
 TEST(Cli, PredictWritesClassIndexTiffsForKClassModels) {
   test::TempDir dir;
-  save_tiny_model(dir.file("m3.safetensors"), 3);
+  test::save_tiny_model(dir.file("m3.safetensors"), 3);
   cv::imwrite(dir.file("a.png"), disc_image(48, 80));
   CliRun r = run_cli("predict --model " + dir.file("m3.safetensors") + " " + dir.file("a.png") + " --out " +
                      dir.file("out") + " --format png,tiff16");
@@ -66,7 +52,7 @@ TEST(Cli, PredictWritesClassIndexTiffsForKClassModels) {
 // the image's own size that agree, and the exported file keeps the key.
 TEST(Cli, LetterboxModelsKeepTheirResizingThroughExportAndInference) {
   test::TempDir dir;
-  save_tiny_model(dir.file("box.safetensors"), 2, "letterbox");
+  test::save_tiny_model(dir.file("box.safetensors"), 2, "letterbox");
   cv::imwrite(dir.file("tall.png"), disc_image(90, 40));
   CliRun r = run_cli("predict --model " + dir.file("box.safetensors") + " " + dir.file("tall.png") + " --out " + dir.file("pt"));
   ASSERT_EQ(r.code, 0) << r.out;
@@ -87,7 +73,7 @@ TEST(Cli, LetterboxModelsKeepTheirResizingThroughExportAndInference) {
 // in predict and in leanseg-infer alike.
 TEST(Cli, MultiChannelTiffsNeedTheChannelOption) {
   test::TempDir dir;
-  save_tiny_model(dir.file("m.safetensors"), 2);
+  test::save_tiny_model(dir.file("m.safetensors"), 2);
   CliRun r = run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr"));
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string tif = dir.file("c3.tif");
@@ -119,6 +105,33 @@ TEST(Cli, MultiChannelTiffsNeedTheChannelOption) {
   r = run_cli("predict --model " + dir.file("m.safetensors") + " " + tif + " --channel 1 --page 1 --out " + dir.file("c"));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("has 1 page; --page 1 is out of range (0..0)"), std::string::npos) << r.out;
+}
+
+// `train --resize letterbox --intensity-range LO,HI` on float TIFFs: both reach the model file's
+// preprocessing (so eval, predict and leanseg-infer repeat them), and predict on a non-square
+// float image gives a mask of the image's own size.
+TEST(Cli, TrainRecordsLetterboxAndTheIntensityRangeInTheModel) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path / "data/images");
+  std::filesystem::create_directories(dir.path / "data/masks");
+  for (int i = 0; i < 4; ++i) {
+    cv::Mat image(48, 80, CV_32FC1, cv::Scalar(200.0f)), mask(48, 80, CV_8UC1, cv::Scalar(0));
+    cv::circle(image, {40, 24}, 10 + 2 * i, cv::Scalar(1800.0f), cv::FILLED);
+    cv::circle(mask, {40, 24}, 10 + 2 * i, cv::Scalar(255), cv::FILLED);
+    ASSERT_TRUE(cv::imwrite(dir.file("data/images/f" + std::to_string(i) + ".tif"), image));
+    cv::imwrite(dir.file("data/masks/f" + std::to_string(i) + ".png"), mask);
+  }
+  CliRun r = run_cli("train --data " + dir.file("data") + " -o " + dir.file("run") +
+                     " --model efficient-unet --input-size 64 --epochs 1 --no-progress --resize letterbox"
+                     " --intensity-range 0,2000");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const LoadedModel m = load_model(dir.file("run/last.safetensors"));
+  EXPECT_EQ(m.preprocessing.resize, "letterbox");
+  EXPECT_EQ(m.preprocessing.intensity_range, (std::vector<double>{0, 2000}));
+  r = run_cli("predict --model " + dir.file("run/last.safetensors") + " " + dir.file("data/images/f0.tif") + " -o " +
+              dir.file("pred"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(cv::imread(dir.file("pred/f0_mask.png"), cv::IMREAD_UNCHANGED).size(), cv::Size(80, 48));
 }
 
 }  // namespace
