@@ -31,6 +31,16 @@ std::vector<torch::Tensor> EncoderImpl::features(const torch::Tensor& x) {
   return out;
 }
 
+std::vector<StageDef> encoder_stage_defs(const EncoderImpl& encoder) {
+  std::vector<StageDef> s = {{"enc0", {"enc0."}}};
+  for (size_t i = 0; i < encoder.num_stages(); ++i) {
+    StageDef d{"enc" + std::to_string(i + 1), {}};
+    for (const auto& p : encoder.stage_prefixes(i)) d.param_prefixes.push_back("encoder." + p);
+    s.push_back(std::move(d));
+  }
+  return s;
+}
+
 void load_encoder_weights(SegmentationModelImpl& model, const std::string& path) {
   auto* owner = dynamic_cast<EncoderOwner*>(&model);
   require(owner != nullptr, "--encoder-weights: model '" + model.config().arch + "' has no pretrained encoder");

@@ -48,6 +48,9 @@ class EncoderOwner {
   virtual EncoderImpl& encoder() = 0;
   virtual StemInit stem_init() const = 0;  // the model's option "stem_init"
 };
+// The stages of a U-Net over `encoder` (module path "encoder") up to its bottleneck: enc0 (the
+// model's own full-resolution conv) and enc1..enc5, the encoder's stages; for stages().
+std::vector<StageDef> encoder_stage_defs(const EncoderImpl& encoder);
 // Loads torchvision-named ImageNet weights into the model's encoder (train --encoder-weights).
 // Throws Error when the model has none, or as EncoderImpl::load_pretrained.
 void load_encoder_weights(SegmentationModelImpl& model, const std::string& path);

@@ -35,12 +35,7 @@ class EncoderUNetImpl : public SegmentationModelImpl, public EncoderOwner {
   }
 
   std::vector<StageDef> stages() const override {
-    std::vector<StageDef> s = {{"enc0", {"enc0."}}};
-    for (size_t i = 0; i < 5; ++i) {
-      StageDef d{"enc" + std::to_string(i + 1), {}};
-      for (const auto& p : encoder_->stage_prefixes(i)) d.param_prefixes.push_back("encoder." + p);
-      s.push_back(std::move(d));
-    }
+    std::vector<StageDef> s = encoder_stage_defs(*encoder_);
     for (size_t i = 0; i < 5; ++i) s.push_back({dec_name(i), {dec_name(i) + "."}});
     s.push_back({"head", {"head."}});
     return s;
