@@ -14,6 +14,7 @@
 #include "leanseg/fs.h"
 #include "leanseg/graph_export.h"
 #include "leanseg/inference.h"
+#include "leanseg/metrics.h"
 #include "leanseg/model_file.h"
 #include "leanseg/onnx_export.h"
 #include "leanseg/runtime.h"
