@@ -124,11 +124,12 @@ Dataset read_folder(const std::string& dir, int num_classes, const ImageReadOpti
   d.num_classes = num_classes;
   d.channels = channels_for(raws[0].image);
   d.max_value = folder_max_value(raws[0].image, image_files[0]);
-  if (raws[0].image.depth() == CV_32F) d.intensity_range = read.intensity_range;
+  const int depth = raws[0].image.depth();  // captured: each raw image is freed once converted
+  if (depth == CV_32F) d.intensity_range = read.intensity_range;
   bool any_foreground = false;
   for (size_t i = 0; i < raws.size(); ++i) {
     const std::string& path = image_files[i];
-    require(raws[i].image.depth() == raws[0].image.depth() && folder_max_value(raws[i].image, path) == d.max_value,
+    require(raws[i].image.depth() == depth && folder_max_value(raws[i].image, path) == d.max_value,
             "image '" + path + "' has a different bit depth from '" + image_files[0] +
                 "'; all images of a folder dataset must be 8-bit, all 16-bit or all 32-bit float");
     std::vector<cv::Mat> planes;

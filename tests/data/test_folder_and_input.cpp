@@ -102,6 +102,23 @@ TEST_F(FolderLayout, FloatImagesAreMappedByTheirRange) {
   EXPECT_NEAR(read_input_image({root + "/images/a.tif"}, {"gray"}, "minmax", 0).at<float>(1, 1), 0.0, 1e-6);
 }
 
+// A folder of several float (or 16-bit) images: each is checked against the first one's depth
+// after the first was converted and freed (the check once compared with the freed copy).
+TEST_F(FolderLayout, SeveralFloatAndSixteenBitImagesRead) {
+  for (const char* stem : {"a", "b", "c"}) {
+    cv::Mat f(8, 8, CV_32FC1, cv::Scalar(0.5));
+    f.at<float>(0, 0) = 2.5f;
+    ASSERT_TRUE(cv::imwrite(root + "/images/" + stem + ".tif", f));
+    cv::imwrite(root + "/masks/" + stem + ".png", cv::Mat::ones(8, 8, CV_8UC1));
+  }
+  EXPECT_EQ(read_folder(root).samples.size(), 3u);
+  for (const char* stem : {"a", "b", "c"})
+    ASSERT_TRUE(cv::imwrite(root + "/images/" + stem + ".tif", cv::Mat(8, 8, CV_16UC1, cv::Scalar(1000))));
+  const Dataset d = read_folder(root);
+  ASSERT_EQ(d.samples.size(), 3u);
+  EXPECT_NEAR(d.samples[2].image.at<float>(0, 0), 1000 / 65535.0, 1e-6);
+}
+
 // Multi-page TIFFs: page 0 unless --page says otherwise (not silently: a warning says so).
 TEST_F(FolderLayout, MultiPageTiffsReadTheChosenPage) {
   const std::string tif = root + "/images/a.tif";
