@@ -451,8 +451,9 @@ def build(c, leanseg):
     # --- images ------------------------------------------------------------------------------------
     g = np.where(disc(40, 40, 10), 200, 40).astype(np.uint8)
     images = [
-        ("img_multipage.tif", tiff_bytes([g, g]), 1, ["pages"]),
-        ("img_float.tif", tiff_bytes([g.astype(np.float32) / 255]), 1, ["float"]),
+        # Read since #20, not refused, but never silently: page 0 / the image's own range, with a warning.
+        ("img_multipage.tif", tiff_bytes([g, g]), 0, ["has 2 pages; reading page 0 (--page N chooses another)"]),
+        ("img_float.tif", tiff_bytes([g.astype(np.float32) / 255]), 0, ["has float pixels; mapped by its own range"]),
         ("img_empty.png", b"", 1, ["cannot be decoded"]),
         ("img_truncated.png", png_bytes(g)[:60], 1, ["cannot be decoded"]),
         ("img_zero_by_zero.png", png_bytes(np.zeros((1, 1)), width=0, height=0), 1, ["cannot be decoded"]),
@@ -465,6 +466,9 @@ def build(c, leanseg):
         if stem in ("img_multipage", "img_float", "img_truncated"):
             c.case(stem + "_predict", [L, "--threads", "1", "predict", "--model", base_rel, p, "--out", f"{{dir}}/out/{stem}_predict"],
                    code, expect + [fname])
+    c.case("img_multipage_page_out_of_range", [I, tiny, "{dir}/images/img_multipage.tif", "-o", "{dir}/out/page5",
+                                               "--threads", "1", "--page", "5"],
+           1, ["img_multipage.tif' has 2 pages; --page 5 is out of range (0..1)"])
     p = c.write("images/img_missing_dir/none.png", b"")
     os.remove(c.path("images/img_missing_dir/none.png"))
     c.case("img_missing_file", [I, tiny, "{dir}/images/img_missing_dir/none.png", "-o", "{dir}/out/missing"], 1, ["none.png"])
