@@ -16,6 +16,21 @@ namespace {
 
 using test::run_command;
 
+// One command line of `exe`, the exit code it must end with and a text its output must contain.
+struct ExitCase {
+  std::string args;
+  int code;
+  std::string says;
+};
+
+void expect_exit_codes(const std::string& exe, const std::vector<ExitCase>& cases) {
+  for (const auto& c : cases) {
+    const auto r = run_command(exe + " " + c.args);
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.args << "\n" << r.out;
+  }
+}
+
 // Every option of the app and its subcommands, as "PATH: --name", with `pick` true.
 template <class Pick>
 void walk_options(const CLI::App& app, const std::string& path, Pick pick, std::vector<std::string>& out) {
@@ -88,12 +103,7 @@ TEST_F(BothApps, QatTakesBitsInTrainAndCompress) {
 // Usage errors exit 2, failures 1, --help 0: leanseg.
 TEST(CliExitCodes, LeansegUsageErrorsExitTwoFailuresOne) {
   const std::string exe = LEANSEG_CLI_PATH;
-  struct Case {
-    std::string args;
-    int code;
-    std::string says;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<ExitCase> cases = {
       {"--help", 0, "Subcommands:"},
       {"info --no-such-option", 2, "--no-such-option"},        // CLI11: unknown option
       {"eval --model m.safetensors", 2, "--data is required"},  // CLI11: missing option
@@ -105,11 +115,7 @@ TEST(CliExitCodes, LeansegUsageErrorsExitTwoFailuresOne) {
       {"info --model unet --input-size 100", 2, "multiple of 32"},
       {"info --model /no/such/model.safetensors", 1, "/no/such/model.safetensors"},  // a failure, not usage
   };
-  for (const auto& c : cases) {
-    const auto r = run_command(exe + " " + c.args);
-    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
-    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.args << "\n" << r.out;
-  }
+  expect_exit_codes(exe, cases);
 }
 
 // The same policy in leanseg-infer (no LibTorch): usage 2, failures 1, --help 0.
@@ -118,12 +124,7 @@ TEST(CliExitCodes, InferUsageErrorsExitTwoFailuresOne) {
   const std::string lsr = dir.file("m.lsr");
   ASSERT_EQ(run_command(std::string(LEANSEG_CLI_PATH) + " export -m unet-32 --format runtime --input-size 32 -o " + lsr).code, 0);
   const std::string exe = LEANSEG_INFER_PATH;
-  struct Case {
-    std::string args;
-    int code;
-    std::string says;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<ExitCase> cases = {
       {"--help", 0, "--threads"},
       {lsr + " --bench --no-such-option", 2, "--no-such-option"},
       {"--bench", 2, "model is required"},
@@ -134,11 +135,7 @@ TEST(CliExitCodes, InferUsageErrorsExitTwoFailuresOne) {
       {lsr + " --bench --threads 0 --runs 1 --warmup 0", 0, "median"},
       {dir.file("missing.lsr") + " --bench", 1, "missing.lsr"},  // a failure, not usage
   };
-  for (const auto& c : cases) {
-    const auto r = run_command(exe + " " + c.args);
-    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
-    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.args << "\n" << r.out;
-  }
+  expect_exit_codes(exe, cases);
 }
 
 }  // namespace

@@ -68,6 +68,12 @@ void write_metrics(const test::TempDir& dir) {
 ])";
 }
 
+// `eval` of DIR/m.safetensors on DIR/data writing DIR/report.html (`extra`: more options).
+CliRun eval_with_report(const test::TempDir& dir, const std::string& extra = "") {
+  return run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + extra + " --report " +
+                 dir.file("report.html"));
+}
+
 // The PNG inlined in the <figure id="ID"> of the page; empty when there is none. (Found with
 // find, not std::regex: libstdc++'s regex recurses per character of a 30 kB base64 run.)
 cv::Mat curve_png(const std::string& html, const std::string& id) {
@@ -84,8 +90,7 @@ cv::Mat curve_png(const std::string& html, const std::string& id) {
 TEST(Cli, EvalReportHtmlIsSelfContainedWithTheWorstImagesFirst) {
   test::TempDir dir;
   write_case(dir);
-  const CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") +
-                           " --json --per-image --report " + dir.file("report.html"));
+  const CliRun r = eval_with_report(dir, " --json --per-image");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   std::vector<std::pair<double, std::string>> by_dice;
@@ -128,15 +133,13 @@ TEST(Cli, EvalReportHtmlDrawsTheRunsTrainingCurves) {
   test::TempDir dir;
   write_case(dir);
   write_metrics(dir);
-  CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
-                     dir.file("report.html"));
+  CliRun r = eval_with_report(dir);
   ASSERT_EQ(r.code, 0) << r.out;
   std::string html = read_text(dir.file("report.html"));
   EXPECT_EQ(curve_png(html, "training-curves").size(), cv::Size(640, 400));
   EXPECT_NE(html.find("<figcaption>training curves (3 epochs)</figcaption>"), std::string::npos);
   std::ofstream(dir.file("metrics.json")) << "[{\"epoch\": ";
-  r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
-              dir.file("report.html"));
+  r = eval_with_report(dir);
   ASSERT_EQ(r.code, 0) << r.out;
   html = read_text(dir.file("report.html"));
   EXPECT_TRUE(curve_png(html, "training-curves").empty());
@@ -153,8 +156,7 @@ TEST(Cli, EvalReportHtmlLoadsInHeadlessChromium) {
   test::TempDir dir;
   write_case(dir);
   write_metrics(dir);
-  CliRun r = run_cli("eval --model " + dir.file("m.safetensors") + " --data " + dir.file("data") + " --report " +
-                     dir.file("report.html"));
+  CliRun r = eval_with_report(dir);
   ASSERT_EQ(r.code, 0) << r.out;
   // A copy that clicks "Dice" once loaded (descending: the best image first).
   std::string html = read_text(dir.file("report.html"));
