@@ -147,7 +147,14 @@ void run_export(const ExportArgs& a) {
   // takes minutes to build before running out of memory). Model files' sizes are checked at load.
   if (a.input_size > 0)
     cli_conventions::as_usage_error([&] { check_image_size(a.input_size, a.input_size, "--input-size"); });
+  require_usage(a.format == "runtime" || (a.opset >= kOnnxMinOpset && a.opset <= kOnnxMaxOpset),
+                "--opset " + std::to_string(a.opset) + ": outside the supported range " + std::to_string(kOnnxMinOpset) +
+                    "–" + std::to_string(kOnnxMaxOpset));
   const LoadedModel m = open_model(a.model, a.in_channels);
+  const int64_t divisor = m.model->size_divisor();
+  require_usage(a.input_size % divisor == 0, "--input-size " + std::to_string(a.input_size) +
+                                                 " must be a positive multiple of " + std::to_string(divisor) +
+                                                 " (the model's size divisor)");
   GraphInputShape shape;
   shape.height = a.input_size > 0 ? a.input_size : m.preprocessing.input_height;
   shape.width = a.input_size > 0 ? a.input_size : m.preprocessing.input_width;

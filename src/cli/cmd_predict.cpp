@@ -115,7 +115,8 @@ Predictor open_predictor(const PredictArgs& a, bool winograd_given) {
 void run_predict(const PredictArgs& a, bool winograd_given) {
   require_usage(!a.formats.empty(), "--format: give png, tiff16 and/or geojson");
   require_usage(!a.overlay || wants(a, "png"), "--overlay writes a PNG: it needs --format png");
-  const ShardSpec shard = a.shard.empty() ? ShardSpec{} : parse_shard(a.shard);
+  const ShardSpec shard =
+      a.shard.empty() ? ShardSpec{} : cli_conventions::as_usage_error([&] { return parse_shard(a.shard); });
   Predictor net = open_predictor(a, winograd_given);
   net.run = mirrored_probability_fn(std::move(net.run), a.tta);
   const auto jobs = expand_image_inputs(a.inputs);

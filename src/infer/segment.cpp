@@ -16,6 +16,7 @@
 #include "leanseg/prediction.h"
 #include "leanseg/preprocessing.h"
 #include "data/shard.h"
+#include "util/cli_conventions.h"
 
 namespace leanseg::infer {
 namespace {
@@ -69,7 +70,8 @@ Preprocessing model_preprocessing(const runtime::Engine& engine, const std::stri
 void segment_images(const Options& o) {
   require(!o.images.empty(), "no input images (give image files, folders, or --bench)");
   require(!o.out.empty(), "--out is required to segment images");
-  const ShardSpec shard = o.shard.empty() ? ShardSpec{} : parse_shard(o.shard);
+  const ShardSpec shard =
+      o.shard.empty() ? ShardSpec{} : cli_conventions::as_usage_error([&] { return parse_shard(o.shard); });
   const auto jobs = expand_image_inputs(o.images);
   runtime::Engine engine = load_engine(o);
   const Preprocessing pre = model_preprocessing(engine, o.model);

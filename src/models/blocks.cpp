@@ -66,6 +66,15 @@ torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) {
   return x * s.unsqueeze(-1).unsqueeze(-1);
 }
 
+std::string SqueezeExciteImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  const auto z = g.node("GlobalAveragePool", path + "/pool", {x});
+  auto s = emit_linear_as_conv(g, *fc1, path + ".fc1", z);
+  s = g.node("Relu", path + "/relu", {s});
+  s = emit_linear_as_conv(g, *fc2, path + ".fc2", s);
+  s = g.node("Sigmoid", path + "/sigmoid", {s});
+  return g.node("Mul", path, {x, s});  // [N, C, H, W] · [N, C, 1, 1]
+}
+
 ResidualBlockSEImpl::ResidualBlockSEImpl(int64_t in, int64_t out, bool separable, int64_t se_reduction) {
   if (separable)
     body = Seq(separable_conv_bn_act(in, out), separable_conv_bn_act(out, out));
@@ -81,6 +90,12 @@ torch::Tensor ResidualBlockSEImpl::forward(const torch::Tensor& x) {
   return y + (proj ? proj(x) : x);
 }
 
+std::string ResidualBlockSEImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  auto y = emit_seq(g, *body, path + ".body", x);
+  y = se->emit_graph(g, path + ".se", y);
+  return emit_add(g, path, y, proj ? emit_conv_bn(g, *proj, nullptr, path + ".proj", x) : x);
+}
+
 UpsampleImpl::UpsampleImpl(int64_t in, int64_t out, bool separable) {
   if (separable) {
     up = register_module("up", CountedConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, in, 2).stride(2).groups(in)));
@@ -93,6 +108,11 @@ UpsampleImpl::UpsampleImpl(int64_t in, int64_t out, bool separable) {
 torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
   auto y = up(x);
   return pointwise ? pointwise(y) : y;
+}
+
+std::string UpsampleImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  const auto y = emit_conv_transpose(g, *up, path + ".up", x);
+  return pointwise ? emit_conv_bn(g, *pointwise, nullptr, path + ".pointwise", y) : y;
 }
 
 AsppImpl::AsppImpl(const AsppOptions& o) {
@@ -121,6 +141,69 @@ torch::Tensor AsppImpl::forward(const torch::Tensor& x) {
   return dropout(project->forward(torch::cat(outs, 1)));
 }
 
+namespace {
+
+// y [N, C, H, W] + p [N, C, 1, 1]. OpenCV 4.6 imports a broadcasting Add of two computed
+// tensors as its Scale layer in bias mode, which fails for batch > 1; its broadcasting Mul
+// works. So p is first broadcast exactly by multiplying with ones shaped like y
+// (HardSigmoid with α = 0, β = 1 is 1 everywhere), then added elementwise.
+std::string emit_add_per_channel(GraphBuilder& g, const std::string& name, const std::string& y, const std::string& p) {
+  const auto ones = g.node("HardSigmoid", name + "/ones", {y},
+                           {GraphAttribute::of("alpha", 0.0f), GraphAttribute::of("beta", 1.0f)});
+  const auto broadcast = g.node("Mul", name + "/broadcast", {ones, p});
+  return g.node("Add", name, {y, broadcast});
+}
+
+// GroupNorm of pooled [N, C, 1, 1] features: reshape to [N, G, C/G, 1], InstanceNormalization
+// (unit scale, zero bias) normalises each group, reshape back, then the per-channel affine.
+// OpenCV 4.6 has no GroupNormalization (and ONNX only from opset 18).
+std::string emit_pooled_group_norm(GraphBuilder& g, const torch::nn::GroupNormImpl& norm, const std::string& path,
+                                   const std::string& x) {
+  const int64_t groups = norm.options.num_groups(), channels = norm.options.num_channels();
+  const auto group_shape = g.ints(path + ".group_shape", {0, groups, channels / groups, 1});
+  auto y = g.node("Reshape", path + "/to_groups", {x, group_shape});
+  const auto unit_scale = g.weight(path + ".unit_scale", torch::ones({groups}));
+  const auto zero_bias = g.weight(path + ".zero_bias", torch::zeros({groups}));
+  y = g.node("InstanceNormalization", path + "/normalize", {y, unit_scale, zero_bias},
+             {GraphAttribute::of("epsilon", static_cast<float>(norm.options.eps()))});
+  y = g.node("Reshape", path + "/to_channels", {y, g.ints(path + ".channel_shape", {0, channels, 1, 1})});
+  if (!norm.options.affine()) return y;
+  const auto gamma = g.weight(path + ".weight", norm.weight.detach().view({channels, 1, 1}));
+  const auto beta = g.weight(path + ".bias", norm.bias.detach().view({channels, 1, 1}));
+  return g.node("Add", path, {g.node("Mul", path + "/scale", {y, gamma}), beta});
+}
+
+}  // namespace
+
+// The image-pooling branch is constant over H×W, so instead of broadcasting it to H×W and
+// concatenating, the 1×1 projection is split by input channels: the pooled part is projected at
+// 1×1 and added with broadcasting (a 1×1 conv commutes with the broadcast). Exact, cheaper, and
+// needs no Expand to a Shape (which OpenCV 4.6 cannot do for dynamic sizes).
+std::string AsppImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < branches->size(); ++i)
+    outs.push_back(emit_module(g, *branches->ptr(i), path + ".branches." + std::to_string(i), x));
+  auto pooled = g.node("GlobalAveragePool", path + "/pool", {x});
+  pooled = emit_conv_bn(g, *pool_conv, nullptr, path + ".pool_conv", pooled);
+  pooled = emit_pooled_group_norm(g, *pool_norm, path + ".pool_norm", pooled);
+  pooled = g.node("Relu", path + "/pool_relu", {pooled});
+
+  // project = conv_bn_act(…, 1): children "0" conv, "1" BatchNorm, "2" ReLU
+  const std::string conv_path = path + ".project.0";
+  const auto conv_module = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(project->ptr(0));
+  const auto norm = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(project->ptr(1));
+  require(conv_module && norm, "graph export: '" + path + ".project' should be conv, BatchNorm, ReLU");
+  const auto& conv = *conv_module;
+  const ConvWeights folded = fold_batch_norm(conv, norm.get(), conv_path);
+  const int64_t branch_channels = conv.weight.size(1) - pool_conv->weight.size(0);
+  const ConvWeights spatial{folded.weight.slice(1, 0, branch_channels), folded.bias};
+  const ConvWeights from_pool{folded.weight.slice(1, branch_channels), torch::Tensor()};
+  auto y = emit_conv_weights(g, conv.options, spatial, conv_path, emit_concat(g, path + "/concat", outs));
+  const auto p = emit_conv_weights(g, conv.options, from_pool, conv_path + "_pooled", pooled);
+  y = emit_add_per_channel(g, conv_path + "/add_pooled", y, p);
+  return g.node("Relu", path + ".project.2", {y});  // the Dropout that follows is an identity in eval mode
+}
+
 BottleneckBlockImpl::BottleneckBlockImpl(int64_t channels, int64_t reduction) {
   require(reduction >= 1 && channels % reduction == 0,
           "bottleneck block: channels " + std::to_string(channels) + " not divisible by r=" + std::to_string(reduction));
@@ -132,6 +215,13 @@ BottleneckBlockImpl::BottleneckBlockImpl(int64_t channels, int64_t reduction) {
 
 torch::Tensor BottleneckBlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(expand->forward(spatial->forward(reduce->forward(x))) + x);
+}
+
+std::string BottleneckBlockImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  auto y = emit_seq(g, *reduce, path + ".reduce", x);
+  y = emit_seq(g, *spatial, path + ".spatial", y);
+  y = emit_seq(g, *expand, path + ".expand", y);
+  return g.node("Relu", path, {emit_add(g, path + "/add", y, x)});
 }
 
 LinearAttentionImpl::LinearAttentionImpl(int64_t channels, int64_t heads, int64_t key_dim) : heads_(heads) {
@@ -155,6 +245,30 @@ torch::Tensor LinearAttentionImpl::forward(const torch::Tensor& x) {
   auto context = counted_matmul(k, v.transpose(2, 3), b);        // [B, heads, dk, dv]
   auto out = counted_matmul(context.transpose(2, 3), q, b);      // [B, heads, dv, N]
   return x + to_out(out.reshape({b, heads_ * value_dim_, h, w}));
+}
+
+// softmax(Q)·(softmax(K)ᵀ·V) per head as 4-D batched MatMuls on [N, heads, ·, H·W] tensors.
+// Softmax always runs over the last axis (transposing Q first), where opset < 13 and >= 13
+// agree. The result returns to [N, C, H, W] by Reshape to Shape(x).
+std::string LinearAttentionImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  // 1×1 conv `conv`, split into heads: [N, heads, dim, H·W].
+  auto heads_of = [&](const std::string& name, const CountedConv2d& conv, int64_t dim) {
+    const auto y = emit_conv_bn(g, *conv, nullptr, path + ".to_" + name, x);
+    const auto shape = g.ints(path + "." + name + "_heads_shape", {0, heads_, dim, -1});
+    return g.node("Reshape", path + "/" + name + "_heads", {y, shape});
+  };
+  const auto swap_last = GraphAttribute::of("perm", std::vector<int64_t>{0, 1, 3, 2});
+  const auto last_axis = GraphAttribute::of("axis", int64_t{-1});
+  auto q = g.node("Transpose", path + "/q_by_position", {heads_of("q", to_q, key_dim_)}, {swap_last});
+  q = g.node("Softmax", path + "/q_softmax", {q}, {last_axis});                            // [N, h, HW, dk]
+  const auto k = g.node("Softmax", path + "/k_softmax", {heads_of("k", to_k, key_dim_)}, {last_axis});
+  const auto v = g.node("Transpose", path + "/v_by_position", {heads_of("v", to_v, value_dim_)}, {swap_last});
+  const auto context = g.node("MatMul", path + "/context", {k, v});                       // [N, h, dk, dv]
+  auto out = g.node("MatMul", path + "/attend", {q, context});                            // [N, h, HW, dv]
+  out = g.node("Transpose", path + "/by_channel", {out}, {swap_last});                    // [N, h, dv, HW]
+  out = g.node("Reshape", path + "/to_image", {out, g.node("Shape", path + "/input_shape", {x})});
+  out = emit_conv_bn(g, *to_out, nullptr, path + ".to_out", out);
+  return emit_add(g, path, x, out);
 }
 
 }  // namespace leanseg

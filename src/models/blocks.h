@@ -1,8 +1,10 @@
-// Small building blocks shared by the zoo. Each is separately testable and counts its FLOPs
-// through the Counted* layers of ops.h.
+// Small building blocks shared by the zoo. Each is separately testable, counts its FLOPs
+// through the Counted* layers of ops.h, and writes its own inference graph (EmitsGraph,
+// defined beside its forward in blocks.cpp).
 #pragma once
 #include <torch/torch.h>
 
+#include "export_graph.h"
 #include "leanseg/ops.h"
 
 namespace leanseg {
@@ -28,10 +30,11 @@ Seq separable_conv_bn_act(int64_t in, int64_t out, int64_t k = 3,
                                             int64_t dilation = 1, Act act = Act::ReLU);
 
 // Squeeze-and-Excitation: GAP → FC(C→max(1,C/r)) → ReLU → FC(→C) → sigmoid → channel scale.
-class SqueezeExciteImpl : public torch::nn::Module {
+class SqueezeExciteImpl : public torch::nn::Module, public EmitsGraph {
  public:
   SqueezeExciteImpl(int64_t channels, int64_t reduction = 16);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
   int64_t hidden() const { return hidden_; }
 
  private:
@@ -42,10 +45,11 @@ TORCH_MODULE(SqueezeExcite);
 
 // [Conv3x3-BN-ReLU]×2 → SE → + (1×1 conv projection of the input if channels differ).
 // With separable=true both 3×3 convs are depthwise separable (the -lite decoder).
-class ResidualBlockSEImpl : public torch::nn::Module {
+class ResidualBlockSEImpl : public torch::nn::Module, public EmitsGraph {
  public:
   ResidualBlockSEImpl(int64_t in, int64_t out, bool separable = false, int64_t se_reduction = 16);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
 
  private:
   Seq body{nullptr};
@@ -56,10 +60,11 @@ TORCH_MODULE(ResidualBlockSE);
 
 // 2× learnable upsampling: ConvTranspose2d(k2, s2). Separable: depthwise transposed conv
 // (k2, s2, groups=in) followed by a 1×1 conv.
-class UpsampleImpl : public torch::nn::Module {
+class UpsampleImpl : public torch::nn::Module, public EmitsGraph {
  public:
   UpsampleImpl(int64_t in, int64_t out, bool separable = false);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
 
  private:
   CountedConvTranspose2d up{nullptr};
@@ -77,10 +82,11 @@ struct AsppOptions {
 
 // DeepLabv3 ASPP: 1×1 branch, atrous 3×3 branches, image pooling (1×1 + GroupNorm + ReLU,
 // broadcast back), concat, 1×1 projection + BN + ReLU + Dropout.
-class AsppImpl : public torch::nn::Module {
+class AsppImpl : public torch::nn::Module, public EmitsGraph {
  public:
   explicit AsppImpl(const AsppOptions& o);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
 
  private:
   torch::nn::ModuleList branches{nullptr};
@@ -93,10 +99,11 @@ TORCH_MODULE(Aspp);
 
 // Bottleneck residual block: 1×1 reduce C→C/r, 3×3 depthwise-separable on C/r, 1×1 expand
 // →C, + identity.
-class BottleneckBlockImpl : public torch::nn::Module {
+class BottleneckBlockImpl : public torch::nn::Module, public EmitsGraph {
  public:
   BottleneckBlockImpl(int64_t channels, int64_t reduction);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
 
  private:
   Seq reduce{nullptr}, spatial{nullptr}, expand{nullptr};
@@ -106,10 +113,11 @@ TORCH_MODULE(BottleneckBlock);
 // Linear attention (Shen et al., "Efficient Attention"): softmax(Q) · (softmax(K)^T · V) with
 // Q, K, V from 1×1 convs, softmax(Q) over each head's features, softmax(K) over positions;
 // output 1×1 projection + residual. O(N·d²) instead of O(N²·d).
-class LinearAttentionImpl : public torch::nn::Module {
+class LinearAttentionImpl : public torch::nn::Module, public EmitsGraph {
  public:
   LinearAttentionImpl(int64_t channels, int64_t heads = 4, int64_t key_dim = 0);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
   int64_t heads() const { return heads_; }
 
  private:

@@ -15,4 +15,11 @@ torch::Tensor DecoderStageImpl::forward(const torch::Tensor& x, const torch::Ten
   return block_.forward(torch::cat({up(x), s}, 1));
 }
 
+std::string DecoderStageImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x,
+                                         const std::string& skip) const {
+  const auto upsampled = up->emit_graph(g, path + ".up", x);
+  const auto s = skip_se ? skip_se->emit_graph(g, path + ".skip_se", skip) : skip;
+  return emit_module(g, *block_.ptr(), path + ".block", emit_concat(g, path + "/concat", {upsampled, s}));
+}
+
 }  // namespace leanseg

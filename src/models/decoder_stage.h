@@ -11,6 +11,8 @@ class DecoderStageImpl : public torch::nn::Module {
   DecoderStageImpl(int64_t in, int64_t skip, int64_t out, bool separable_up, bool skip_se,
                    torch::nn::AnyModule block);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip);
+  // The stage's graph: two inputs, so not an EmitsGraph.
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x, const std::string& skip) const;
 
  private:
   Upsample up{nullptr};

@@ -85,7 +85,7 @@ class EfficientUNetImpl : public SegmentationModelImpl {
     }
     y = emit_seq(g, *bottom, "bottleneck", emit_max_pool2(g, "bottleneck/pool", y));
     y = emit_module(g, *attention, "attention", y);
-    for (int i = 4; i >= 0; --i) y = emit_decoder_stage(g, *dec[i], "dec" + std::to_string(i + 1), y, skips[i]);
+    for (int i = 4; i >= 0; --i) y = dec[i]->emit_graph(g, "dec" + std::to_string(i + 1), y, skips[i]);
     return emit_module(g, *head, "head", y);
   }
 

@@ -86,7 +86,7 @@ class EncoderUNetImpl : public SegmentationModelImpl, public EncoderOwner {
     e[0] = emit_seq(g, *enc0, "enc0", x);
     for (size_t i = 0; i < 5; ++i) e[i + 1] = encoder_->emit_stage(g, "encoder", i, i == 0 ? x : e[i]);
     std::string y = e[5];
-    for (size_t i = 0; i < 5; ++i) y = emit_decoder_stage(g, *decoder[i], dec_name(i), y, i < 4 ? e[4 - i] : e[0]);
+    for (size_t i = 0; i < 5; ++i) y = decoder[i]->emit_graph(g, dec_name(i), y, i < 4 ? e[4 - i] : e[0]);
     return emit_module(g, *head, "head", y);
   }
 

@@ -108,7 +108,7 @@ class MobileNetUNetImpl : public SegmentationModelImpl, public EncoderOwner {
     for (size_t i = 0; i < 5; ++i) e[i] = backbone->emit_stage(g, "encoder", i, i == 0 ? x : e[i - 1]);
     std::string y = emit_module(g, *aspp, "aspp", e[4]);
     const std::string skips[5] = {e[3], e[2], e[1], e[0], e0};
-    for (int i = 0; i < 5; ++i) y = emit_decoder_stage(g, *decoder[i], "dec" + std::to_string(5 - i), y, skips[i]);
+    for (int i = 0; i < 5; ++i) y = decoder[i]->emit_graph(g, "dec" + std::to_string(5 - i), y, skips[i]);
     return emit_module(g, *head, "head", y);
   }
 

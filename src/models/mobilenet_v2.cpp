@@ -23,6 +23,11 @@ torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
   return use_residual_ ? x + y : y;
 }
 
+std::string InvertedResidualImpl::emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const {
+  const auto y = emit_seq(g, *conv, path + ".conv", x);
+  return use_residual_ ? emit_add(g, path, x, y) : y;
+}
+
 namespace {
 
 Seq make_features(int64_t in_channels) {

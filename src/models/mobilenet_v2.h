@@ -14,10 +14,11 @@ class SafeTensorsFile;
 
 // torchvision InvertedResidual: child "conv" is a Sequential ([expand 1×1], depthwise 3×3,
 // linear 1×1 projection, BN); residual add when stride 1 and in == out.
-class InvertedResidualImpl : public torch::nn::Module {
+class InvertedResidualImpl : public torch::nn::Module, public EmitsGraph {
  public:
   InvertedResidualImpl(int64_t in, int64_t out, int64_t stride, int64_t expand_ratio);
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit_graph(GraphBuilder& g, const std::string& path, const std::string& x) const override;
   bool use_residual() const { return use_residual_; }
 
  private:

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "batch_norm.h"
+#include "blocks.h"
 #include "encoder.h"
 #include "export_graph.h"
 #include "leanseg/ops.h"

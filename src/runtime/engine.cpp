@@ -124,11 +124,10 @@ void Engine::Impl::plan(int h, int w) {
   const memory::dims image_dims = {1, channels, h, w};
   const int image = add_value(model.graph.inputs[0].name, image_dims, false);
   input_user = memory({image_dims, dt::f32, tag::nchw}, cpu, DNNL_MEMORY_NONE);
-  Step in;
-  in.name = "input";
+  PrimitiveStep in;
   in.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, input_user.get_desc(), cpu, values[image].md));
   in.value_args = {{DNNL_ARG_TO, image}};
-  produce(std::move(in), image);
+  produce({"input", std::move(in)}, image);
 
   std::set<size_t> fused;
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -231,7 +230,7 @@ size_t Engine::arena_bytes() const { return impl_->arena.size(); }
 size_t Engine::weight_bytes() const { return impl_->weights; }
 size_t Engine::winograd_layers() const {
   return static_cast<size_t>(std::count_if(impl_->steps.begin(), impl_->steps.end(),
-                                           [](const Step& s) { return s.kind == Step::Kind::Winograd; }));
+                                           [](const Step& s) { return std::holds_alternative<WinogradStep>(s.work); }));
 }
 double Engine::flops() const { return impl_->flops; }
 

@@ -32,8 +32,9 @@ void Engine::Impl::bind() {
   // for one step: planned in the arena too, they reuse bytes of activations dead at that step.
   std::map<size_t, size_t> scratch_request_of;  // step → request
   for (size_t i = 0; i < steps.size(); ++i) {
-    const Step& s = steps[i];
-    const size_t bytes = s.kind == Step::Kind::Primitive ? s.scratchpad.get_size() : s.scratch_bytes;
+    const auto* p = std::get_if<PrimitiveStep>(&steps[i].work);
+    const auto* w = std::get_if<WinogradStep>(&steps[i].work);
+    const size_t bytes = p ? p->scratchpad.get_size() : w ? w->scratch_bytes : 0;
     if (bytes > 0) {
       scratch_request_of[i] = requests.size();
       requests.push_back({bytes, static_cast<int>(i), static_cast<int>(i)});
@@ -64,24 +65,24 @@ void Engine::Impl::bind() {
       values[v].mem = memory(values[v].md, cpu, base + plan.offsets[request_of[storage_root(static_cast<int>(v))]]);
 
   for (size_t i = 0; i < steps.size(); ++i) {
-    Step& s = steps[i];
     auto r = scratch_request_of.find(i);
-    if (s.kind == Step::Kind::Winograd) {
-      s.scratch = reinterpret_cast<float*>(base + plan.offsets[r->second]);
-      s.winograd_sources.clear();
-      for (const auto& [v, depth_to_space] : s.winograd_inputs)
-        s.winograd_sources.push_back({static_cast<const float*>(values[v].mem.get_data_handle()),
-                                      depth_to_space ? values[v].dims[1] / 4 : values[v].dims[1], depth_to_space});
+    if (auto* w = std::get_if<WinogradStep>(&steps[i].work)) {
+      w->scratch = reinterpret_cast<float*>(base + plan.offsets[r->second]);
+      w->sources.clear();
+      for (const auto& [v, depth_to_space] : w->inputs)
+        w->sources.push_back({static_cast<const float*>(values[v].mem.get_data_handle()),
+                              depth_to_space ? values[v].dims[1] / 4 : values[v].dims[1], depth_to_space});
     }
-    if (s.kind != Step::Kind::Primitive) continue;
-    s.args = s.fixed_args;
-    for (const auto& [arg, v] : s.value_args) {
-      auto view = s.views.find(arg);
-      s.args[arg] = view == s.views.end() ? values[v].mem : memory(view->second, cpu, values[v].mem.get_data_handle());
+    auto* p = std::get_if<PrimitiveStep>(&steps[i].work);
+    if (!p) continue;
+    p->args = p->fixed_args;
+    for (const auto& [arg, v] : p->value_args) {
+      auto view = p->views.find(arg);
+      p->args[arg] = view == p->views.end() ? values[v].mem : memory(view->second, cpu, values[v].mem.get_data_handle());
     }
-    if (r != scratch_request_of.end()) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratchpad, cpu, base + plan.offsets[r->second]);
+    if (r != scratch_request_of.end()) p->args[DNNL_ARG_SCRATCHPAD] = memory(p->scratchpad, cpu, base + plan.offsets[r->second]);
   }
-  steps[0].args[DNNL_ARG_FROM] = input_user;
+  std::get<PrimitiveStep>(steps[0].work).args[DNNL_ARG_FROM] = input_user;  // the input reorder
   if (!values[output_value].host)
     output_user = memory({values[output_value].dims, dt::f32, tag::nchw}, cpu, output.data());
 }

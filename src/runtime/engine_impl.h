@@ -162,9 +162,9 @@ struct Engine::Impl {
     return options.precision == Precision::F32 || (options.precision == Precision::I8 && !int8_is_exact_on_this_cpu());
   }
   const GraphNode* sole_reader_node(const std::string& value) const;
-  Step winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
+  WinogradStep winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
                      const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od, const Followers& f);
-  Step conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b, int x,
+  PrimitiveStep conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b, int x,
                  int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
                  const std::vector<float>& weight_scales);
   void accumulate_into(int out, int addend, const std::string& node);

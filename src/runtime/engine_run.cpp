@@ -1,5 +1,6 @@
 // Execution of a plan, step by step, timed per step when profiled.
 #include <chrono>
+#include <variant>
 #include <dnnl_debug.h>
 
 #include "engine_impl.h"
@@ -13,17 +14,27 @@ namespace {
 
 // What runs a step, for profiles: oneDNN's primitive kind and implementation for primitives
 // ("convolution brgconv:avx512_core").
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 std::string step_kind(const Step& s) {
-  switch (s.kind) {
-    case Step::Kind::Winograd: return "winograd";
-    case Step::Kind::Upsample: return "depthwise-upsample";
-    case Step::Kind::Host: return s.node ? "host:" + s.node->op : "host-copy";
-    case Step::Kind::Primitive: break;
-  }
-  const char* impl = nullptr;
-  dnnl_primitive_desc_query(s.primitive.get_primitive_desc(), dnnl_query_impl_info_str, 0, &impl);
-  return std::string(dnnl_prim_kind2str(static_cast<dnnl_primitive_kind_t>(s.primitive.get_kind()))) + " " +
-         (impl ? impl : "?");
+  return std::visit(Overloaded{[](const PrimitiveStep& p) {
+                                 const char* impl = nullptr;
+                                 dnnl_primitive_desc_query(p.primitive.get_primitive_desc(), dnnl_query_impl_info_str, 0,
+                                                           &impl);
+                                 return std::string(dnnl_prim_kind2str(
+                                            static_cast<dnnl_primitive_kind_t>(p.primitive.get_kind()))) +
+                                        " " + (impl ? impl : "?");
+                               },
+                               [](const WinogradStep&) { return std::string("winograd"); },
+                               [](const UpsampleStep&) { return std::string("depthwise-upsample"); },
+                               [](const CopyStep&) { return std::string("host-copy"); },
+                               [](const HostOpStep& h) { return "host:" + h.node->op; }},
+                    s.work);
 }
 
 }  // namespace
@@ -52,33 +63,32 @@ void Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
 }
 
 void Engine::Impl::run_step(Step& s) {
-  if (s.kind == Step::Kind::Primitive) {
-    s.primitive.execute(stream, s.args);
-    return;
-  }
-  Value& out = values[s.output];
-  if (s.kind == Step::Kind::Winograd) {
-    winograd_conv3x3(s.winograd, s.winograd_sources.data(), static_cast<int>(s.winograd_sources.size()),
-                     s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(),
-                     static_cast<float*>(out.mem.get_data_handle()), s.scratch);
-    return;
-  }
-  if (s.kind == Step::Kind::Upsample) {
-    const Value& in = values[s.inputs[0]];
-    depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()), static_cast<float*>(out.mem.get_data_handle()),
-                         s.weights.data(), s.bias.empty() ? nullptr : s.bias.data(), in.dims[2], in.dims[3], in.dims[1]);
-    return;
-  }
-  if (s.node == nullptr) {  // a copy between the arena and a host tensor
-    Value& in = values[s.inputs[0]];
-    memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
-    if (!in.host) dnnl::reorder(in.mem, host).execute(stream, in.mem, host);  // arena → host mirror
-    else dnnl::reorder(host, out.mem).execute(stream, host, out.mem);         // host → arena
-    return;
-  }
-  std::vector<const PlainTensor*> ins;
-  for (int v : s.inputs) ins.push_back(&values[v].tensor);
-  out.tensor = std::move(reference_op(*s.node, ins)[0]);
+  std::visit(Overloaded{[&](PrimitiveStep& p) { p.primitive.execute(stream, p.args); },
+                        [&](WinogradStep& w) {
+                          winograd_conv3x3(w.shape, w.sources.data(), static_cast<int>(w.sources.size()),
+                                           w.weights.data(), w.bias.empty() ? nullptr : w.bias.data(),
+                                           static_cast<float*>(values[w.output].mem.get_data_handle()), w.scratch);
+                        },
+                        [&](UpsampleStep& u) {
+                          const Value& in = values[u.input];
+                          depthwise_upsample2x(static_cast<const float*>(in.mem.get_data_handle()),
+                                               static_cast<float*>(values[u.output].mem.get_data_handle()),
+                                               u.weights.data(), u.bias.empty() ? nullptr : u.bias.data(), in.dims[2],
+                                               in.dims[3], in.dims[1]);
+                        },
+                        [&](CopyStep& c) {
+                          Value& in = values[c.input];
+                          Value& out = values[c.output];
+                          memory host({in.dims, dt::f32, tag::nchw}, cpu, in.tensor.f32.data());
+                          if (!in.host) dnnl::reorder(in.mem, host).execute(stream, in.mem, host);  // arena → mirror
+                          else dnnl::reorder(host, out.mem).execute(stream, host, out.mem);         // host → arena
+                        },
+                        [&](HostOpStep& h) {
+                          std::vector<const PlainTensor*> ins;
+                          for (int v : h.inputs) ins.push_back(&values[v].tensor);
+                          values[h.output].tensor = std::move(reference_op(*h.node, ins)[0]);
+                        }},
+             s.work);
 }
 
 }  // namespace leanseg::runtime

@@ -54,13 +54,8 @@ int Engine::Impl::arena_input(const std::string& name) {
   const int a = add_value(name + "#arena", dims, false);
   values[a].role = Value::Role::Imported, values[a].copy_of = v;
   values[v].imported = a;
-  Step s;
-  s.name = values[a].name;
-  s.kind = Step::Kind::Host;
-  s.inputs = {v};
-  s.output = a;  // host → arena copy (see run: Host step with arena output)
   use(v);
-  produce(std::move(s), a);
+  produce({values[a].name, CopyStep{v, a}}, a);  // host → arena
   use(a);
   return a;
 }
@@ -94,13 +89,12 @@ int Engine::Impl::quantized_input(int v, float* scale) {
   attr.set_output_scales(0, {*scale});
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, values[q].md, attr);
-  Step s;
-  s.name = qname;
+  PrimitiveStep s;
   s.primitive = dnnl::reorder(pd);
   s.scratchpad = pd.scratchpad_desc();
   s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, q}};
   use(v);
-  produce(std::move(s), q);
+  produce({qname, std::move(s)}, q);
   use(q);
   return q;
 }
@@ -122,13 +116,8 @@ int Engine::Impl::host_input(const std::string& name) {
     values[v].mirrored = true;
     values[v].tensor.shape = std::vector<int64_t>(values[v].dims.begin(), values[v].dims.end());
     values[v].tensor.f32.assign(memory::desc(values[v].dims, dt::f32, tag::nchw).get_size() / sizeof(float), 0.f);
-    Step s;  // arena → host mirror
-    s.name = name + "#host";
-    s.kind = Step::Kind::Host;
-    s.inputs = {v};
-    s.output = v;
     use(v);
-    steps.push_back(std::move(s));
+    steps.push_back({name + "#host", CopyStep{v, v}});  // arena → host mirror
   }
   use(v);
   return v;
@@ -151,13 +140,12 @@ int Engine::Impl::copied(int v, const std::string& name, const memory::desc& md)
   if (values[v].qscale != 1.f && md.data_type() != values[v].md.data_type())
     attr.set_output_scales(0, {1.f / values[v].qscale});  // int8 → float
   dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, md, attr);
-  Step s;
-  s.name = name;
+  PrimitiveStep s;
   s.primitive = dnnl::reorder(pd);
   s.scratchpad = pd.scratchpad_desc();
   s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}};
   use(v);
-  produce(std::move(s), c);
+  produce({name, std::move(s)}, c);
   use(c);
   return c;
 }

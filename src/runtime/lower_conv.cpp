@@ -147,9 +147,9 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or the conv
   if (winograd) {  // one step over every part
     if (sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    Step s = winograd_step(n, *w, b, parts, od, f);
+    WinogradStep s = winograd_step(n, *w, b, parts, od, f);
     s.output = out;
-    produce(std::move(s), out);
+    produce({n.name, std::move(s)}, out);
     values[out].first = first_write;
   } else {
     int64_t channel_offset = 0;
@@ -159,10 +159,11 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
       if (p > 0 || sum_other >= 0) post.append_sum(1.f);
       if (has_act && p + 1 == parts.size()) post.append_eltwise(1.f, act.algorithm, act.alpha, act.beta);
       if (p == 0 && sum_other >= 0) accumulate_into(out, sum_other, n.name);
-      Step s = conv_step(n, attrs, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
+      PrimitiveStep s =
+          conv_step(n, attrs, *w, p == 0 ? b : nullptr, parts[p].first, channel_offset, o, post, weight_scales);
       channel_offset += values[parts[p].first].dims[1];
       s.value_args.push_back({DNNL_ARG_DST, out});
-      produce(std::move(s), out);
+      produce({n.name, std::move(s)}, out);
       values[out].first = first_write;
     }
   }
@@ -173,13 +174,11 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
 // The Winograd step of conv `n` over `inputs` (arena values, flagged when read through
 // DepthToSpace) with what fusable_followers took into it. Its weights stay in plain fp32 (the
 // kernel transforms them into its scratch on each call).
-Step Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
+WinogradStep Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
                                  const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od,
-                                 const Followers& f) {
-  Step s;
-  s.name = n.name;
-  s.kind = Step::Kind::Winograd;
-  WinogradShape& shape = s.winograd;
+                                         const Followers& f) {
+  WinogradStep s;
+  WinogradShape& shape = s.shape;
   shape.height = od[2], shape.width = od[3], shape.in_channels = w.shape[1], shape.out_channels = od[1];
   shape.threads = thread_count();
   shape.accumulate = f.sum_other >= 0;
@@ -190,7 +189,7 @@ Step Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const
   }
   s.weights = winograd_weight_layout(w.f32.data(), shape.out_channels, shape.in_channels);
   if (b) s.bias = b->f32;
-  s.winograd_inputs = inputs;
+  s.inputs = inputs;
   for (const auto& in : inputs) use(in.first);
   s.scratch_bytes = winograd_scratch_bytes(shape);
   weights += (s.weights.size() + s.bias.size()) * sizeof(float);
@@ -205,19 +204,18 @@ void Engine::Impl::accumulate_into(int out, int addend, const std::string& node)
       addend != value_of[model.graph.inputs[0].name]) {
     values[out].storage = addend;  // in place: the addend dies here
   } else {
-    Step copy;  // the addend lives on: copy it into the output first
-    copy.name = node + "#addend";
+    PrimitiveStep copy;  // the addend lives on: copy it into the output first
     copy.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(cpu, values[addend].md, cpu, values[out].md));
     copy.value_args = {{DNNL_ARG_FROM, addend}, {DNNL_ARG_TO, out}};
     use(addend);
-    produce(std::move(copy), out);
+    produce({node + "#addend", std::move(copy)}, out);
   }
   use(addend);
 }
 
 // One oneDNN (de)convolution step reading `x`, which holds input channels
 // [channel_offset, channel_offset + channels of x) of the node's weights; packs those weights.
-Step Engine::Impl::conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b,
+PrimitiveStep Engine::Impl::conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b,
                              int x, int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,
                              const std::vector<float>& weight_scales) {
   const bool transposed = n.op == "ConvTranspose";
@@ -245,8 +243,7 @@ Step Engine::Impl::conv_step(const GraphNode& n, const ConvAttributes& attrs, co
                                 : memory::dims{groups, out_ch / groups, in_ch / groups, k[0], k[1]};
   const memory::desc w_any(wd, int8 ? dt::s8 : act_dt, tag::any), b_md({out_ch}, dt::f32, tag::a);
   const memory::desc src_md = values[src].md, dst_md(o.dims, o.type, tag::nhwc);
-  Step s;
-  s.name = n.name;
+  PrimitiveStep s;
   memory::desc packed_w;
   // Convolution and transposed convolution share their descriptor's shape in oneDNN.
   auto create = [&](auto kind, dnnl::algorithm algorithm) {

@@ -14,8 +14,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
   auto is_host = [&](const std::string& v) { return value_of.count(v) && values[value_of[v]].host; };
   if ((c0 || is_host(n.inputs[0])) && (c1 || is_host(n.inputs[1]))) return lower_host(n);
   const auto alg = n.op == "Add" ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
-  Step s;
-  s.name = n.name;
+  PrimitiveStep s;
   memory::desc src1_md;
   int a = -1, b = -1;
   if (c0 || c1) {
@@ -52,7 +51,7 @@ void Engine::Impl::lower_binary(const GraphNode& n) {
   // SE gates (sigmoid) times non-negative features stay non-negative.
   values[out].nonnegative = alg == dnnl::algorithm::binary_mul && b >= 0 && values[a].nonnegative && values[b].nonnegative;
   s.value_args.push_back({DNNL_ARG_DST, out});
-  produce(std::move(s), out);
+  produce({n.name, std::move(s)}, out);
 }
 
 void Engine::Impl::lower_eltwise(const GraphNode& n) {
@@ -69,8 +68,7 @@ void Engine::Impl::lower_eltwise(const GraphNode& n) {
   const int out = add_value(n.outputs[0], values[x].dims, false);
   values[out].nonnegative = n.op != "Clip" || float_attr(n, "min", 0) >= 0;
   for (size_t c = 0; c < chain.size(); ++c) {
-    Step s;
-    s.name = n.name;
+    PrimitiveStep s;
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::eltwise_forward::primitive_desc pd(
@@ -82,7 +80,7 @@ void Engine::Impl::lower_eltwise(const GraphNode& n) {
     s.value_args = {{DNNL_ARG_SRC, c == 0 ? x : out}, {DNNL_ARG_DST, out}};
     use(x);
     const int first = values[out].first;
-    produce(std::move(s), out);
+    produce({n.name, std::move(s)}, out);
     if (c > 0) values[out].first = first;
   }
 }
@@ -105,8 +103,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
                                   values[x].md, act_md(od), {st[0], st[1]}, {k[0], k[1]}, {pads[0], pads[1]},
                                   {pads[2], pads[3]}),
       attr, cpu);
-  Step s;
-  s.name = n.name;
+  PrimitiveStep s;
   s.primitive = dnnl::pooling_forward(pd);
   s.scratchpad = pd.scratchpad_desc();
   const int out = add_value(n.outputs[0], od, false);
@@ -114,7 +111,7 @@ void Engine::Impl::lower_pool(const GraphNode& n) {
   values[out].nonnegative = values[x].nonnegative;
   s.value_args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}};
   use(x);
-  produce(std::move(s), out);
+  produce({n.name, std::move(s)}, out);
 }
 
 void Engine::Impl::lower_concat(const GraphNode& n) {
@@ -131,8 +128,7 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   if (options.precision == Precision::I8 && (axis == 1 || axis == -3) && only_convs_read(n.outputs[0]) &&
       model.activation_absmax.count(n.outputs[0]) && !read_by_winograd_conv(n.outputs[0], channel_concat_dims()))
     return lower_quantizing_concat(n);
-  Step s;
-  s.name = n.name;
+  PrimitiveStep s;
   std::vector<memory::desc> srcs;
   memory::dims od;
   for (size_t k = 0; k < n.inputs.size(); ++k) {
@@ -153,7 +149,7 @@ void Engine::Impl::lower_concat(const GraphNode& n) {
   values[out].nonnegative = true;
   for (const auto& [arg, v] : s.value_args) values[out].nonnegative = values[out].nonnegative && values[v].nonnegative;
   s.value_args.push_back({DNNL_ARG_DST, out});
-  produce(std::move(s), out);
+  produce({n.name, std::move(s)}, out);
 }
 
 // int8, a channel concat that only convolutions read (more than one, else it runs in parts):
@@ -186,14 +182,13 @@ void Engine::Impl::lower_quantizing_concat(const GraphNode& n) {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_output_scales(0, {quantized ? scale / values[v].qscale : scale});
     dnnl::reorder::primitive_desc pd(cpu, values[v].md, cpu, slice, attr);
-    Step s;
-    s.name = n.name + "#q8";
+    PrimitiveStep s;
     s.primitive = dnnl::reorder(pd);
     s.scratchpad = pd.scratchpad_desc();
     s.value_args = {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, out}};
     s.views = {{DNNL_ARG_TO, slice}};
     use(v);
-    produce(std::move(s), out);
+    produce({n.name + "#q8", std::move(s)}, out);
     values[out].first = first_write;
   }
 }
@@ -215,8 +210,7 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   const memory::dims view = {N, H, W, 2, 2, C};
   memory::desc from(view, type, memory::dims{H * W * 4 * C, W * 4 * C, 4 * C, 2 * C, C, 1});
   memory::desc to(view, type, memory::dims{4 * H * W * C, 4 * W * C, 2 * C, 2 * W * C, C, 1});
-  Step s;
-  s.name = n.name;
+  PrimitiveStep s;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::reorder::primitive_desc pd(cpu, from, cpu, to, attr);
@@ -229,7 +223,7 @@ void Engine::Impl::lower_depth_to_space(const GraphNode& n) {
   s.value_args = {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, out}};
   s.views = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
   use(x);
-  produce(std::move(s), out);
+  produce({n.name, std::move(s)}, out);
 }
 
 // Depthwise kernel-2 stride-2 transposed conv with the engine's own f32 kernel; other
@@ -242,9 +236,7 @@ void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
   const int64_t C = xd[1];
   require(w->shape[0] == C, where(n.name) + ": weights for " + std::to_string(w->shape[0]) + " channels, input has " +
                                 std::to_string(C));
-  Step s;
-  s.name = n.name;
-  s.kind = Step::Kind::Upsample;
+  UpsampleStep s;
   s.weights.resize(4 * C);
   for (int64_t c = 0; c < C; ++c)
     for (int d = 0; d < 4; ++d) s.weights[d * C + c] = w->f32[c * 4 + d];
@@ -255,10 +247,10 @@ void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
   const bool direct = act_dt == dt::f32;
   const int y = add_value(direct ? n.outputs[0] : n.outputs[0] + "#f32", od, false);
   values[y].md = memory::desc(od, dt::f32, tag::nhwc);
-  s.inputs = {x};
+  s.input = x;
   s.output = y;
   use(x);
-  produce(std::move(s), y);
+  produce({n.name, std::move(s)}, y);
   if (!direct) {
     const int out = converted(y, act_dt);
     values[out].name = n.outputs[0];
@@ -269,9 +261,7 @@ void Engine::Impl::lower_depthwise_upsample(const GraphNode& n) {
 // Small non-image ops on host tensors with the reference implementation. Output shapes are
 // found by running the op once on zeros now (Shape and Reshape depend only on shapes).
 void Engine::Impl::lower_host(const GraphNode& n) {
-  Step s;
-  s.name = n.name;
-  s.kind = Step::Kind::Host;
+  HostOpStep s;
   s.node = &n;
   for (const auto& in : n.inputs) s.inputs.push_back(host_input(in));
   std::vector<const PlainTensor*> ins;  // after every host_input: `values` may have grown
@@ -281,7 +271,7 @@ void Engine::Impl::lower_host(const GraphNode& n) {
   const int out = add_value(n.outputs[0], to_dims(probe[0].shape), true);
   values[out].tensor = std::move(probe[0]);
   s.output = out;
-  produce(std::move(s), out);
+  produce({n.name, std::move(s)}, out);
 }
 
 }  // namespace leanseg::runtime

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "leanseg/graph.h"
@@ -41,29 +42,52 @@ struct Value {
   int quantized = -1;  // arena values: their u8/s8 copy (int8 plans), once made
 };
 
-struct Step {
-  enum class Kind { Primitive, Host, Upsample, Winograd } kind = Kind::Primitive;
-  std::string name;  // node name (error messages, profiling)
+// The steps of a plan, one kind per way of computing: a oneDNN primitive, one of the engine's
+// own kernels (winograd.h, kernels.h), a copy between the arena and a host tensor, or an op
+// run on the host by the reference interpreter. Each kind holds only what it needs.
+struct PrimitiveStep {
   dnnl::primitive primitive;
   std::vector<std::pair<int, int>> value_args;     // DNNL_ARG_* → value index
   std::map<int, memory::desc> views;               // DNNL_ARG_* → another view of that value's bytes
   std::unordered_map<int, memory> fixed_args;      // weights, bias, constants
   memory::desc scratchpad;
   std::unordered_map<int, memory> args;            // bound after planning
-  // Upsample steps (kernels.h): taps [4][C] and bias [C]; Winograd steps (winograd.h): weights
-  // [Cin][3][3][Cout] and bias [Cout]
+};
+
+// Winograd F(2x2, 3x3) conv: weights [Cin][3][3][Cout], bias [Cout], the input values (read
+// through DepthToSpace when flagged) and the scratch planned in the arena.
+struct WinogradStep {
+  WinogradShape shape;
   std::vector<float> weights, bias;
-  // Winograd steps: the shape, the input values (read through DepthToSpace when flagged), and the
-  // scratch planned in the arena
-  WinogradShape winograd;
-  std::vector<std::pair<int, bool>> winograd_inputs;
-  std::vector<WinogradSource> winograd_sources;  // bound after planning
-  size_t scratch_bytes = 0;
-  float* scratch = nullptr;
-  // Host steps
-  const GraphNode* node = nullptr;
-  std::vector<int> inputs;  // value indices (host tensors)
+  std::vector<std::pair<int, bool>> inputs;
   int output = -1;
+  size_t scratch_bytes = 0;
+  std::vector<WinogradSource> sources;  // bound after planning
+  float* scratch = nullptr;             // bound after planning
+};
+
+// Depthwise kernel-2 stride-2 transposed conv (kernels.h): taps [4][C] and bias [C].
+struct UpsampleStep {
+  std::vector<float> weights, bias;
+  int input = -1, output = -1;
+};
+
+// An arena value's host mirror (input arena → output host), or a host value imported into the
+// arena (input host → output arena).
+struct CopyStep {
+  int input = -1, output = -1;
+};
+
+// A node run on host tensors by the reference interpreter (shapes, reshapes, small ops).
+struct HostOpStep {
+  const GraphNode* node = nullptr;
+  std::vector<int> inputs;
+  int output = -1;
+};
+
+struct Step {
+  std::string name;  // node name (error messages, profiling)
+  std::variant<PrimitiveStep, WinogradStep, UpsampleStep, CopyStep, HostOpStep> work;
 };
 
 inline memory::dims to_dims(const std::vector<int64_t>& shape) { return memory::dims(shape.begin(), shape.end()); }

@@ -113,6 +113,9 @@ TEST(CliExitCodes, LeansegUsageErrorsExitTwoFailuresOne) {
       {"compress -m m.safetensors -o x.safetensors --quant int8 --qat 4 --finetune-epochs 1 --data d", 2,
        "--quant int4"},                                         // leanseg's usage check: --qat BITS against --quant
       {"info --model unet --input-size 100", 2, "multiple of 32"},
+      {"export -m unet-32 --format runtime --input-size 100 -o x.lsr", 2, "multiple of 32"},
+      {"export -m unet-32 --format onnx --opset 10 -o x.onnx", 2, "--opset 10: outside the supported range 11–17"},
+      {"predict -m unet-32 -o out --shard 1/x some.png", 2, "--shard"},  // malformed I/N
       {"info --model /no/such/model.safetensors", 1, "/no/such/model.safetensors"},  // a failure, not usage
   };
   expect_exit_codes(exe, cases);
@@ -132,6 +135,7 @@ TEST(CliExitCodes, InferUsageErrorsExitTwoFailuresOne) {
       {lsr + " --bench --precision fp8", 2, "fp8"},
       {lsr + " some.png -o " + dir.file("out") + " --profile", 2, "apply to --bench only"},  // UsageError
       {lsr + " some.png", 2, "--out is required"},
+      {lsr + " some.png -o " + dir.file("out") + " --shard 3/2", 2, "--shard"},  // I outside 0..N-1
       {lsr + " --bench --threads 0 --runs 1 --warmup 0", 0, "median"},
       {dir.file("missing.lsr") + " --bench", 1, "missing.lsr"},  // a failure, not usage
   };
