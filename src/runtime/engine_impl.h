@@ -162,7 +162,7 @@ struct Engine::Impl {
     return options.precision == Precision::F32 || (options.precision == Precision::I8 && !int8_is_exact_on_this_cpu());
   }
   const GraphNode* sole_reader_node(const std::string& value) const;
-  WinogradStep winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
+  WinogradStep winograd_step(const GraphTensor& w, const GraphTensor* b,
                      const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od, const Followers& f);
   PrimitiveStep conv_step(const GraphNode& n, const ConvAttributes& attrs, const GraphTensor& w, const GraphTensor* b, int x,
                  int64_t channel_offset, const ConvOutput& o, const dnnl::post_ops& post,

@@ -147,7 +147,7 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   const int first_write = static_cast<int>(steps.size());  // the addend's copy or the conv
   if (winograd) {  // one step over every part
     if (sum_other >= 0) accumulate_into(out, sum_other, n.name);
-    WinogradStep s = winograd_step(n, *w, b, parts, od, f);
+    WinogradStep s = winograd_step(*w, b, parts, od, f);
     s.output = out;
     produce({n.name, std::move(s)}, out);
     values[out].first = first_write;
@@ -171,11 +171,11 @@ void Engine::Impl::lower_conv(size_t i, std::set<size_t>& fused) {
   if (derived) drop(*derived), rewritten_dropped = true;
 }
 
-// The Winograd step of conv `n` over `inputs` (arena values, flagged when read through
-// DepthToSpace) with what fusable_followers took into it. Its weights stay in plain fp32 (the
+// The Winograd step of a conv with weights `w` over `inputs` (arena values, flagged when read
+// through DepthToSpace) with what fusable_followers took into it. Its weights stay in plain fp32 (the
 // kernel transforms them into its scratch on each call).
-WinogradStep Engine::Impl::winograd_step(const GraphNode& n, const GraphTensor& w, const GraphTensor* b,
-                                 const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od,
+WinogradStep Engine::Impl::winograd_step(const GraphTensor& w, const GraphTensor* b,
+                                         const std::vector<std::pair<int, bool>>& inputs, const memory::dims& od,
                                          const Followers& f) {
   WinogradStep s;
   WinogradShape& shape = s.shape;

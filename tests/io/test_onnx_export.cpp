@@ -375,12 +375,12 @@ TEST(OnnxCli, BadRequestsFailClearly) {
   CliRun r = run_cli("export --model unet-32 --format xyz" + out);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown format 'xyz' (onnx, runtime)"), std::string::npos) << r.out;
-  r = run_cli("export --model unet-32 --format onnx --opset 9" + out);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("opset 9 is too old (supported: 11–17)"), std::string::npos) << r.out;
+  r = run_cli("export --model unet-32 --format onnx --opset 9" + out);  // usage errors (exit 2)
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--opset 9: outside the supported range 11–17"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --opset 19" + out);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("opset 19 is newer"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--opset 19: outside the supported range 11–17"), std::string::npos) << r.out;
   {
     std::ofstream garbage(dir.file("garbage.safetensors"), std::ios::binary);
     garbage << "definitely not a model";
@@ -392,8 +392,8 @@ TEST(OnnxCli, BadRequestsFailClearly) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("neither a model file nor a model name"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --input-size 100" + out);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--input-size 100 must be a positive multiple of 32"), std::string::npos) << r.out;
   r = run_cli("export --model unet-32 --format onnx --calibrate random" + out);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--calibrate with --format onnx needs --int8"), std::string::npos) << r.out;

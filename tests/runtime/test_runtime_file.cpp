@@ -605,8 +605,8 @@ TEST(RuntimeCli, OnnxOnlyOptionsAndBadRequestsFailClearly) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown format 'lsr' (onnx, runtime)"), std::string::npos) << r.out;
   r = test::run_cli("export --model unet-32 --format runtime --input-size 100" + out);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("not a positive multiple of 32"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--input-size 100 must be a positive multiple of 32"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.lsr")));
 }
 
