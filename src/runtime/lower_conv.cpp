@@ -252,7 +252,17 @@ PrimitiveStep Engine::Impl::conv_step(const GraphNode& n, const ConvAttributes& 
     auto d = b ? typename Primitive::desc(fwd, algorithm, src_md, w_any, b_md, dst_md, strides, dilates, pad_l, pad_r)
                : typename Primitive::desc(fwd, algorithm, src_md, w_any, dst_md, strides, dilates, pad_l, pad_r);
     typename Primitive::primitive_desc pd(d, attr, cpu);
-    s.primitive = Primitive(pd);
+    // oneDNN may accept a descriptor and then fail to generate the chosen kernel (seen: the
+    // AVX512-BF16 and VNNI grouped convs with a sum and a logistic post-op, 4 channels per
+    // group); its list holds further implementations, so take the next one that builds.
+    for (;;) {
+      try {
+        s.primitive = Primitive(pd);
+        break;
+      } catch (const dnnl::error&) {
+        if (!pd.next_impl()) throw;
+      }
+    }
     packed_w = pd.weights_desc();
     s.scratchpad = pd.scratchpad_desc();
   };
