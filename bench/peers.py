@@ -12,8 +12,8 @@ bench/peers_ort_worker.js) that loads its models once; the driver asks them in t
 timed runs of one variant (after 2 warm-ups), rotating the order every round, so slow drifts of
 the machine hit every column alike. Medians over all rounds' runs; the spread is the range of
 the per-round medians. --load busy runs one `while :; do :; done` at nice 0 beside the whole run
-(the "one busy process" column). The engine's worker runs with OMP_WAIT_POLICY=passive, as
-leanseg's executables do, unless the environment sets one; bf16 is left out on CPUs without
+(the "one busy process" column). The engine's worker runs on the OpenMP runtime `leanseg-infer` defaults
+to (LLVM's libomp, 20 ms blocktime; --engine-openmp libgomp-passive for libgomp passive); bf16 is left out on CPUs without
 AVX-512 (oneDNN has no bf16 kernels there). Weights are random (timing only; int8 calibrated on noise).
 Writes OUT/peers.json and OUT/peers.md.
 """
@@ -28,6 +28,19 @@ def cpu_has_bf16_kernels():
     """oneDNN's bf16 kernels need AVX-512 (avx512_core); without it the engine refuses bf16."""
     flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
     return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+
+
+LIBOMP = "/usr/lib/llvm-14/lib/libomp.so.5"
+
+
+def engine_openmp_env(choice):
+    """The OpenMP runtime and waiting of the engine's worker. "leanseg-infer" (the default) is what
+    `leanseg-infer` runs on by default: LLVM's libomp preloaded with KMP_BLOCKTIME 20 ms
+    (src/util/openmp_wait_policy.c), libgomp passive when libomp is not installed;
+    "libgomp-passive" is what a host process gets that sets OMP_WAIT_POLICY=passive itself."""
+    if choice == "leanseg-infer" and os.path.exists(LIBOMP):
+        return {"LD_PRELOAD": LIBOMP, "KMP_BLOCKTIME": os.environ.get("KMP_BLOCKTIME", "20")}
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive")}
 
 
 def sh(cmd):
@@ -82,9 +95,8 @@ def start_workers(a, models):
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     workers.append(Worker("engine", [sys.executable, "bench/peers_workers.py", "engine", "--threads", str(a.threads),
                                      *entries["engine"]],
-                          # the wait policy leanseg's executables default to (docs/results.md, latency under load)
                           dict(env, LEANSEG_RUNTIME_LIBRARY=os.path.abspath("build/libleanseg_runtime.so.0"),
-                               OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))))
+                               **engine_openmp_env(a.engine_openmp))))
     if not a.no_ort:
         if not os.environ.get("ORT_DIR"):
             raise SystemExit("set ORT_DIR to an ONNX Runtime install (ORT_DIR=DIR bash ../shared/bench/setup_ort.sh), or pass --no-ort")
@@ -150,6 +162,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engine-openmp", choices=["leanseg-infer", "libgomp-passive"], default="leanseg-infer",
+                    help="the engine worker's OpenMP runtime: leanseg-infer's default (libomp, 20 ms) or libgomp passive")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--load", choices=["idle", "busy"], default="idle")
     ap.add_argument("--out", default="bench-out/peers")
@@ -174,7 +188,7 @@ def main():
             w.close()
     md = table(results, models, a.load)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    head = (f"bench/peers.py --rounds {a.rounds} --runs {a.runs} --threads {a.threads} --size {a.size} --load {a.load}; "
+    head = (f"bench/peers.py --rounds {a.rounds} --runs {a.runs} --threads {a.threads} --size {a.size} --load {a.load} --engine-openmp {a.engine_openmp}; "
             f"{time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPUs ({cpu}), "
             f"git {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}")
     out = head + "\n\n" + md + "\n"
