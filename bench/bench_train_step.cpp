@@ -24,7 +24,7 @@
 int main(int argc, char** argv) {
   int batch = 16, size = 256, reps = 10, threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string model_name = "mobilenet-aspp-se-unet", profile_path;
-  bool channels_last = false, system_malloc = false;
+  bool channels_last = false, system_malloc = false, bf16 = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     else if (a == "--model") model_name = next();
     else if (a == "--channels-last") channels_last = true;
     else if (a == "--system-malloc") system_malloc = true;
+    else if (a == "--bf16") bf16 = true;  // bf16 mixed precision (leanseg::Bf16Autocast), as `train --bf16`
     else if (a == "--profile") profile_path = next();  // chrome trace of one extra step after the timed ones
   }
   if (!system_malloc) leanseg::keep_freed_memory();  // as leanseg's executables do
@@ -61,7 +62,11 @@ int main(int argc, char** argv) {
     if (r == 2) before = leanseg::process_usage();
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
-    auto loss = leanseg::dice_bce_loss(model->forward(x), y, lo);
+    torch::Tensor loss;
+    {
+      leanseg::Bf16Autocast autocast(bf16);
+      loss = leanseg::segmentation_loss(model->forward(x), y, lo);
+    }
     loss.backward();
     opt.step();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -71,15 +76,20 @@ int main(int argc, char** argv) {
   if (!profile_path.empty()) {
     torch::autograd::profiler::RecordProfile profile(profile_path);
     opt.zero_grad();
-    leanseg::dice_bce_loss(model->forward(x), y, lo).backward();
+    torch::Tensor loss;
+    {
+      leanseg::Bf16Autocast autocast(bf16);
+      loss = leanseg::segmentation_loss(model->forward(x), y, lo);
+    }
+    loss.backward();
     opt.step();
   }
   std::sort(ms.begin(), ms.end());
   std::printf("{\"impl\": \"leanseg\", \"model\": \"%s\", \"batch\": %d, \"size\": %d, \"threads\": %d, "
-              "\"channels_last\": %s, \"malloc\": \"%s\", \"reps\": %d, \"median_ms\": %.1f, \"min_ms\": %.1f, "
+              "\"channels_last\": %s, \"bf16\": %s, \"malloc\": \"%s\", \"reps\": %d, \"median_ms\": %.1f, \"min_ms\": %.1f, "
               "\"max_ms\": %.1f, \"minor_faults_per_step\": %.0f, \"system_s_per_step\": %.3f, "
               "\"user_s_per_step\": %.3f, \"peak_rss_mb\": %.0f}\n",
-              model_name.c_str(), batch, size, threads, channels_last ? "true" : "false",
+              model_name.c_str(), batch, size, threads, channels_last ? "true" : "false", bf16 ? "true" : "false",
               system_malloc ? "system" : "kept", reps, ms[ms.size() / 2], ms.front(), ms.back(),
               double(after.minor_faults - before.minor_faults) / reps, (after.system_seconds - before.system_seconds) / reps,
               (after.user_seconds - before.user_seconds) / reps, after.peak_rss_bytes / 1e6);

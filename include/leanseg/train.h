@@ -38,6 +38,26 @@ double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices);
 // step (M1 on Zen 1: 1.33x NCHW's CPU time per step, README "Training speed against PyTorch").
 bool channels_last_trains_faster_on_this_cpu();
 
+// bf16 mixed precision for a training step's forward pass (and, through autograd, its backward):
+// inside the scope LibTorch's CPU autocast runs convolutions, transposed convolutions, matmuls
+// and linear layers in bfloat16 (oneDNN's AVX512-BF16 kernels) while the weights, their
+// gradients and the optimizer's state stay float32 (master weights); losses are computed in
+// float32 (segmentation_loss casts). No loss scaling: bf16 has float32's exponent range.
+// Nests; restores the caller's autocast state on exit. Off: does nothing.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool enabled);
+  ~Bf16Autocast();
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool enabled_, was_enabled_ = false;
+  int was_dtype_ = 0;
+};
+// True on CPUs with AVX512-BF16, where oneDNN's bf16 convolutions run at twice fp32's rate.
+bool bf16_trains_fast_on_this_cpu();
+
 struct TrainOptions {
   // model
   std::string model = "mobilenet-aspp-se-unet";
@@ -74,6 +94,9 @@ struct TrainOptions {
   // of CPU (channels_last_trains_faster_on_this_cpu). A resumed run keeps the layout recorded in
   // its checkpoint.
   bool channels_last = channels_last_trains_faster_on_this_cpu();
+  // bf16 mixed precision for the training forward and backward (Bf16Autocast); validation and
+  // the saved model stay float32.
+  bool bf16 = false;
   double max_minutes = 0;  // stop (cleanly, after an epoch) when exceeded; 0 = no limit
   std::string out_dir;
   bool resume = false;

@@ -26,7 +26,7 @@ struct TrainArgs {
   int num_classes = 0;        // 0: from the masks
   ImageReadArgs read;         // --page, --channel, --intensity-range
   std::string resize;         // --resize stretch|letterbox ("": the preset's or config's)
-  bool resume = false, no_augment = false, rot90 = false, no_progress = false, nchw = !channels_last_trains_faster_on_this_cpu();
+  bool resume = false, no_augment = false, rot90 = false, no_progress = false, bf16 = false, nchw = !channels_last_trains_faster_on_this_cpu();
   bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
@@ -123,6 +123,9 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   o.progress = !a.no_progress;
   o.resume = a.resume;
   if (a.layout_given || a.config.empty()) o.channels_last = !a.nchw;  // a.nchw starts as !channels_last_trains_faster_on_this_cpu()
+  if (a.bf16) o.bf16 = true;
+  if (o.bf16 && !bf16_trains_fast_on_this_cpu())
+    std::fprintf(stderr, "warning: --bf16 on a CPU without AVX512-BF16: LibTorch emulates bfloat16 here, slower than float32\n");
   o.stop_after_epochs = a.stop_after;
   o.out_dir = a.out;
   if (a.qat_bits) o.qat_bits = a.qat_bits;
@@ -212,6 +215,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--nchw,!--channels-last", a->nchw,
                 "Memory layout of the training step: NCHW or channels-last (NHWC). Default: the one measured faster "
                 "on this kind of CPU (channels-last with AVX-512, NCHW without); --resume keeps the run's layout");
+  cmd->add_flag("--bf16", a->bf16,
+                "bf16 mixed precision: convolutions and matmuls of the training step in bfloat16 (AVX512-BF16 "
+                "CPUs), weights, gradients and the optimizer's state in float32; validation and the saved model in float32");
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Images per optimizer step (per process with --nproc)")->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);

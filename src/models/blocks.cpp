@@ -136,7 +136,10 @@ AsppImpl::AsppImpl(const AsppOptions& o) {
 torch::Tensor AsppImpl::forward(const torch::Tensor& x) {
   std::vector<torch::Tensor> outs;
   for (auto& b : *branches) outs.push_back(b->as<Seq>()->forward(x));
-  auto pooled = torch::relu(pool_norm(pool_conv(x.mean({2, 3}, /*keepdim=*/true))));
+  // GroupNorm in float32 (LibTorch 1.13 has no bfloat16 GroupNorm with float32 affine weights, as
+  // under bf16 autocast), back in the conv's type so that the concat below is of one type.
+  const auto pooled_conv = pool_conv(x.mean({2, 3}, /*keepdim=*/true));
+  auto pooled = torch::relu(pool_norm(pooled_conv.to(torch::kFloat32))).to(pooled_conv.scalar_type());
   outs.push_back(pooled.expand({-1, -1, x.size(2), x.size(3)}));
   return dropout(project->forward(torch::cat(outs, 1)));
 }

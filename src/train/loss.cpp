@@ -37,7 +37,10 @@ torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& tar
 }
 
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& o) {
-  return logits.size(1) == 1 ? dice_bce_loss(logits, target, o) : dice_ce_loss(logits, target, o);
+  // float32 whatever the forward ran in (bf16 under Bf16Autocast): sums over a whole batch of
+  // pixels need float32's mantissa.
+  const auto l = logits.to(torch::kFloat32);
+  return l.size(1) == 1 ? dice_bce_loss(l, target, o) : dice_ce_loss(l, target, o);
 }
 
 double auto_pos_weight(const Dataset& d, const std::vector<size_t>& indices) {

@@ -19,6 +19,7 @@ nlohmann::json TrainOptions::to_json() const {
   if (!teacher.empty()) j["distillation"] = {{"teacher", teacher}, {"alpha", distill_alpha}, {"temperature", distill_temperature}};
   if (progressive_start) j["progressive"] = {{"start", progressive_start}, {"epochs", progressive_epochs}};
   j["channels_last"] = channels_last;
+  if (bf16) j["bf16"] = true;  // only when on: options recorded by older runs stay equal on resume
   if (augment_options.rot90) j["augment_rot90"] = true;
   if (prune_target > 0) j["gradual_pruning"] = {{"target", prune_target}, {"epochs", prune_epochs}};
   if (num_classes != 0) j["num_classes"] = num_classes;  // absent: from the data (binary runs as before)

@@ -247,6 +247,7 @@ const std::map<std::string, Setter>& top_level_keys() {
        }},
       {"max_minutes", [](const json& v, const Where& w, TrainOptions& o) { o.max_minutes = number(v, w, 0, kBig); }},
       {"channels_last", [](const json& v, const Where& w, TrainOptions& o) { o.channels_last = boolean(v, w); }},
+      {"bf16", [](const json& v, const Where& w, TrainOptions& o) { o.bf16 = boolean(v, w); }},
       {"qat",
        [](const json& v, const Where& w, TrainOptions& o) {
          apply_section(v, w, o,
@@ -341,6 +342,7 @@ nlohmann::json train_config_json(const TrainOptions& o) {
             {"seed", o.seed},
             {"max_minutes", o.max_minutes},
             {"channels_last", o.channels_last},
+            {"bf16", o.bf16},
             {"qat", {{"bits", o.qat_bits}, {"per_channel", o.qat_per_channel}}},
             {"distillation", {{"teacher", o.teacher}, {"alpha", o.distill_alpha}, {"temperature", o.distill_temperature}}},
             {"progressive", {{"start", o.progressive_start}, {"epochs", o.progressive_epochs}}},

@@ -169,7 +169,11 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
     double value = 0, count = static_cast<double>(batch.images.size(0));
     {
       const auto quantized = strategies.quantized(model);  // QAT: forward/backward on quantized weights
-      auto loss = strategies.loss(model, batch.images, batch.masks, o.loss);
+      torch::Tensor loss;
+      {
+        Bf16Autocast autocast(o.bf16);
+        loss = strategies.loss(model, batch.images, batch.masks, o.loss);
+      }
       value = loss.item<double>();
       // Every rank runs backward, whatever its loss: the gradient all-reduce needs all of them.
       if (dp) dp->before_backward();

@@ -1,0 +1,131 @@
+// bf16 mixed precision (Bf16Autocast, `train --bf16`): the step computes in bfloat16 and keeps
+// float32 master weights; it matches the float32 step within bf16's rounding and learns as well.
+#include <ATen/autocast_mode.h>
+
+#include "leanseg/model_file.h"
+#include "leanseg/tensor_io.h"
+#include "leanseg/train.h"
+#include "model_test_util.h"
+#include "train_test_util.h"
+
+namespace leanseg {
+namespace {
+
+#define SKIP_WITHOUT_BF16()                                                                                    \
+  if (!bf16_trains_fast_on_this_cpu()) GTEST_SKIP() << "this CPU has no AVX512-BF16 (LibTorch would emulate " \
+                                                       "bfloat16; --bf16 is for CPUs that have it)"
+
+TEST(MixedPrecision, ScopeTurnsCpuAutocastOnAndRestoresTheCallersState) {
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  {
+    Bf16Autocast off(false);
+    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  }
+  {
+    Bf16Autocast outer(true);
+    EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    EXPECT_EQ(at::autocast::get_autocast_cpu_dtype(), at::kBFloat16);
+    {
+      Bf16Autocast inner(true);
+      EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    }
+    EXPECT_TRUE(at::autocast::is_cpu_enabled());  // the outer scope is still open
+  }
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+}
+
+// One step of the tiny U-Net on the same batch from the same weights, float32 and bf16: the
+// convolutions run in bfloat16, every parameter and gradient stays float32, and loss and
+// gradients agree within bf16's 8-bit mantissa.
+TEST(MixedPrecision, Bf16StepMatchesTheFloat32StepWithinTolerance) {
+  SKIP_WITHOUT_BF16();
+  TrainOptions o = test::tiny_options("");
+  torch::manual_seed(3);
+  ModelConfig config;
+  config.arch = o.model, config.options = o.model_options;
+  auto model = create_model(config);
+  model->eval();  // no dropout: both steps must see the same network
+  const auto x = torch::rand({4, 1, 64, 64});
+  const auto y = (torch::rand({4, 1, 64, 64}) > 0.7).to(torch::kFloat32);
+  auto step = [&](bool bf16, torch::Tensor* logits_dtype_probe) {
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    torch::Tensor loss;
+    {
+      Bf16Autocast autocast(bf16);
+      const auto logits = model->forward(x);
+      *logits_dtype_probe = logits;
+      loss = segmentation_loss(logits, y, o.loss);
+    }
+    loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : model->parameters())
+      if (p.grad().defined()) grads.push_back(p.grad().clone());
+    return std::make_pair(loss.item<double>(), grads);
+  };
+  torch::Tensor logits32, logits16;
+  const auto [loss32, grads32] = step(false, &logits32);
+  const auto [loss16, grads16] = step(true, &logits16);
+  EXPECT_EQ(logits32.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(logits16.scalar_type(), torch::kBFloat16);  // the forward really ran in bf16
+  for (auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(loss16, loss32, 0.02 * std::abs(loss32));
+  ASSERT_EQ(grads16.size(), grads32.size());
+  ASSERT_FALSE(grads32.empty());
+  const auto flat32 = torch::cat([&] { std::vector<torch::Tensor> v; for (auto& g : grads32) v.push_back(g.flatten()); return v; }());
+  const auto flat16 = torch::cat([&] { std::vector<torch::Tensor> v; for (auto& g : grads16) v.push_back(g.flatten()); return v; }());
+  EXPECT_EQ(flat16.scalar_type(), torch::kFloat32);  // float32 gradients for the float32 master weights
+  const double cosine = (flat32 * flat16).sum().item<double>() / (flat32.norm().item<double>() * flat16.norm().item<double>());
+  EXPECT_GT(cosine, 0.99);
+}
+
+// Every zoo architecture runs a bf16 step (M1's ASPP pooling keeps its GroupNorm in float32:
+// LibTorch 1.13 has no bfloat16 GroupNorm with float32 weights) with float32 gradients.
+TEST(MixedPrecision, EveryZooModelTrainsAStepInBf16) {
+  SKIP_WITHOUT_BF16();
+  for (const char* arch : {"mobilenet-aspp-se-unet", "mobilenet-aspp-se-unet-lite", "unet-32", "efficient-unet", "unet-resnet18"}) {
+    torch::manual_seed(1);
+    auto model = create_model(arch);
+    model->train();
+    const auto x = torch::rand({2, 1, 64, 64});
+    const auto y = (torch::rand({2, 1, 64, 64}) > 0.7).to(torch::kFloat32);
+    torch::Tensor loss;
+    {
+      Bf16Autocast autocast(true);
+      loss = segmentation_loss(model->forward(x), y, LossOptions());
+    }
+    loss.backward();
+    EXPECT_TRUE(std::isfinite(loss.item<double>())) << arch;
+    int with_grad = 0;
+    for (auto& p : model->parameters())
+      if (p.grad().defined()) {
+        EXPECT_EQ(p.grad().scalar_type(), torch::kFloat32) << arch;
+        ++with_grad;
+      }
+    EXPECT_GT(with_grad, 0) << arch;
+  }
+}
+
+// The bar: bf16 training reaches the float32 run's validation Dice on the synthetic task
+// within 0.5 points, and the saved model is float32.
+TEST(MixedPrecision, Bf16TrainingReachesTheFloat32RunsDice) {
+  SKIP_WITHOUT_BF16();
+  test::TempDir dir;
+  const Dataset d = test::disc_dataset(48, 64, 1);
+  auto run = [&](const std::string& out, bool bf16) {
+    TrainOptions o = test::tiny_options(dir.file(out));
+    o.epochs = 25;
+    o.early_stop_patience = 25;
+    o.bf16 = bf16;
+    return train_model(d, o);
+  };
+  const TrainResult fp32 = run("fp32", false), bf16 = run("bf16", true);
+  EXPECT_GT(fp32.best_val_dice, 0.9);
+  EXPECT_GT(bf16.best_val_dice, fp32.best_val_dice - 0.005) << "fp32 " << fp32.best_val_dice << ", bf16 " << bf16.best_val_dice;
+  const auto saved = load_model(dir.file("bf16/best.safetensors"));
+  for (const auto& [name, t] : state_dict(*saved.model))  // (BatchNorm's step counters are integers)
+    if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat32) << name;
+  EXPECT_EQ(load_model(dir.file("bf16/last.safetensors")).extra["train_options"]["bf16"], true);
+}
+
+}  // namespace
+}  // namespace leanseg
