@@ -60,8 +60,10 @@ namespace leanseg {
 
 // Hinton et al. (2015) for a per-pixel binary task: the soft targets are the teacher's
 // temperature-softened probabilities; T² keeps the gradient scale independent of T.
-torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature) {
-  require(student.sizes() == teacher.sizes(), "distillation: student and teacher logits have different shapes");
+torch::Tensor distillation_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature) {
+  require(student_logits.sizes() == teacher_logits.sizes(), "distillation: student and teacher logits have different shapes");
+  // float32 like segmentation_loss, whatever the forwards ran in (bf16 under Bf16Autocast)
+  const auto student = student_logits.to(torch::kFloat32), teacher = teacher_logits.to(torch::kFloat32);
   require(temperature > 0, "distillation: the temperature must be > 0");
   if (student.size(1) > 1) {
     const auto soft_targets = torch::softmax(teacher.detach() / temperature, 1);

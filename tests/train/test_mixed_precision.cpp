@@ -34,6 +34,20 @@ TEST(MixedPrecision, ScopeTurnsCpuAutocastOnAndRestoresTheCallersState) {
   EXPECT_FALSE(at::autocast::is_cpu_enabled());
 }
 
+// Losses see bf16 logits under autocast and compute in float32: the same value as on the
+// float32 copy of those logits, returned as float32 (no CPU feature needed).
+TEST(MixedPrecision, LossesOfBf16LogitsAreComputedInFloat32) {
+  torch::manual_seed(5);
+  const auto s16 = torch::randn({2, 1, 8, 8}).to(torch::kBFloat16), t16 = torch::randn({2, 1, 8, 8}).to(torch::kBFloat16);
+  const auto y = (torch::rand({2, 1, 8, 8}) > 0.5).to(torch::kFloat32);
+  const auto seg = segmentation_loss(s16, y, LossOptions()), distill = distillation_loss(s16, t16, 2.0);
+  EXPECT_EQ(seg.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(distill.scalar_type(), torch::kFloat32);
+  EXPECT_DOUBLE_EQ(seg.item<double>(), segmentation_loss(s16.to(torch::kFloat32), y, LossOptions()).item<double>());
+  EXPECT_DOUBLE_EQ(distill.item<double>(),
+                   distillation_loss(s16.to(torch::kFloat32), t16.to(torch::kFloat32), 2.0).item<double>());
+}
+
 // One step of the tiny U-Net on the same batch from the same weights, float32 and bf16: the
 // convolutions run in bfloat16, every parameter and gradient stays float32, and loss and
 // gradients agree within bf16's 8-bit mantissa.
