@@ -56,18 +56,17 @@ int main(int argc, char** argv) {
     x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
   leanseg::LossOptions lo;
+  auto step_loss = [&] {  // forward and loss, under bf16 autocast with --bf16 (as `train --bf16`)
+    leanseg::Bf16Autocast autocast(bf16);
+    return leanseg::segmentation_loss(model->forward(x), y, lo);
+  };
   std::vector<double> ms;
   leanseg::ProcessUsage before;
   for (int r = 0; r < reps + 2; ++r) {
     if (r == 2) before = leanseg::process_usage();
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
-    torch::Tensor loss;
-    {
-      leanseg::Bf16Autocast autocast(bf16);
-      loss = leanseg::segmentation_loss(model->forward(x), y, lo);
-    }
-    loss.backward();
+    step_loss().backward();
     opt.step();
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (r >= 2) ms.push_back(dt);  // two warm-up steps
@@ -76,12 +75,7 @@ int main(int argc, char** argv) {
   if (!profile_path.empty()) {
     torch::autograd::profiler::RecordProfile profile(profile_path);
     opt.zero_grad();
-    torch::Tensor loss;
-    {
-      leanseg::Bf16Autocast autocast(bf16);
-      loss = leanseg::segmentation_loss(model->forward(x), y, lo);
-    }
-    loss.backward();
+    step_loss().backward();
     opt.step();
   }
   std::sort(ms.begin(), ms.end());

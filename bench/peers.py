@@ -30,7 +30,7 @@ def cpu_has_bf16_kernels():
     return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
 
 
-LIBOMP = "/usr/lib/llvm-14/lib/libomp.so.5"
+LIBOMP = os.environ.get("LIBOMP", "/usr/lib/llvm-14/lib/libomp.so.5")  # as bench/spin_sweep.sh
 
 
 def engine_openmp_env(choice):

@@ -61,34 +61,35 @@ TEST(MixedPrecision, Bf16StepMatchesTheFloat32StepWithinTolerance) {
   model->eval();  // no dropout: both steps must see the same network
   const auto x = torch::rand({4, 1, 64, 64});
   const auto y = (torch::rand({4, 1, 64, 64}) > 0.7).to(torch::kFloat32);
-  auto step = [&](bool bf16, torch::Tensor* logits_dtype_probe) {
+  struct Step {
+    double loss;
+    torch::Tensor gradients;  // every parameter's, flattened into one vector
+    torch::ScalarType logits_type;
+  };
+  auto step = [&](bool bf16) {
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-    torch::Tensor loss;
+    torch::Tensor loss, logits;
     {
       Bf16Autocast autocast(bf16);
-      const auto logits = model->forward(x);
-      *logits_dtype_probe = logits;
+      logits = model->forward(x);
       loss = segmentation_loss(logits, y, o.loss);
     }
     loss.backward();
     std::vector<torch::Tensor> grads;
     for (auto& p : model->parameters())
-      if (p.grad().defined()) grads.push_back(p.grad().clone());
-    return std::make_pair(loss.item<double>(), grads);
+      if (p.grad().defined()) grads.push_back(p.grad().flatten());
+    return Step{loss.item<double>(), torch::cat(grads), logits.scalar_type()};
   };
-  torch::Tensor logits32, logits16;
-  const auto [loss32, grads32] = step(false, &logits32);
-  const auto [loss16, grads16] = step(true, &logits16);
-  EXPECT_EQ(logits32.scalar_type(), torch::kFloat32);
-  EXPECT_EQ(logits16.scalar_type(), torch::kBFloat16);  // the forward really ran in bf16
+  const Step fp32 = step(false), bf16 = step(true);
+  EXPECT_EQ(fp32.logits_type, torch::kFloat32);
+  EXPECT_EQ(bf16.logits_type, torch::kBFloat16);  // the forward really ran in bf16
   for (auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
-  EXPECT_NEAR(loss16, loss32, 0.02 * std::abs(loss32));
-  ASSERT_EQ(grads16.size(), grads32.size());
-  ASSERT_FALSE(grads32.empty());
-  const auto flat32 = torch::cat([&] { std::vector<torch::Tensor> v; for (auto& g : grads32) v.push_back(g.flatten()); return v; }());
-  const auto flat16 = torch::cat([&] { std::vector<torch::Tensor> v; for (auto& g : grads16) v.push_back(g.flatten()); return v; }());
-  EXPECT_EQ(flat16.scalar_type(), torch::kFloat32);  // float32 gradients for the float32 master weights
-  const double cosine = (flat32 * flat16).sum().item<double>() / (flat32.norm().item<double>() * flat16.norm().item<double>());
+  EXPECT_NEAR(bf16.loss, fp32.loss, 0.02 * std::abs(fp32.loss));
+  ASSERT_EQ(bf16.gradients.numel(), fp32.gradients.numel());
+  ASSERT_GT(fp32.gradients.numel(), 0);
+  EXPECT_EQ(bf16.gradients.scalar_type(), torch::kFloat32);  // float32 gradients for the float32 master weights
+  const double cosine = (fp32.gradients * bf16.gradients).sum().item<double>() /
+                        (fp32.gradients.norm().item<double>() * bf16.gradients.norm().item<double>());
   EXPECT_GT(cosine, 0.99);
 }
 
