@@ -52,6 +52,15 @@ struct EngineOptions {
   // where it is measured to pay: CPUs with AVX-512 or AVX2 + FMA (winograd_is_fast_on_this_cpu).
   // true asks for it on any CPU; false: oneDNN's direct convolutions everywhere.
   bool winograd = winograd_is_fast_on_this_cpu();
+  // With more than one thread: when the engine's threads spend a large share of a run waiting
+  // for a core (another process holds it: the kernel's run delay of each thread, measured per
+  // run), run on half of them, trying all of them again from time to time (every 1 s, doubling
+  // to 8 s while the cores stay busy). Beside one busy process on 2 cores M1 took 2.0-3.4x its
+  // idle time on 2 threads and ~1.0x on one (docs/results.md). The plan for fewer threads is
+  // built on first need (a few ms to a few hundred, once) and holds its own arena and weights.
+  // Outputs of the two plans may differ by float rounding (~1e-6 relative; oneDNN picks its
+  // blocking by thread count): false for a fixed count and bit-reproducible runs.
+  bool adapt_threads = true;
 };
 
 // Threading contract:
@@ -59,9 +68,13 @@ struct EngineOptions {
 //   activations live in one arena). Different engines are independent and may run at the same
 //   time on different host threads, each with its own thread count.
 // - Planning (load, set_input_size) and running use EngineOptions::threads OpenMP threads
-//   (oneDNN runs on OpenMP in Debian). The calling thread's OpenMP thread count
-//   (omp_get_max_threads) is set for the call and restored before it returns; nothing else
-//   process-wide is changed (no environment, allocator or signal settings).
+//   (oneDNN runs on OpenMP in Debian), or fewer while other processes hold the cores
+//   (EngineOptions::adapt_threads; last_run_threads() says how many a run used). The calling
+//   thread's OpenMP thread count (omp_get_max_threads) is set for the call and restored before
+//   it returns; nothing else process-wide is changed (no environment, allocator or signal
+//   settings). Adapting reads the kernel's statistics of the engine's own threads
+//   (/proc/self/task/*/schedstat) and runs one parallel region to find them; it never changes
+//   threads it did not create for its own work.
 // - Called from inside the host's own OpenMP parallel region, oneDNN's regions are nested and
 //   run on one thread (OpenMP's default): give each host thread its own engine instead.
 class Engine {
@@ -99,6 +112,13 @@ class Engine {
   void run_batch(const float* input, int count, float* logits_out);
   // As run, timing every step: `profile` receives one entry per step, in execution order.
   const std::vector<float>& run_profiled(const float* input, std::vector<StepProfile>* profile);
+  // OpenMP threads the last run used: EngineOptions::threads (all cores for 0), or fewer when it
+  // adapted to contention; 0 before the first run.
+  int last_run_threads() const;
+  // Share of the last run's thread time its threads spent runnable but waiting for a core
+  // (0: the cores were free; 0.3: a third of it lost to other processes); -1 when unknown
+  // (fixed thread count, or a kernel without per-thread scheduler statistics).
+  double last_run_waited_share() const;
 
   const RuntimeModel& model() const;
   const EngineOptions& options() const;

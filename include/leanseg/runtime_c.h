@@ -28,6 +28,7 @@ ls_engine* ls_engine_load(const char* path, const char* precision, int threads, 
 /* Option bits for ls_engine_load_flags. */
 #define LS_ENGINE_WINOGRAD 1u     /* fp32: Winograd kernel for 3x3 convs on large maps, on any CPU (no flag: where it pays: AVX-512 or AVX2 + FMA) */
 #define LS_ENGINE_DIRECT_CONVS 2u /* fp32: oneDNN's direct convolutions everywhere (no Winograd) */
+#define LS_ENGINE_FIXED_THREADS 4u /* always `threads` threads (no flag: half of them while other processes hold the cores; runtime.h, EngineOptions::adapt_threads) */
 
 /* As ls_engine_load, with option bits (LS_ENGINE_*; unknown bits are an error). */
 ls_engine* ls_engine_load_flags(const char* path, const char* precision, int threads, unsigned flags, char* err,

@@ -77,7 +77,7 @@ def bf16_is_supported():
 class Engine:
     """A loaded .lsr model. Not thread-safe: use one Engine per thread (they are independent)."""
 
-    def __init__(self, path, precision="fp32", threads=0, winograd=None):
+    def __init__(self, path, precision="fp32", threads=0, winograd=None, adapt_threads=True):
         if precision not in _PRECISIONS:
             raise Error(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
         if not isinstance(threads, int) or threads < 0:
@@ -86,6 +86,10 @@ class Engine:
         err = ctypes.create_string_buffer(_ERR_LEN)
         # None: the Winograd kernel where it pays on this CPU; True/False: LS_ENGINE_WINOGRAD / _DIRECT_CONVS
         flags = 0 if winograd is None else (1 if winograd else 2)
+        # adapt_threads: half the threads while other processes hold the cores (runtime.h);
+        # False: LS_ENGINE_FIXED_THREADS, always `threads` (bit-reproducible)
+        if not adapt_threads:
+            flags |= 4
         handle = lib.ls_engine_load_flags(os.fsencode(path), precision.encode(), threads, flags, err, _ERR_LEN)
         if not handle:
             raise Error(err.value.decode(errors="replace"))

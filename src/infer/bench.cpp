@@ -21,6 +21,10 @@ using Clock = std::chrono::steady_clock;
 struct BenchResult {
   double median_ms = 0, p90_ms = 0, min_ms = 0, max_ms = 0, mean_ms = 0, throughput = 0;
   int64_t peak_rss_bytes = 0;
+  // Contention: calls whose (last) run used fewer threads than asked (EngineOptions::adapt_threads),
+  // and the median share of the runs' thread time spent waiting for a core (-1: unknown).
+  int runs_on_fewer_threads = 0;
+  double median_waited_share = -1;
 };
 
 // Normal noise: a normalised image's scale, and no all-zero shortcuts inside oneDNN.
@@ -37,14 +41,18 @@ BenchResult time_runs(runtime::Engine& engine, int runs, int warmup, int batch) 
   const std::vector<float> x = random_input(engine, batch);
   std::vector<float> out(static_cast<size_t>(batch) * engine.input_height() * engine.input_width());
   for (int i = 0; i < warmup; ++i) engine.run_batch(x.data(), batch, out.data());
-  std::vector<double> ms;
+  std::vector<double> ms, waited;
   ms.reserve(runs);
+  BenchResult r;
+  const int all_threads = effective_threads(engine.options().threads);
   for (int i = 0; i < runs; ++i) {
     const auto start = Clock::now();
     engine.run_batch(x.data(), batch, out.data());
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    if (engine.last_run_threads() < all_threads) ++r.runs_on_fewer_threads;
+    if (engine.last_run_waited_share() >= 0) waited.push_back(engine.last_run_waited_share());
   }
-  BenchResult r;
+  if (!waited.empty()) r.median_waited_share = percentile(waited, 0.5);
   r.median_ms = percentile(ms, 0.5);
   r.p90_ms = percentile(ms, 0.9);
   r.min_ms = *std::min_element(ms.begin(), ms.end());
@@ -80,6 +88,9 @@ nlohmann::json to_json(const Options& o, const runtime::Engine& e, const BenchRe
           {"throughput", r.throughput},
           {"gflop_per_image", e.flops() / 1e9},
           {"gflops_per_second", achieved_gflops(e, r)},
+          {"adapt_threads", e.options().adapt_threads},
+          {"runs_on_fewer_threads", r.runs_on_fewer_threads},
+          {"median_waited_share", r.median_waited_share},
           {"peak_rss_bytes", r.peak_rss_bytes},
           {"arena_bytes", e.arena_bytes()},
           {"weight_bytes", e.weight_bytes()}};
@@ -94,6 +105,9 @@ void print_text(const Options& o, const runtime::Engine& e, const BenchResult& r
               r.min_ms, r.max_ms);
   std::printf("  throughput  %.1f images/s, %.2f GFLOP per image (convs as planned), %.1f GFLOP/s\n", r.throughput,
               e.flops() / 1e9, achieved_gflops(e, r));
+  if (r.median_waited_share >= 0)
+    std::printf("  cores       waited for a core %.1f%% of thread time (median); %d of %d runs on fewer threads\n",
+                100 * r.median_waited_share, r.runs_on_fewer_threads, o.runs);
   std::printf("  memory      peak RSS %.1f MB, arena %.1f MB, weights %.1f MB\n", r.peak_rss_bytes / 1e6,
               e.arena_bytes() / 1e6, e.weight_bytes() / 1e6);
 }

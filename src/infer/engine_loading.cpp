@@ -15,6 +15,7 @@ runtime::Engine load_engine(const Options& o) {
   }
   eo.threads = o.threads;
   eo.winograd = o.winograd;
+  eo.adapt_threads = o.adapt_threads;
   try {
     runtime::Engine engine = runtime::Engine::load(o.model, eo);
     if (!engine.model().has_checksums)

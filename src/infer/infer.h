@@ -14,6 +14,7 @@ struct Options {
   std::string precision = "fp32";
   int threads = 0;                  // 0: every core
   bool winograd = runtime::winograd_is_fast_on_this_cpu();  // fp32: the Winograd kernel on large 3x3 convs
+  bool adapt_threads = true;  // fewer threads while other processes hold the cores
   std::string postprocess = "none";  // mask post-processing: none, largest or ellipse (prediction.h)
   std::string tta = "none";        // test-time mirroring: none, h or hv (prediction.h)
   bool overlay = false;

@@ -12,6 +12,9 @@ Given add_options(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
   cli_conventions::add_threads_option(app, o.threads, "the engine");
+  app.add_flag("--adapt-threads,!--fixed-threads", o.adapt_threads,
+               "Run on half the threads while other processes hold the cores, trying all again from time to time "
+               "(default; --fixed-threads: always --threads, bit-reproducible)");
   app.add_flag("--winograd,!--no-winograd", o.winograd,
                "fp32: the Winograd kernel for 3x3 convs on large maps (default with AVX-512 or AVX2 + FMA, "
                "where it pays; --no-winograd: direct convs only)");

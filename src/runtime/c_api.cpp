@@ -114,14 +114,16 @@ ls_engine* ls_engine_load_flags(const char* path, const char* precision, int thr
   guarded(err, err_len, [&] {
     leanseg::require(path != nullptr, "ls_engine_load: path is NULL");
     leanseg::require(threads >= 0, "ls_engine_load: threads must be >= 0 (0: every core), got " + std::to_string(threads));
-    const unsigned known = LS_ENGINE_WINOGRAD | LS_ENGINE_DIRECT_CONVS;
+    const unsigned known = LS_ENGINE_WINOGRAD | LS_ENGINE_DIRECT_CONVS | LS_ENGINE_FIXED_THREADS;
     leanseg::require((flags & ~known) == 0u, "ls_engine_load_flags: unknown option bits " + std::to_string(flags & ~known));
-    leanseg::require((flags & known) != known, "ls_engine_load_flags: LS_ENGINE_WINOGRAD and LS_ENGINE_DIRECT_CONVS exclude each other");
+    const unsigned convs = LS_ENGINE_WINOGRAD | LS_ENGINE_DIRECT_CONVS;
+    leanseg::require((flags & convs) != convs, "ls_engine_load_flags: LS_ENGINE_WINOGRAD and LS_ENGINE_DIRECT_CONVS exclude each other");
     leanseg::runtime::EngineOptions options;
     options.precision = leanseg::runtime::precision_from_name(precision ? precision : "fp32");
     options.threads = threads;
     if (flags & LS_ENGINE_WINOGRAD) options.winograd = true;  // no flag: where it pays on this CPU
     if (flags & LS_ENGINE_DIRECT_CONVS) options.winograd = false;
+    if (flags & LS_ENGINE_FIXED_THREADS) options.adapt_threads = false;
     try {
       result = new ls_engine{Engine::load(path, options)};
     } catch (const Error& e) {

@@ -62,7 +62,7 @@ bool int8_is_exact_on_this_cpu() {
   return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
 }
 
-void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
+void Engine::Impl::init(RuntimeModel m, const EngineOptions& o, int h, int w) {
   model = std::move(m);
   options = o;
   require(options.threads >= 0, "threads must be >= 0, got " + std::to_string(options.threads));
@@ -84,7 +84,8 @@ void Engine::Impl::init(RuntimeModel m, const EngineOptions& o) {
   simplify();
   const auto& shape = model.graph.inputs[0].shape;
   channels = static_cast<int>(shape[1]);
-  plan(static_cast<int>(shape[2]), static_cast<int>(shape[3]));
+  plan(h > 0 ? h : static_cast<int>(shape[2]), w > 0 ? w : static_cast<int>(shape[3]));
+  if (options.adapt_threads && thread_count() > 1) adapter = std::make_unique<ThreadAdapter>(thread_count());
 }
 
 const std::unordered_map<std::string, Engine::Impl::Lowering>& Engine::Impl::lowerings() {
@@ -171,7 +172,7 @@ Engine::~Engine() = default;
 Engine Engine::load(const std::string& path, const EngineOptions& options) {
   RuntimeModel model = read_runtime_model(path);
   auto impl = std::make_unique<Impl>();
-  impl->source = std::make_unique<SafeTensorsFile>(SafeTensorsFile::open_lazy(path));
+  impl->source = std::make_shared<const SafeTensorsFile>(SafeTensorsFile::open_lazy(path));
   impl->init(std::move(model), options);
   return Engine(std::move(impl));
 }
@@ -187,6 +188,8 @@ void Engine::set_input_size(int height, int width) {
   const int old_height = impl_->height, old_width = impl_->width;
   try {
     impl_->plan(height, width);
+    impl_->fewer.reset();  // planned again at the new size when next needed
+    if (impl_->adapter) impl_->adapter = std::make_unique<ThreadAdapter>(impl_->thread_count());  // new run times
   } catch (const Error&) {
     impl_->plan(old_height, old_width);  // a refused size leaves the engine as it was, runnable
     throw;
@@ -200,29 +203,27 @@ std::vector<int64_t> Engine::output_shape() const {
   return {dims.begin(), dims.end()};
 }
 const std::vector<float>& Engine::run_profiled(const float* input, std::vector<StepProfile>* profile) {
-  impl_->run(input, profile);
-  return impl_->output;
+  return impl_->run(input, profile);
 }
-const std::vector<float>& Engine::run(const float* input) {
-  impl_->run(input);
-  return impl_->output;
-}
+const std::vector<float>& Engine::run(const float* input) { return impl_->run(input); }
+int Engine::last_run_threads() const { return impl_->last_run_threads; }
+double Engine::last_run_waited_share() const { return impl_->last_run_waited_share; }
 int Engine::output_channels() const { return static_cast<int>(impl_->values[impl_->output_value].dims[1]); }
 void Engine::run_batch(const float* input, int count, float* logits_out) {
   require(count >= 0, "Engine::run_batch: count must be >= 0, got " + std::to_string(count));
   const size_t in = static_cast<size_t>(impl_->channels) * impl_->height * impl_->width;
   const size_t out = impl_->output.size();
   for (int i = 0; i < count; ++i) {
-    impl_->run(input + i * in);
-    std::copy(impl_->output.begin(), impl_->output.end(), logits_out + i * out);
+    const std::vector<float>& logits = impl_->run(input + i * in);
+    std::copy(logits.begin(), logits.end(), logits_out + i * out);
   }
 }
 void Engine::run_labels(const float* input, uint8_t* labels_out) {
-  impl_->run(input);
+  const std::vector<float>& logits = impl_->run(input);
   const size_t pixels = static_cast<size_t>(impl_->height) * impl_->width;
-  require(impl_->output.size() == static_cast<size_t>(output_channels()) * pixels,
+  require(logits.size() == static_cast<size_t>(output_channels()) * pixels,
           "Engine::run_labels: the model's output " + shape_str(output_shape()) + " is not K logits per input pixel");
-  argmax_labels(impl_->output.data(), output_channels(), static_cast<size_t>(impl_->height) * impl_->width, labels_out);
+  argmax_labels(logits.data(), output_channels(), pixels, labels_out);
 }
 const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }

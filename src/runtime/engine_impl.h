@@ -24,6 +24,7 @@
 #include "leanseg/safetensors.h"
 #include "node_attributes.h"
 #include "plan.h"
+#include "thread_adapter.h"
 
 namespace leanseg::runtime {
 
@@ -89,14 +90,27 @@ struct Engine::Impl {
   // The .lsr file the model came from (Engine::load): conv weights are dropped from memory once
   // packed and read again from it if a new input size needs them packed anew. Null for models
   // built in memory (from_model), which keep their weights.
-  std::unique_ptr<SafeTensorsFile> source;
+  std::shared_ptr<const SafeTensorsFile> source;
 
-  void init(RuntimeModel m, const EngineOptions& o);
+  // Contention (EngineOptions::adapt_threads; engine_threads.cpp): this plan runs on
+  // thread_count() threads; `fewer` is the same model planned for adapter->next_threads() when
+  // that is less, built when first needed. Null adapter: a fixed thread count.
+  std::unique_ptr<ThreadAdapter> adapter;
+  TeamWaitClock wait_clock;
+  std::unique_ptr<Impl> fewer;
+  int last_run_threads = 0;
+  double last_run_waited_share = -1;
+
+  // Plans at height x width, or at the file's input size when 0.
+  void init(RuntimeModel m, const EngineOptions& o, int height = 0, int width = 0);
   void plan(int h, int w);
   void check_declared_output_shape(const memory::dims& computed) const;
   int thread_count() const { return options.threads > 0 ? options.threads : omp_get_num_procs(); }
-  void run(const float* input, std::vector<StepProfile>* profile = nullptr);
+  // One run on the plan the adapter picks (this one without an adapter); returns its output.
+  const std::vector<float>& run(const float* input, std::vector<StepProfile>* profile = nullptr);
+  void run_plan(const float* input, std::vector<StepProfile>* profile);  // this plan, as planned
   void run_step(Step& s);
+  Impl& plan_for_threads(int threads);
 
  private:
   int add_value(const std::string& name, memory::dims dims, bool host);

@@ -39,7 +39,7 @@ std::string step_kind(const Step& s) {
 
 }  // namespace
 
-void Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
+void Engine::Impl::run_plan(const float* input, std::vector<StepProfile>* profile) {
   const ScopedOmpThreads omp_threads(thread_count());
   input_user.set_data_handle(const_cast<float*>(input));
   if (profile) profile->clear();

@@ -39,6 +39,12 @@ class EngineFromPython(unittest.TestCase):
             np.testing.assert_array_equal(engine.run(x[i]), batch[i])
         np.testing.assert_allclose(engine.probabilities(x), 1 / (1 + np.exp(-batch)), rtol=1e-5, atol=1e-6)
 
+    def test_a_fixed_thread_count_gives_the_adaptive_engines_result(self):
+        x = np.random.default_rng(2).standard_normal((1, 64, 64)).astype(np.float32)
+        adaptive = leanseg.Engine(self.lsr, threads=2).run(x)
+        with leanseg.Engine(self.lsr, threads=2, adapt_threads=False) as fixed:
+            np.testing.assert_allclose(fixed.run(x), adaptive, rtol=1e-5, atol=1e-5)
+
     def test_every_precision_runs_and_stays_close_to_fp32(self):
         x = np.random.default_rng(1).standard_normal((1, 64, 64)).astype(np.float32)
         fp32 = leanseg.Engine(self.lsr).probabilities(x)

@@ -100,8 +100,19 @@ TEST_F(InferCli, BenchJsonHasTheDocumentedKeys) {
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   for (const char* k : {"median_ms", "p90_ms", "min_ms", "max_ms", "throughput", "peak_rss_bytes", "arena_bytes",
-                        "weight_bytes", "precision", "threads"})
+                        "weight_bytes", "precision", "threads", "adapt_threads", "runs_on_fewer_threads",
+                        "median_waited_share"})
     EXPECT_TRUE(j.contains(k)) << k << " missing in " << r.out;
+  EXPECT_EQ(j["adapt_threads"], true);  // the default; --fixed-threads turns it off
+  EXPECT_GE(j["runs_on_fewer_threads"].get<int>(), 0);
+  EXPECT_LE(j["runs_on_fewer_threads"].get<int>(), 3);
+  EXPECT_LE(j["median_waited_share"].get<double>(), 1.0);
+  const auto fixed = run_infer(model() + " --bench --runs 2 --warmup 0 --json --fixed-threads");
+  ASSERT_EQ(fixed.code, 0) << fixed.out;
+  const auto f = nlohmann::json::parse(fixed.out.substr(fixed.out.find('{')));
+  EXPECT_EQ(f["adapt_threads"], false);
+  EXPECT_EQ(f["runs_on_fewer_threads"], 0);
+  EXPECT_EQ(f["median_waited_share"], -1);  // not measured with a fixed count
   const double median = j["median_ms"], p90 = j["p90_ms"], lo = j["min_ms"], hi = j["max_ms"];
   EXPECT_GT(lo, 0);
   EXPECT_LE(lo, median);

@@ -1,0 +1,53 @@
+// How many threads each run uses: all of them, or fewer while the engine's threads wait for
+// cores other processes hold (thread_adapter.h says why and how it is decided).
+#include <chrono>
+
+#include "engine_impl.h"
+
+namespace leanseg::runtime {
+
+namespace {
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+// The same model planned for fewer threads, at the current input size. oneDNN's kernels fix
+// their thread partition when created, so another count needs its own primitives (and arena).
+Engine::Impl& Engine::Impl::plan_for_threads(int threads) {
+  if (threads == thread_count()) return *this;
+  if (!fewer || fewer->thread_count() != threads || fewer->height != height || fewer->width != width) {
+    fewer.reset();  // its memory goes before the new plan's comes
+    auto other = std::make_unique<Impl>();
+    other->source = source;
+    EngineOptions o = options;
+    o.threads = threads;
+    o.adapt_threads = false;
+    other->init(model, o, height, width);
+    fewer = std::move(other);
+  }
+  return *fewer;
+}
+
+const std::vector<float>& Engine::Impl::run(const float* input, std::vector<StepProfile>* profile) {
+  if (!adapter) {
+    run_plan(input, profile);
+    last_run_threads = thread_count();
+    return output;
+  }
+  const int threads = adapter->next_threads();
+  Impl& chosen = plan_for_threads(threads);
+  const double waited_before = wait_clock.waited_s(threads);
+  const double start = seconds_now();
+  chosen.run_plan(input, profile);
+  const double end = seconds_now();
+  const double waited_after = wait_clock.waited_s(threads);
+  const bool known = waited_before >= 0 && waited_after >= waited_before && end > start;
+  const double waited = known ? waited_after - waited_before : -1;
+  adapter->record(threads, end - start, waited, end);
+  last_run_threads = threads;
+  last_run_waited_share = known ? waited / ((end - start) * threads) : -1;
+  return chosen.output;
+}
+
+}  // namespace leanseg::runtime
