@@ -382,7 +382,7 @@ INSTANTIATE_TEST_SUITE_P(InferCli, InferMatchesPredict, ::testing::Values("resiz
 
 // leanseg-infer runs on LLVM's OpenMP runtime by default (src/util/openmp_wait_policy.c: it
 // re-executes itself with libomp preloaded; libomp's settings report shows that it initialised,
-// with leanseg's spin time of 20 ms), on libgomp when asked (LEANSEG_OPENMP_RUNTIME=libgomp) or when
+// with leanseg's spin time of 20 ms and no yielding within the cores), on libgomp when asked (LEANSEG_OPENMP_RUNTIME=libgomp) or when
 // the user tunes libgomp (OMP_WAIT_POLICY), and segments identically on both.
 TEST_F(InferCli, RunsOnLlvmsOpenMpByDefaultAndOnLibgompWhenAskedWithTheSameResult) {
 #ifndef LEANSEG_TEST_HAS_LIBOMP
@@ -394,6 +394,7 @@ TEST_F(InferCli, RunsOnLlvmsOpenMpByDefaultAndOnLibgompWhenAskedWithTheSameResul
   const auto llvm = run_command("KMP_SETTINGS=1 " + infer + " --out " + dir.file("llvm"));
   ASSERT_EQ(llvm.code, 0) << llvm.out;
   EXPECT_NE(llvm.out.find("KMP_BLOCKTIME=20\n"), std::string::npos) << "libomp did not initialise:\n" << llvm.out;
+  EXPECT_NE(llvm.out.find("KMP_USE_YIELD=2\n"), std::string::npos) << "spinning threads yield:\n" << llvm.out;
   const auto gomp = run_command("LEANSEG_OPENMP_RUNTIME=libgomp KMP_SETTINGS=1 " + infer + " --out " + dir.file("gomp"));
   ASSERT_EQ(gomp.code, 0) << gomp.out;
   EXPECT_EQ(gomp.out.find("KMP_BLOCKTIME"), std::string::npos) << "libomp although libgomp was asked for:\n" << gomp.out;
