@@ -35,6 +35,7 @@ void ThreadAdapter::record(int threads, double wall_s, double waited_s, double n
 void ThreadAdapter::switch_to(int threads) {
   current_ = threads;
   skip_next_ = true;
+  contended_in_a_row_ = 0;
 }
 
 void ThreadAdapter::decide(bool contended, double per_run_s, double now_s) {
@@ -62,7 +63,9 @@ void ThreadAdapter::decide(bool contended, double per_run_s, double now_s) {
     hold_interval_s_ = 0;
   }
   if (current_ < max_threads_) fewer_s_ = per_run_s;
-  if (contended && current_ > 1 && now_s >= hold_until_s_) {
+  contended_in_a_row_ = contended ? contended_in_a_row_ + 1 : 0;
+  if (contended_in_a_row_ >= settings_.contended_windows && current_ > 1 && now_s >= hold_until_s_) {
+    contended_in_a_row_ = 0;
     before_step_s_ = per_run_s;
     before_step_threads_ = current_;
     checking_ = true;

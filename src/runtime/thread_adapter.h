@@ -8,8 +8,8 @@
 // so the engine watches the cause itself: the time its threads spent runnable but waiting for
 // a core (the kernel's per-thread run delay, /proc/<pid>/task/<tid>/schedstat).
 //
-// How: runs are judged in windows (enough runs to span the scheduler's time slices). After a
-// contended window the engine runs on half the threads (a second plan, built when first
+// How: runs are judged in windows (enough runs to span the scheduler's time slices). After two
+// contended windows in a row the engine runs on half the threads (a second plan, built when first
 // needed) and keeps them only if its runs are then measurably faster than the contended ones
 // were: waiting alone does not say that fewer threads will be faster (beside a stream of short
 // niced processes the waits come in bursts and one thread was slower). Otherwise it goes back
@@ -33,6 +33,9 @@ struct ThreadAdapterSettings {
   // A window is this many thread-seconds of runs, and at least `window_runs` of them.
   double window_thread_s = 0.1;
   int window_runs = 2;
+  // Contended windows in a row before stepping down: a stream of short processes makes single
+  // windows contended in bursts (a try then costs a few slower runs for nothing).
+  int contended_windows = 2;
   // Fewer threads are kept only when their runs take less than this share of the contended ones.
   double keep_if_faster = 0.95;
   double first_probe_s = 1.0, longest_probe_s = 8.0;  // probing all threads while on fewer
@@ -61,6 +64,7 @@ class ThreadAdapter {
   bool skip_next_ = false;
   double window_waited_s_ = 0, window_thread_s_ = 0, window_wall_s_ = 0;
   int window_runs_ = 0;
+  int contended_in_a_row_ = 0;
   double before_step_s_ = 0;  // seconds per run of the contended window that made it step down,
   int before_step_threads_ = 0;  // on this many threads
   double fewer_s_ = 0;        // seconds per run on the current (fewer) threads

@@ -51,8 +51,9 @@ TEST(ThreadAdapter, ContendedRunsHalveTheThreadsWhileThatPays) {
   ThreadAdapter adapter(8);
   Machine m{adapter, true};
   m.held_core = {{8, {0.16, 0.5}}, {4, {0.10, 0.4}}, {2, {0.07, 0.3}}, {1, {0.05, 0.0}}};
-  // 8 -> 4 -> 2 -> 1: each step a window (2 runs), a skipped run and a checking window.
-  m.run(15);
+  // 8 -> 4 -> 2 -> 1: each step two contended windows (2 runs each; the checking window of
+  // the step before counts as the first), a skipped run and a checking window.
+  m.run(20);
   EXPECT_EQ(adapter.next_threads(), 1);
   EXPECT_EQ(adapter.steps_down(), 3);
   EXPECT_EQ(adapter.steps_undone(), 0);
@@ -63,11 +64,22 @@ TEST(ThreadAdapter, GoesBackWhenFewerThreadsAreNotFasterAndWaitsLongerEachTime) 
   Machine m{adapter, true};
   m.held_core = {{2, {0.05, 0.3}}, {1, {0.08, 0.0}}};  // waits, yet one thread is slower
   m.run_for(10);
-  // Tries at ~0.1 s, then after holds of 2 and 4 s: three tries in 10 s, each undone.
+  // Tries at ~0.2 s, then after holds of 2 and 4 s: three tries in 10 s, each undone.
   EXPECT_EQ(adapter.steps_down(), 3);
   EXPECT_EQ(adapter.steps_undone(), 3);
   EXPECT_EQ(adapter.next_threads(), 2);
   EXPECT_LE(m.runs_on_fewer, 9) << "each try costs a skipped run and a window";
+}
+
+TEST(ThreadAdapter, ContendedWindowsBetweenCalmOnesDoNotStepDown) {
+  // Bursts, as beside a stream of short processes: every other window contended.
+  ThreadAdapter adapter(2);
+  double now = 0;
+  for (int i = 0; i < 400; ++i) {
+    const double share = (i / 2) % 2 ? 0.4 : 0.0;  // windows of 2 runs, alternating
+    adapter.record(2, 0.05, share * 0.1, now += 0.05);
+  }
+  EXPECT_EQ(adapter.steps_down(), 0);
 }
 
 TEST(ThreadAdapter, OneShortContendedRunIsNotAWindow) {
@@ -82,7 +94,7 @@ TEST(ThreadAdapter, OneShortContendedRunIsNotAWindow) {
 TEST(ThreadAdapter, ProbesAllThreadsAfterASecondAndStaysWhenTheCoresAreFree) {
   ThreadAdapter adapter(2);
   Machine m{adapter, true};
-  m.run(2);
+  m.run(4);  // two contended windows
   ASSERT_EQ(adapter.next_threads(), 1);
   m.busy = false;
   m.run_for(0.9);  // no probe within the first second
@@ -112,7 +124,10 @@ TEST(ThreadAdapter, RunsOfUnknownWaitOrNotChosenByItAreIgnored) {
   adapter.record(1, 0.05, 0.04, 0.55);  // a run on a count it did not choose restarts the window
   adapter.record(2, 0.05, 0.04, 0.6);
   EXPECT_EQ(adapter.next_threads(), 2);
-  adapter.record(2, 0.05, 0.04, 0.65);
+  adapter.record(2, 0.05, 0.04, 0.65);  // one contended window: not yet
+  EXPECT_EQ(adapter.next_threads(), 2);
+  adapter.record(2, 0.05, 0.04, 0.7);
+  adapter.record(2, 0.05, 0.04, 0.75);  // the second in a row
   EXPECT_EQ(adapter.next_threads(), 1);
 }
 
