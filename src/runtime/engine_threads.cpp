@@ -33,10 +33,20 @@ const std::vector<float>& Engine::Impl::run(const float* input, std::vector<Step
   if (!adapter) {
     run_plan(input, profile);
     last_run_threads = thread_count();
+    last_run_waited_share = -1;
     return output;
   }
   const int threads = adapter->next_threads();
-  Impl& chosen = plan_for_threads(threads);
+  Impl* planned = nullptr;
+  try {
+    planned = &plan_for_threads(threads);
+  } catch (const std::exception&) {
+    // No second plan (memory, or oneDNN refused a kernel for that count): stay on this one,
+    // planned and working, and stop adapting rather than fail a run the caller expects to work.
+    adapter.reset();
+    return run(input, profile);
+  }
+  Impl& chosen = *planned;
   const double waited_before = wait_clock.waited_s(threads);
   const double start = seconds_now();
   chosen.run_plan(input, profile);

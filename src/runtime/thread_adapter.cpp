@@ -65,7 +65,6 @@ void ThreadAdapter::decide(bool contended, double per_run_s, double now_s) {
   if (current_ < max_threads_) fewer_s_ = per_run_s;
   contended_in_a_row_ = contended ? contended_in_a_row_ + 1 : 0;
   if (contended_in_a_row_ >= settings_.contended_windows && current_ > 1 && now_s >= hold_until_s_) {
-    contended_in_a_row_ = 0;
     before_step_s_ = per_run_s;
     before_step_threads_ = current_;
     checking_ = true;
