@@ -186,9 +186,9 @@ Engine Engine::from_model(RuntimeModel model, const EngineOptions& options) {
 void Engine::set_input_size(int height, int width) {
   if (height == impl_->height && width == impl_->width) return;
   const int old_height = impl_->height, old_width = impl_->width;
+  impl_->fewer.reset();  // planned again at the new size when next needed (it shares the arena)
   try {
     impl_->plan(height, width);
-    impl_->fewer.reset();  // planned again at the new size when next needed
     if (impl_->adapter) impl_->adapter = std::make_unique<ThreadAdapter>(impl_->thread_count());  // new run times
   } catch (const Error&) {
     impl_->plan(old_height, old_width);  // a refused size leaves the engine as it was, runnable
@@ -227,7 +227,7 @@ void Engine::run_labels(const float* input, uint8_t* labels_out) {
 }
 const RuntimeModel& Engine::model() const { return impl_->model; }
 const EngineOptions& Engine::options() const { return impl_->options; }
-size_t Engine::arena_bytes() const { return impl_->arena.size(); }
+size_t Engine::arena_bytes() const { return impl_->arena->size(); }
 size_t Engine::weight_bytes() const { return impl_->weights; }
 size_t Engine::winograd_layers() const {
   return static_cast<size_t>(std::count_if(impl_->steps.begin(), impl_->steps.end(),

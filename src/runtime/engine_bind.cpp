@@ -53,13 +53,18 @@ void Engine::Impl::bind() {
                 std::to_string(width) + " (HxW) needs an estimated " + gib + " GiB of activation memory, more than the " +
                 std::to_string(kMaxArenaBytes >> 30) + " GiB limit");
   }
-  arena.assign(plan.total_bytes + 64, 0);
+  // Sized for this plan; an arena shared with the plan for fewer threads only grows (to the
+  // larger plan), and the other plan is then bound again (plan_for_threads). Nothing relies on
+  // its contents at a run's start: every value is written before it is read.
+  const size_t arena_bytes = plan.total_bytes + 64;
+  if (arena.use_count() == 1 ? arena->size() != arena_bytes : arena->size() < arena_bytes)
+    *arena = std::vector<unsigned char>(arena_bytes, 0);
   // Sized from what the graph computes (a segmentation model's 1 x H x W logits; any shape a
   // graph built in memory has): never from an assumption about the model.
   size_t output_floats = 1;
   for (const auto d : values[output_value].dims) output_floats *= static_cast<size_t>(d);
   output.assign(output_floats, 0.f);
-  unsigned char* base = arena.data() + (64 - reinterpret_cast<uintptr_t>(arena.data()) % 64) % 64;
+  unsigned char* base = arena->data() + (64 - reinterpret_cast<uintptr_t>(arena->data()) % 64) % 64;
   for (size_t v = 0; v < values.size(); ++v)
     if (!values[v].host)
       values[v].mem = memory(values[v].md, cpu, base + plan.offsets[request_of[storage_root(static_cast<int>(v))]]);

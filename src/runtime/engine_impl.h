@@ -79,7 +79,9 @@ struct Engine::Impl {
   // their input, the low-resolution map, through the permutation itself
   std::map<std::string, int> deferred_depth_to_space;
   std::vector<Step> steps;
-  std::vector<unsigned char, std::allocator<unsigned char>> arena;
+  // Activations and scratchpads (bind). Shared with the plan for fewer threads, `fewer`: only
+  // one of them runs at a time, so they use the same bytes (sized for the larger).
+  std::shared_ptr<std::vector<unsigned char>> arena = std::make_shared<std::vector<unsigned char>>();
   size_t weights = 0;
   double flops = 0;  // convolutions at the planned size
   memory input_user, input_mem;  // user's planar f32 buffer → arena image

@@ -13,17 +13,26 @@ double seconds_now() {
 }  // namespace
 
 // The same model planned for fewer threads, at the current input size. oneDNN's kernels fix
-// their thread partition when created, so another count needs its own primitives (and arena).
+// their thread partition when created, so another count needs its own primitives; the arena
+// is shared (one plan runs at a time).
 Engine::Impl& Engine::Impl::plan_for_threads(int threads) {
   if (threads == thread_count()) return *this;
   if (!fewer || fewer->thread_count() != threads || fewer->height != height || fewer->width != width) {
     fewer.reset();  // its memory goes before the new plan's comes
     auto other = std::make_unique<Impl>();
     other->source = source;
+    other->arena = arena;
     EngineOptions o = options;
     o.threads = threads;
     o.adapt_threads = false;
-    other->init(model, o, height, width);
+    const unsigned char* before = arena->data();
+    try {
+      other->init(model, o, height, width);
+    } catch (...) {
+      if (arena->data() != before) bind();
+      throw;
+    }
+    if (arena->data() != before) bind();  // it grew the shared arena: this plan's pointers moved
     fewer = std::move(other);
   }
   return *fewer;

@@ -185,7 +185,12 @@ TEST(EngineThreads, RunsOnFewerThreadsWhileTheCoresAreHeldAndOnAllOnceTheyAreFre
   EngineOptions fixed;
   fixed.threads = cores;
   fixed.adapt_threads = false;
-  const std::vector<float> expected = Engine::from_model(m, fixed).run(x.data());
+  Engine fixed_engine = Engine::from_model(m, fixed);
+  const std::vector<float> expected = fixed_engine.run(x.data());
+  EngineOptions one_thread = fixed;
+  one_thread.threads = 1;
+  // The two plans share one arena, sized for the larger of them.
+  const size_t shared_arena = std::max(fixed_engine.arena_bytes(), Engine::from_model(m, one_thread).arena_bytes());
   EngineOptions adaptive = fixed;
   adaptive.adapt_threads = true;
   Engine engine = Engine::from_model(m, adaptive);
@@ -195,23 +200,28 @@ TEST(EngineThreads, RunsOnFewerThreadsWhileTheCoresAreHeldAndOnAllOnceTheyAreFre
   using Clock = std::chrono::steady_clock;
   Spinners spinners(2 * cores);
   bool fewer = false;
-  double worst = 0;
+  double worst = 0, most_waited = 0;
   for (auto end = Clock::now() + std::chrono::seconds(20); !fewer && Clock::now() < end;) {
     const auto& out = engine.run(x.data());
     fewer = engine.last_run_threads() < cores;
+    most_waited = std::max(most_waited, engine.last_run_waited_share());
     for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(double(out[i]) - expected[i]));
   }
   spinners.join();
   ASSERT_TRUE(fewer) << "the engine kept " << cores << " threads beside " << 2 * cores << " busy threads";
-  EXPECT_GT(engine.last_run_waited_share(), 0.0);
+  EXPECT_GE(most_waited, 0.15) << "it stepped down without a contended run";
   EXPECT_LT(worst, 1e-4) << "the plan for fewer threads computes something else";
+  EXPECT_EQ(engine.arena_bytes(), shared_arena);
 
   bool all = false;
+  double worst_after = 0;
   for (auto end = Clock::now() + std::chrono::seconds(20); !all && Clock::now() < end;) {
-    engine.run(x.data());
+    const auto& out = engine.run(x.data());
     all = engine.last_run_threads() == cores;
+    for (size_t i = 0; i < out.size(); ++i) worst_after = std::max(worst_after, std::abs(double(out[i]) - expected[i]));
   }
   EXPECT_TRUE(all) << "the engine did not return to " << cores << " threads once the cores were free";
+  EXPECT_LT(worst_after, 1e-4) << "a plan reads what the other left in the shared arena";
 }
 
 TEST(EngineThreads, AFixedCountNeverAdapts) {
