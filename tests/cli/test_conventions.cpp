@@ -79,16 +79,22 @@ TEST_F(BothApps, EveryOutHasTheShortFormO) {
 }
 
 // One --threads: the top level's in leanseg (its subcommands take it through fallthrough), the
-// app's in leanseg-infer; no other visible option names threads.
+// app's in leanseg-infer; no other visible option that takes a value names threads (leanseg-infer's
+// flag --fixed-threads sets no count: it only says the engine must not run on fewer).
 TEST_F(BothApps, OneThreadsOptionAcceptingZero) {
   for (const CLI::App* app : {&leanseg, &infer}) {
     std::vector<std::string> threads;
     walk_options(*app, app->get_name(),
-                 [](const CLI::Option& o) { return o.get_name().find("threads") != std::string::npos && !o.get_group().empty(); },
+                 [](const CLI::Option& o) {
+                   return o.get_name().find("threads") != std::string::npos && !o.get_group().empty() &&
+                          o.get_items_expected_max() > 0;
+                 },
                  threads);
     ASSERT_EQ(threads.size(), 1u) << joined(threads);
     EXPECT_EQ(threads[0], app->get_name() + ": --threads");
   }
+  EXPECT_NE(infer.get_option("--fixed-threads"), nullptr);
+  EXPECT_EQ(infer.get_option("--fixed-threads")->get_items_expected_max(), 0) << "a flag";
   EXPECT_TRUE(leanseg.get_subcommand("bench")->get_fallthrough());
 }
 
