@@ -59,8 +59,9 @@ struct EngineOptions {
   // idle time on 2 threads and ~1.0x on one (docs/results.md). The plan for fewer threads is
   // built on first need (a few ms to a few hundred, once) and holds its own packed weights (the
   // arena is shared: M1 +37 MB).
-  // Outputs of the two plans may differ by float rounding (~1e-6 relative; oneDNN picks its
-  // blocking by thread count): false for a fixed count and bit-reproducible runs.
+  // The two plans' outputs may differ in the last bits on some CPUs (oneDNN may choose its
+  // blocking by thread count; for M1 on a Zen 5 they were bit-identical in fp32, bf16 and int8):
+  // false for a fixed count and bit-reproducible runs everywhere.
   bool adapt_threads = true;
 };
 
