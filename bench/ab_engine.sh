@@ -3,15 +3,18 @@
 # of two builds, alternating (A, B, A, B, ...) so drifts of a shared machine hit both alike.
 #   usage: bench/ab_engine.sh LIBDIR_A LIBDIR_B FILE.lsr [PRECISIONS="fp32 int8"] [ROUNDS=8] [RUNS=20]
 # LIBDIR_*: a folder holding libleanseg_runtime.so.0 (copy build/libleanseg_runtime.so* there
-# before rebuilding). Prints, per precision, the median over rounds of each side's median and B/A.
+# before rebuilding); the same folder twice with ARGS_A / ARGS_B (more leanseg-infer options per
+# side) compares two settings of one build, e.g. ARGS_A=--fixed-threads for the cost of the
+# thread adaptation. Prints, per precision, the median over rounds of each side's median and B/A.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2; LSR=$3; PRECISIONS=${4:-fp32 int8}; ROUNDS=${5:-8}; RUNS=${6:-20}
 for p in $PRECISIONS; do
   for r in $(seq "$ROUNDS"); do
     for side in A B; do
-      dir=$A; [ $side = B ] && dir=$B
-      LD_LIBRARY_PATH=$dir build/leanseg-infer "$LSR" --bench --precision "$p" --threads 2 --runs "$RUNS" --warmup 3 --json |
+      dir=$A; args=${ARGS_A:-}
+      [ $side = B ] && dir=$B && args=${ARGS_B:-}
+      LD_LIBRARY_PATH=$dir build/leanseg-infer "$LSR" --bench --precision "$p" --threads 2 --runs "$RUNS" --warmup 3 --json $args |
         python3 -c 'import json,sys; print(sys.argv[1], sys.argv[2], json.load(sys.stdin)["median_ms"])' "$p" $side
     done
   done

@@ -17,7 +17,7 @@ double seconds_now() {
 // is shared (one plan runs at a time).
 Engine::Impl& Engine::Impl::plan_for_threads(int threads) {
   if (threads == thread_count()) return *this;
-  if (!fewer || fewer->thread_count() != threads || fewer->height != height || fewer->width != width) {
+  if (!fewer || fewer->thread_count() != threads) {  // set_input_size drops it: always this size
     fewer.reset();  // its memory goes before the new plan's comes
     auto other = std::make_unique<Impl>();
     other->source = source;
