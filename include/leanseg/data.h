@@ -36,6 +36,9 @@ struct Sample {
   cv::Mat mask;            // CV_8UC1 class indices 0..K-1 (binary: 0/1), same size as image; empty if unlabelled
   double pixel_size_mm = 0;  // HC18: mm per pixel (0 when unknown)
   double hc_mm = 0;          // HC18: reference head circumference in mm (0 when unknown)
+  // HC18: how far the filled mask's edge lies outside the drawn outline's middle, where the
+  // reference HC is measured (outline_offset_px; 0 when the mask is not filled from a line).
+  double outline_offset_px = 0;
 };
 
 struct Dataset {

@@ -39,6 +39,9 @@ struct EvalReport {
   double dice = 0, iou = 0;              // mean over images
   double dice_pixels = 0, iou_pixels = 0;  // over all pixels of the set
   double hc_mae_mm = 0, hc_median_mm = 0;  // NaN when not applicable
+  // Where HC was measured: this many pixels inside each mask's fitted ellipse (the model's
+  // Preprocessing::hc_outline_offset_px; 0: on the mask's own edge).
+  double hc_outline_offset_px = 0;
   double hd_mm = 0, hd95_mm = 0, assd_mm = 0;  // means over images with both masks non-empty; px without a pixel size
   double latency_median_ms = 0, latency_p90_ms = 0;
   double mask_agreement = std::nan("");  // fraction of pixels where the reference model's mask agrees

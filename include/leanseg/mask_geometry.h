@@ -28,6 +28,18 @@ EllipseFit fit_ellipse(const cv::Mat& mask);
 // (all 0 when !fit.ok).
 cv::Mat filled_ellipse(const EllipseFit& fit, cv::Size size);
 
+// How far (pixels) the edge of a mask filled from a drawn outline lies outside the curve the
+// outline marks. HC18's reference HC is the ellipse through the middle of the annotators' line
+// (an ellipse fitted to all its pixels matches the published HC to 0.01 mm on average), while a
+// filled mask reaches the line's outer edge: its fitted ellipse is a curve parallel to the
+// reference, 2π·offset longer. Measured as (perimeter of fit_ellipse(filled) − perimeter of the
+// ellipse fitted to the outline's pixels) / 2π; 0 when `outline` is not a thin line around
+// `filled` (a filled annotation, fewer than 5 pixels) or the fill lies inside the line's fit.
+double outline_offset_px(const cv::Mat& outline, const cv::Mat& filled);
+// The circumference a fit measures on the reference's curve: its perimeter less 2π·offset_px
+// (Preprocessing::hc_outline_offset_px of the model), never below 0.
+double reference_circumference_px(const EllipseFit& fit, double offset_px);
+
 // The largest 8-connected component of `mask` (255 where it is, 0 elsewhere), or an empty Mat
 // when the mask has no foreground.
 cv::Mat largest_component(const cv::Mat& mask);

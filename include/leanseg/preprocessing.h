@@ -29,6 +29,11 @@ struct Preprocessing {
   // files read unchanged.
   std::string resize = "stretch";
   double threshold = 0.5;
+  // Head circumference is measured this many pixels (at the image's own resolution) inside the
+  // mask's fitted ellipse: the masks the model learned reach the outer edge of an annotated
+  // line whose middle is the reference (HC18: ~0.8 px; outline_offset_px). The median over the
+  // training images; written only when non-zero, so older files read unchanged (0).
+  double hc_outline_offset_px = 0;
 
   nlohmann::json to_json() const;
   // Validates every field; `where` names the source in error messages.

@@ -174,7 +174,8 @@ void apply_train_config(const nlohmann::json& config, TrainOptions& o, const std
 TrainOptions preset(const std::string& name);
 std::vector<std::string> preset_names();
 
-// The preprocessing a model trained with `o` on `data` expects at inference.
-Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data);
+// The preprocessing a model trained with `o` on data.samples[train] expects at inference (and
+// where its head circumference is measured: the training images' median outline offset).
+Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data, const std::vector<size_t>& train);
 
 }  // namespace leanseg

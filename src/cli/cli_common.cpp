@@ -89,7 +89,8 @@ void print_report_summary(const EvalReport& r, const std::string& what) {
     std::printf("  class %zu: Dice %.4f  IoU %.4f  HD95 %.2f px (means over images)   Dice %.4f (all pixels)\n", c + 1,
                 r.classes[c].dice, r.classes[c].iou, r.classes[c].hd95, r.class_dice_pixels[c]);
   if (std::isfinite(r.hc_mae_mm))
-    std::printf("  HC abs. error: mean %.2f mm, median %.2f mm\n", r.hc_mae_mm, r.hc_median_mm);
+    std::printf("  HC abs. error: mean %.2f mm, median %.2f mm (measured %.2f px inside the masks' fitted ellipses)\n",
+                r.hc_mae_mm, r.hc_median_mm, r.hc_outline_offset_px);
   if (std::isfinite(r.hd_mm)) {
     const char* unit = std::isfinite(r.hc_mae_mm) ? "mm" : "px";
     std::printf("  boundary distances (means over images): Hausdorff %.2f %s, HD95 %.2f %s, ASSD %.2f %s\n", r.hd_mm,

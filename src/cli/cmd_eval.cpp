@@ -95,6 +95,10 @@ void run_eval(const EvalArgs& a) {
   std::optional<Network> reference;
   if (!a.reference.empty()) reference = open_network(a.reference, "fp32", false, a);
   EvalReport rep = evaluate_predictor(net.predictor, data, idx, reference ? &reference->predictor : nullptr);
+  if (data.kind == "hc18" && pre.hc_outline_offset_px == 0)
+    std::cerr << "note: '" << a.model << "' does not record where HC18's reference HC lies (a model trained before "
+              << "2026-12-07): HC is measured on its masks' own edge, about 0.8 px outside the annotated line's middle "
+              << "(+0.7 mm on average); retrain to measure it where the reference does\n";
   rep.tta = a.tta;
   rep.params_total = net.params, rep.params_nonzero = net.params_nonzero, rep.flops = net.flops;
   rep.file_bytes = static_cast<int64_t>(std::filesystem::file_size(a.model));

@@ -74,8 +74,9 @@ nlohmann::json predict_one(const PredictArgs& a, const Predictor& net, const std
   if (pixel_size > 0) r["pixel_size_mm"] = pixel_size;
   if (fit.ok) {
     r["ellipse"] = {{"cx", fit.cx}, {"cy", fit.cy}, {"semi_a_px", fit.semi_a}, {"semi_b_px", fit.semi_b}, {"angle_deg", fit.angle_deg}};
-    r["hc_px"] = fit.circumference_px;
-    if (pixel_size > 0) r["hc_mm"] = fit.circumference_px * pixel_size;
+    const double hc_px = reference_circumference_px(fit, pre.hc_outline_offset_px);
+    r["hc_px"] = hc_px;
+    if (pixel_size > 0) r["hc_mm"] = hc_px * pixel_size;
   }
   EncodedFiles files;
   if (wants(a, "png")) {

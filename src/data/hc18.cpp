@@ -155,7 +155,9 @@ Sample read_hc18_sample(const std::string& image_path, const std::map<std::strin
       image_path.substr(0, image_path.size() - 4) + kAnnotationSuffix + ".png";
   require(is_file(annotation_path),
           "HC18 annotation '" + annotation_path + "' is missing for image '" + image_path + "'");
-  s.mask = mask_from_annotation(read_raw_image(annotation_path, "HC18 annotation"), s.image, annotation_path);
+  const cv::Mat outline = read_raw_image(annotation_path, "HC18 annotation");
+  s.mask = mask_from_annotation(outline, s.image, annotation_path);
+  s.outline_offset_px = outline_offset_px(outline, s.mask);
   return s;
 }
 

@@ -103,6 +103,25 @@ cv::Mat filled_ellipse(const EllipseFit& fit, cv::Size size) {
   return filled;
 }
 
+double outline_offset_px(const cv::Mat& outline, const cv::Mat& filled) {
+  require_mask(outline, "outline_offset_px (outline)");
+  require_mask(filled, "outline_offset_px (filled mask)");
+  std::vector<cv::Point> line;
+  cv::findNonZero(outline, line);
+  // A line is a small share of what it encloses; an annotation that is already a filled region
+  // has no middle line to measure from.
+  if (line.size() < 5 || 2 * line.size() >= static_cast<size_t>(cv::countNonZero(filled))) return 0.0;
+  const EllipseFit edge = fit_ellipse(filled);
+  if (!edge.ok) return 0.0;
+  const cv::RotatedRect middle = cv::fitEllipse(line);
+  const double middle_perimeter = ellipse_perimeter(middle.size.width / 2.0, middle.size.height / 2.0);
+  return std::max(0.0, (edge.circumference_px - middle_perimeter) / (2.0 * CV_PI));
+}
+
+double reference_circumference_px(const EllipseFit& fit, double offset_px) {
+  return std::max(0.0, fit.circumference_px - 2.0 * CV_PI * offset_px);
+}
+
 // Approach: flood-fill the outside from a one-pixel frame around the image; whatever the fill
 // cannot reach is head. This is exact for closed outlines (no model of the shape involved).
 // A plain fill leaks where the ellipse is cut off by the image border (346_HC, 628_2HC,

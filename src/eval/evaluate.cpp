@@ -68,7 +68,8 @@ ImageScore score_image(const Predictor& p, const Sample& s, Overlap& total, std:
     r.has_hc = true;
     r.hc_ref_mm = s.hc_mm;
     const EllipseFit fit = fit_ellipse(pred);
-    r.hc_pred_mm = fit.ok ? fit.circumference_px * s.pixel_size_mm : 0.0;  // no head found: error = HC
+    // no head found: error = HC
+    r.hc_pred_mm = fit.ok ? reference_circumference_px(fit, p.pre.hc_outline_offset_px) * s.pixel_size_mm : 0.0;
     r.hc_abs_err_mm = std::abs(r.hc_pred_mm - r.hc_ref_mm);
   }
   return r;
@@ -140,6 +141,7 @@ EvalReport evaluate_predictor(const Predictor& p, const Dataset& data, const std
   if (p.num_classes > 2) class_means(rep, class_totals);
   rep.hd_mm = mean(hds), rep.hd95_mm = mean(hd95s), rep.assd_mm = mean(assds);
   rep.hc_mae_mm = mean(hc_errs), rep.hc_median_mm = percentile(hc_errs, 0.5);
+  rep.hc_outline_offset_px = p.pre.hc_outline_offset_px;
   rep.latency_median_ms = percentile(lat, 0.5), rep.latency_p90_ms = percentile(lat, 0.9);
   if (reference && pixels > 0) rep.mask_agreement = static_cast<double>(agreeing) / pixels;
   rep.peak_rss_bytes = peak_rss_bytes();
@@ -164,6 +166,7 @@ nlohmann::json EvalReport::to_json(bool per_image) const {
     }
     return c;
   };
+  if (std::isfinite(hc_mae_mm)) j["hc_outline_offset_px"] = hc_outline_offset_px;
   if (num_classes > 2) {
     j["num_classes"] = num_classes;
     j["classes"] = class_json(classes, &class_dice_pixels);

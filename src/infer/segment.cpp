@@ -87,10 +87,11 @@ void segment_images(const Options& o) {
                             {"foreground_pixels", r.foreground_pixels}, {"ms", r.ms}};
     std::string hc;  // as `leanseg predict` reports it
     if (r.fit.ok) {
-      entry["hc_px"] = r.fit.circumference_px;
+      const double hc_px = reference_circumference_px(r.fit, pre.hc_outline_offset_px);
+      entry["hc_px"] = hc_px;
       const double pixel_size = o.pixel_size > 0 ? o.pixel_size : image_pixel_size_mm(job[0]);  // else DICOM's
       if (pixel_size > 0) {
-        entry["hc_mm"] = r.fit.circumference_px * pixel_size;
+        entry["hc_mm"] = hc_px * pixel_size;
         hc = ", HC " + std::to_string(entry["hc_mm"].get<double>()) + " mm";
       }
     }

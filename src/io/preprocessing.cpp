@@ -35,6 +35,7 @@ nlohmann::json Preprocessing::to_json() const {
                       {"threshold", threshold}};
   if (!intensity_range.empty()) j["intensity_range"] = intensity_range;
   if (resize != "stretch") j["resize"] = resize;
+  if (hc_outline_offset_px != 0) j["hc_outline_offset_px"] = hc_outline_offset_px;
   return j;
 }
 
@@ -52,6 +53,7 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::strin
   p.threshold = field(j, "threshold", p.threshold, where);
   p.intensity_range = field(j, "intensity_range", p.intensity_range, where);
   p.resize = field(j, "resize", p.resize, where);
+  p.hc_outline_offset_px = field(j, "hc_outline_offset_px", p.hc_outline_offset_px, where);
   require(p.resize == "stretch" || p.resize == "letterbox", where + ": resize must be stretch or letterbox");
   require(p.intensity_range.empty() || (p.intensity_range.size() == 2 && std::isfinite(p.intensity_range[0]) &&
                                         std::isfinite(p.intensity_range[1]) && p.intensity_range[0] < p.intensity_range[1]),
@@ -66,6 +68,9 @@ Preprocessing Preprocessing::from_json(const nlohmann::json& j, const std::strin
   check_image_size(p.input_height, p.input_width, where + ": preprocessing");
   require(p.mode == "resize" || p.mode == "pad" || p.mode == "tile", where + ": mode must be resize, pad or tile");
   require(p.threshold > 0 && p.threshold < 1, where + ": threshold must be in (0, 1)");
+  // A line is a few pixels wide; more than 16 px is not an outline's half-width.
+  require(std::isfinite(p.hc_outline_offset_px) && p.hc_outline_offset_px >= 0 && p.hc_outline_offset_px <= 16,
+          where + ": hc_outline_offset_px must be in [0, 16] pixels, got " + std::to_string(p.hc_outline_offset_px));
   return p;
 }
 

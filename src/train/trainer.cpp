@@ -373,8 +373,15 @@ void require_same_options(const nlohmann::json& state, const TrainOptions& o, co
 
 }  // namespace
 
-Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data) {
+Preprocessing preprocessing_for(const TrainOptions& o, const Dataset& data, const std::vector<size_t>& train) {
   Preprocessing p;
+  std::vector<double> offsets;
+  for (size_t i : train)
+    if (data.samples[i].outline_offset_px > 0) offsets.push_back(data.samples[i].outline_offset_px);
+  if (!offsets.empty()) {  // the annotation's line width is a convention of the data: one value
+    std::nth_element(offsets.begin(), offsets.begin() + static_cast<std::ptrdiff_t>(offsets.size() / 2), offsets.end());
+    p.hc_outline_offset_px = offsets[offsets.size() / 2];
+  }
   p.channels = data.channels;
   p.intensity = o.intensity;
   p.max_value = data.max_value;
@@ -448,7 +455,7 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
     fs::create_directories(o.out_dir);
     atomic_write(o.out_dir + "/split.json", [&](std::ostream& out) { out << split.to_json(data).dump(2) << "\n"; });
   }
-  const Preprocessing pre = preprocessing_for(o, data);
+  const Preprocessing pre = preprocessing_for(o, data, split.train);
   // A resumed run keeps the layout it was started with, so that it reaches exactly the weights
   // of an uninterrupted run (checkpoints from before the layout was recorded: NCHW).
   if (o.resume && fs::exists(ckpt)) {

@@ -7,6 +7,7 @@
 
 #include "leanseg/compress.h"
 #include "leanseg/fs.h"
+#include "leanseg/mask_geometry.h"
 #include "leanseg/model_file.h"
 #include "model_test_util.h"
 
@@ -46,6 +47,37 @@ TEST(Cli, SynthWritesDatasetsTheReadersTake) {
 
 // A .lsr model in `predict` (the engine) gives the masks the model file gives (LibTorch), in
 // every --format; leanseg-infer's HC in mm is its HC in pixels times --pixel-size, as predict's.
+// A model that records an outline offset (trained on HC18's drawn outlines) reports HC on the
+// line's middle in `predict` and `leanseg-infer` alike: its mask's fitted perimeter less 2π·offset.
+TEST(Cli, PredictAndInferMeasureHcWhereTheModelFileSays) {
+  test::TempDir dir;
+  ASSERT_EQ(run_cli("synth ultrasound --out " + dir.file("us") + " -n 3 --size 64x80").code, 0);
+  const std::string images = dir.file("us/training_set");
+  test::save_tiny_model(dir.file("plain.safetensors"));
+  LoadedModel m = load_model(dir.file("plain.safetensors"));
+  m.preprocessing.hc_outline_offset_px = 0.05;  // the random model's blobs are small: keep their HC above 0
+  save_model(dir.file("m.safetensors"), m.model, m.preprocessing);
+  ASSERT_EQ(run_cli("export --model " + dir.file("m.safetensors") + " --format runtime --out " + dir.file("m.lsr")).code, 0);
+  CliRun r = run_cli("predict --model " + dir.file("m.safetensors") + " " + images + " --out " + dir.file("pt"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_command(std::string(LEANSEG_INFER_PATH) + " " + dir.file("m.lsr") + " " + images + " --out " +
+                        dir.file("infer") + " --no-winograd --threads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  int with_hc = 0;
+  for (const char* out : {"pt", "infer"}) {
+    const nlohmann::json j = read_json(dir.file(std::string(out) + "/predictions.json"));
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (!j[i].contains("hc_px")) continue;
+      ++with_hc;
+      const std::string mask = dir.file(std::string(out) + "/00" + std::to_string(i) + "_HC_mask.png");
+      const EllipseFit fit = fit_ellipse(cv::imread(mask, cv::IMREAD_UNCHANGED));
+      ASSERT_GT(fit.circumference_px, 2 * M_PI * 0.05) << mask;
+      EXPECT_NEAR(j[i]["hc_px"].get<double>(), fit.circumference_px - 2 * M_PI * 0.05, 1e-9) << mask;
+    }
+  }
+  ASSERT_GT(with_hc, 1) << "no mask with an ellipse: the HC checks would be empty";
+}
+
 TEST(Cli, PredictRunsLsrFilesAndWritesLabelTiffsAndGeoJson) {
   test::TempDir dir;
   ASSERT_EQ(run_cli("synth ultrasound --out " + dir.file("us") + " -n 3 --size 64x80").code, 0);

@@ -58,6 +58,11 @@ TEST(Hc18Reader, ReadsFakeDatasetWithGroupsPixelSizesAndFilledMasks) {
   EXPECT_EQ(small.mask.at<uchar>(40, 50), 1);
   EXPECT_EQ(small.mask.at<uchar>(0, 0), 0);
   EXPECT_NEAR(cv::countNonZero(small.mask), M_PI * 30 * 22, 0.12 * M_PI * 30 * 22);
+  // 2-px lines: the fill's edge lies about a pixel outside the line's middle.
+  for (const auto& sample : d.samples) {
+    EXPECT_GT(sample.outline_offset_px, 0.3) << sample.id;
+    EXPECT_LT(sample.outline_offset_px, 1.5) << sample.id;
+  }
 }
 
 TEST(Hc18Reader, FilledCutOffEllipseDoesNotLeak) {
@@ -132,6 +137,11 @@ TEST(Hc18Reader, RealSubsetKeepsExamsTogetherAndReadsOddSizes) {
     const cv::RotatedRect e = cv::fitEllipse(contours[0]);
     const double hc_px = ellipse_perimeter(e.size.width / 2, e.size.height / 2);
     EXPECT_NEAR(hc_px * s.pixel_size_mm, s.hc_mm, 0.05 * s.hc_mm) << s.id;
+    // Measured on the drawn line's middle, the filled mask gives the published HC (HC18 lists
+    // two decimals): the ~0.8 px outline offset is what separated the two.
+    EXPECT_NEAR(s.outline_offset_px, 0.8, 0.1) << s.id;
+    EXPECT_NEAR(reference_circumference_px(fit_ellipse(s.mask), s.outline_offset_px) * s.pixel_size_mm, s.hc_mm, 0.05)
+        << s.id;
   }
 }
 

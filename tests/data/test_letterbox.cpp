@@ -80,5 +80,24 @@ TEST(Letterbox, ModelFilesWithoutTheKeyStretchAndTheKeyIsWrittenOnlyWhenSet) {
   EXPECT_ERROR_CONTAINS(Preprocessing::from_json(bad, "model 'm.lsr'"), "model 'm.lsr': resize must be stretch or letterbox");
 }
 
+// The outline offset (where HC is measured) rides in the model file: absent (0) in older files,
+// written when set, refused outside [0, 16] px with the file named.
+TEST(Preprocessing, HcOutlineOffsetIsWrittenOnlyWhenSetAndChecked) {
+  Preprocessing pre;
+  EXPECT_FALSE(pre.to_json().contains("hc_outline_offset_px"));
+  EXPECT_EQ(Preprocessing::from_json(pre.to_json(), "old file").hc_outline_offset_px, 0.0);
+  pre.hc_outline_offset_px = 0.807;
+  EXPECT_EQ(Preprocessing::from_json(pre.to_json(), "file").hc_outline_offset_px, 0.807);
+  for (double bad : {-0.5, 17.0}) {
+    nlohmann::json j = pre.to_json();
+    j["hc_outline_offset_px"] = bad;
+    EXPECT_ERROR_CONTAINS(Preprocessing::from_json(j, "model 'm.safetensors'"),
+                          "model 'm.safetensors': hc_outline_offset_px must be in [0, 16] pixels");
+  }
+  nlohmann::json text = pre.to_json();
+  text["hc_outline_offset_px"] = "0.8";
+  EXPECT_ERROR_CONTAINS(Preprocessing::from_json(text, "m"), "preprocessing field 'hc_outline_offset_px' has the wrong type");
+}
+
 }  // namespace
 }  // namespace leanseg

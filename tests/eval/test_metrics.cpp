@@ -203,6 +203,34 @@ TEST(EllipseFit, UsesTheLargestComponentOnly) {
   EXPECT_NEAR(fit.semi_a, 120, 1.0);
 }
 
+// HC18's reference HC is the ellipse through the middle of the drawn line; a mask filled from
+// the line reaches its outer edge. Measured on the line's middle, the fill gives the drawn
+// ellipse's analytic perimeter; measured on its own edge, ~1 % more (the bias this corrects).
+TEST(EllipseFit, AFilledOutlineIsMeasuredOnTheLinesMiddle) {
+  for (int thickness : {2, 3}) {
+    cv::Mat outline = blank(400, 300);
+    cv::ellipse(outline, cv::RotatedRect({210, 140}, {240, 160}, 30), 255, thickness, cv::LINE_8);
+    const cv::Mat filled = fill_outline(outline);
+    const double offset = outline_offset_px(outline, filled);
+    EXPECT_GT(offset, 0.4) << thickness;
+    EXPECT_LT(offset, 0.5 * thickness + 0.5) << thickness;
+    const EllipseFit fit = fit_ellipse(filled);
+    const double analytic = ellipse_perimeter(120, 80);
+    EXPECT_GT(fit.circumference_px - analytic, 0.004 * analytic) << "the fill's own edge is outside the line's middle";
+    EXPECT_NEAR(reference_circumference_px(fit, offset), analytic, 0.002 * analytic) << thickness;
+  }
+}
+
+TEST(EllipseFit, AFilledAnnotationHasNoOutlineOffset) {
+  cv::Mat filled = blank(400, 300);
+  cv::ellipse(filled, {210, 140}, {120, 80}, 0, 0, 360, 1, cv::FILLED);
+  EXPECT_EQ(outline_offset_px(filled, filled), 0.0);  // no thin line: nothing to take back
+  EXPECT_EQ(outline_offset_px(blank(), filled), 0.0);
+  const EllipseFit fit = fit_ellipse(filled);
+  EXPECT_EQ(reference_circumference_px(fit, 0.0), fit.circumference_px);
+  EXPECT_EQ(reference_circumference_px(fit, 1e6), 0.0);  // never negative
+}
+
 TEST(EllipseFit, NotOkOnEmptyOrTinyMasks) {
   EXPECT_FALSE(fit_ellipse(blank()).ok);
   cv::Mat dot = blank();
