@@ -66,6 +66,10 @@ struct TrainOptions {
   int num_classes = 0;
   nlohmann::json model_options = nlohmann::json::object();
   std::string encoder_weights;  // ImageNet MobileNetV2 safetensors (M1/M4)
+  // Start from a trained model file's weights (`--init-from RUN/best.safetensors`), e.g. to
+  // fine-tune it with its encoder unfrozen at a low rate: the model is built from `model` and
+  // `model_options`, then every parameter and buffer is copied from the file by name and shape.
+  std::string init_from;
   // input: "resize" (whole image → input_size) or "crop" (random native-resolution crops of
   // input_size for training; validation/inference on the whole padded image)
   std::string input_mode = "resize";

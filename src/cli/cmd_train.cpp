@@ -20,7 +20,7 @@ namespace leanseg::cli {
 namespace {
 
 struct TrainArgs {
-  std::string config, preset, data, dataset = "auto", out, model, encoder_weights, pos_weight, channels, stem_init;
+  std::string config, preset, data, dataset = "auto", out, model, encoder_weights, init_from, pos_weight, channels, stem_init;
   std::string model_options;  // JSON object merged into the model's options
   std::string class_weights;  // "w0,w1,..."
   int num_classes = 0;        // 0: from the masks
@@ -94,6 +94,7 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
     o.model_options.update(extra);
   }
   if (!a.encoder_weights.empty()) o.encoder_weights = a.encoder_weights;
+  if (!a.init_from.empty()) o.init_from = a.init_from;
   if (a.epochs) o.epochs = a.epochs;
   if (a.batch_size) o.batch_size = a.batch_size;
   if (a.input_size) o.input_size = a.input_size;
@@ -210,6 +211,9 @@ void add_train(CLI::App& app) {
   add_model_option(cmd, a->model, ModelArg::Name)->description("Registry name of the architecture, over the preset's (`leanseg info` lists them)");
   cmd->add_option("--model-options", a->model_options, "JSON object of model options over the model's defaults "
                   "(see `leanseg info`), e.g. '{\"channels\": [8, 8, 16, 16, 32, 32]}'");
+  cmd->add_option("--init-from", a->init_from,
+                  "Start from this model file's weights (e.g. RUN/best.safetensors, to fine-tune it with "
+                  "--model-options '{\"encoder_frozen\": false}' and a low --lr); tensors must match by name and shape");
   cmd->add_option("--encoder-weights", a->encoder_weights, "torchvision-named ImageNet safetensors of the model's encoder (MobileNetV2 for M1/M4, ResNet for unet-resnet18/34)");
   cmd->add_flag("--resume", a->resume, "Continue from RUN/checkpoint.safetensors");
   cmd->add_flag("--nchw,!--channels-last", a->nchw,

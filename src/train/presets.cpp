@@ -25,6 +25,7 @@ nlohmann::json TrainOptions::to_json() const {
   if (num_classes != 0) j["num_classes"] = num_classes;  // absent: from the data (binary runs as before)
   if (!loss.class_weights.empty()) j["class_weights"] = loss.class_weights;
   if (resize != "stretch") j["resize"] = resize;  // absent: stretch (runs and checkpoints as before)
+  if (!init_from.empty()) j["init_from"] = init_from;  // absent: built from scratch (as before)
   return j;
 }
 

@@ -180,6 +180,7 @@ const std::map<std::string, Setter>& top_level_keys() {
          o.model_options = v;
        }},
       {"encoder_weights", [](const json& v, const Where& w, TrainOptions& o) { o.encoder_weights = path_from(v, w); }},
+      {"init_from", [](const json& v, const Where& w, TrainOptions& o) { o.init_from = path_from(v, w); }},
       {"input_mode", [](const json& v, const Where& w, TrainOptions& o) { o.input_mode = choice(v, w, {"resize", "crop"}); }},
       {"resize", [](const json& v, const Where& w, TrainOptions& o) { o.resize = choice(v, w, {"stretch", "letterbox"}); }},
       {"input_size",
@@ -347,6 +348,7 @@ nlohmann::json train_config_json(const TrainOptions& o) {
             {"distillation", {{"teacher", o.teacher}, {"alpha", o.distill_alpha}, {"temperature", o.distill_temperature}}},
             {"progressive", {{"start", o.progressive_start}, {"epochs", o.progressive_epochs}}},
             {"gradual_pruning", {{"target", o.prune_target}, {"epochs", o.prune_epochs}}}};
+  if (!o.init_from.empty()) j["init_from"] = o.init_from;
   if (!o.data_source.is_null()) j["data"] = o.data_source;
   return j;
 }

@@ -109,6 +109,27 @@ SegmentationModel build_model(const TrainOptions& o, int in_channels, int num_cl
   return model;
 }
 
+// --init-from: a trained model file's weights into the model this run built (same architecture,
+// possibly other options that change no tensor, such as an unfrozen encoder).
+void init_from_model_file(SegmentationModel& model, const std::string& path) {
+  const LoadedModel from = load_model(path);
+  const std::string arch = from.model->config().arch;
+  require(arch == model->config().arch, "--init-from '" + path + "' holds a " + arch + " but this run trains a " +
+                                            model->config().arch);
+  const auto params = from.model->named_parameters(true);
+  const auto buffers = from.model->named_buffers(true);
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const std::string& name, torch::Tensor& to, const torch::Tensor* source) {
+    require(source != nullptr, "--init-from '" + path + "' has no tensor '" + name + "' (model options differ?)");
+    require(source->sizes() == to.sizes(), "--init-from '" + path + "': tensor '" + name + "' is " +
+                                               shape_string(*source) + " but this run's model has " +
+                                               shape_string(to) + " (model options differ?)");
+    to.copy_(*source);
+  };
+  for (auto& p : model->named_parameters(true)) copy(p.key(), p.value(), params.find(p.key()));
+  for (auto& b : model->named_buffers(true)) copy(b.key(), b.value(), buffers.find(b.key()));
+}
+
 TrainingSet prepare_training_set(const Dataset& d, const std::vector<size_t>& idx, const TrainOptions& o) {
   TrainingSet set;
   for (size_t i : idx) {
@@ -444,6 +465,7 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
   torch::manual_seed(o.seed);  // the initial weights are part of what a seed reproduces
   const int in_channels = static_cast<int>(data.channels.size());
   SegmentationModel model = o.initial_model ? o.initial_model : build_model(o, in_channels, data.num_classes);
+  if (!o.initial_model && !o.init_from.empty()) init_from_model_file(model, o.init_from);
   require(model->config().in_channels == in_channels,
           "train: the model takes " + std::to_string(model->config().in_channels) + " input channels but the data has " +
               std::to_string(in_channels));

@@ -80,6 +80,43 @@ TEST(Train, ATrainingSetOfOneMoreThanAMultipleOfTheBatchTrains) {
   EXPECT_EQ(r.history.size(), 1u);
 }
 
+// Largest |a − b| over the parameters of two models of one architecture.
+double max_parameter_difference(const SegmentationModel& a, const SegmentationModel& b) {
+  const auto pb = b->named_parameters(true);
+  double worst = 0;
+  for (const auto& p : a->named_parameters(true))
+    worst = std::max(worst, (p.value() - *pb.find(p.key())).abs().max().item<double>());
+  return worst;
+}
+
+// --init-from starts a run from a trained file's weights (a second stage, e.g. with the encoder
+// unfrozen); a file of other model options is refused, naming the file and the tensor.
+TEST(Train, InitFromStartsFromTheFilesWeightsAndRefusesOtherShapes) {
+  test::TempDir dir;
+  const Dataset data = disc_dataset(12, 64, 5);
+  TrainOptions o = tiny_options(dir.file("first"));
+  o.epochs = 1;
+  train_model(data, o);
+  const LoadedModel first = load_model(dir.file("first/last.safetensors"));
+  TrainOptions again = tiny_options(dir.file("again"));
+  again.epochs = 1;
+  again.lr = 1e-12;  // a step that moves nothing: the result is where the run started
+  again.seed = 9;    // another initialisation: only --init-from can make the weights equal
+  again.init_from = dir.file("first/last.safetensors");
+  train_model(data, again);
+  EXPECT_LT(max_parameter_difference(load_model(dir.file("again/last.safetensors")).model, first.model), 1e-6);
+  again.init_from.clear();
+  again.out_dir = dir.file("scratch");
+  train_model(data, again);
+  EXPECT_GT(max_parameter_difference(load_model(dir.file("scratch/last.safetensors")).model, first.model), 1e-2);
+
+  TrainOptions wider = tiny_options(dir.file("wider"));
+  wider.model_options["channels"] = {8, 8, 16, 16, 32, 64};
+  wider.init_from = dir.file("first/last.safetensors");
+  EXPECT_ERROR_CONTAINS(train_model(data, wider), "--init-from '" + dir.file("first/last.safetensors") + "': tensor '");
+  EXPECT_ERROR_CONTAINS(train_model(data, wider), "(model options differ?)");
+}
+
 TEST(Train, SyntheticUltrasoundEndToEnd) {
   test::TempDir dir;
   const Dataset d = make_synthetic_ultrasound(40, 96, 128, 11);
