@@ -14,17 +14,52 @@
 #include <memory>
 #include <vector>
 
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "leanseg/memory.h"
 #include "leanseg/model.h"
+#include "leanseg/ops.h"
 #include "leanseg/threads.h"
 #include "leanseg/train.h"
+
+namespace {
+// --layout-copies: every layout conversion (aten::contiguous that copies) in one step, with the
+// tensor's shape and strides and the ops it ran inside. A network kept in one memory format
+// makes none of these; each one reads and writes a whole activation or gradient.
+thread_local std::vector<std::string> t_open_ops;
+struct LayoutCopies { int count = 0; double megabytes = 0; };
+LayoutCopies g_layout_copies;
+
+std::string dims(c10::IntArrayRef d) {
+  std::string s;
+  for (auto v : d) s += (s.empty() ? "" : ",") + std::to_string(v);
+  return "[" + s + "]";
+}
+
+std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  if (name == "aten::contiguous" && fn.num_inputs() > 0 && fn.inputs()[0].isTensor()) {
+    const at::Tensor t = fn.inputs()[0].toTensor();
+    std::string where;
+    for (size_t i = t_open_ops.size(); i-- > 0 && t_open_ops.size() - i <= 3;) where += " < " + t_open_ops[i];
+    std::fprintf(stderr, "layout copy %s strides %s%s\n", dims(t.sizes()).c_str(), dims(t.strides()).c_str(), where.c_str());
+    ++g_layout_copies.count;
+    g_layout_copies.megabytes += t.numel() * t.element_size() / 1e6;
+  }
+  t_open_ops.push_back(name);
+  return nullptr;
+}
+
+void on_op_end(const at::RecordFunction&, at::ObserverContext*) {
+  if (!t_open_ops.empty()) t_open_ops.pop_back();
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   int batch = 16, size = 256, reps = 10, threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string model_name = "mobilenet-aspp-se-unet", profile_path;
-  bool channels_last = false, system_malloc = false, bf16 = false;
+  bool channels_last = false, system_malloc = false, bf16 = false, layout_copies = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return std::string(i + 1 < argc ? argv[++i] : ""); };
@@ -36,7 +71,9 @@ int main(int argc, char** argv) {
     else if (a == "--channels-last") channels_last = true;
     else if (a == "--system-malloc") system_malloc = true;
     else if (a == "--bf16") bf16 = true;  // bf16 mixed precision (leanseg::Bf16Autocast), as `train --bf16`
-    else if (a == "--profile") profile_path = next();  // chrome trace of one extra step after the timed ones
+    else if (a == "--profile") profile_path = next();
+    else if (a == "--layout-copies") layout_copies = true;
+    else if (a == "--flush-denormal") at::globalContext().setFlushDenormal(true);  // list the layout conversions of one extra step  // chrome trace of one extra step after the timed ones
   }
   if (!system_malloc) leanseg::keep_freed_memory();  // as leanseg's executables do
   leanseg::set_cpu_threads(threads);  // as `leanseg train` does (OpenBLAS kept at 1 thread)
@@ -49,11 +86,9 @@ int main(int argc, char** argv) {
   torch::optim::Adam opt(trainable, torch::optim::AdamOptions(3e-4).weight_decay(1e-4));
   auto x = torch::randn({batch, 1, size, size});
   auto y = (torch::rand({batch, 1, size, size}) > 0.7).to(torch::kFloat32);
-  if (channels_last) {
-    torch::NoGradGuard no_grad;  // nn::Module has no to(MemoryFormat) in C++: convert 4-D weights
-    for (auto& p : model->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (channels_last) {  // as `leanseg train` does
+    leanseg::convert_to_channels_last(*model);
+    x = leanseg::to_channels_last(x);
   }
   leanseg::LossOptions lo;
   auto step_loss = [&] {  // forward and loss, under bf16 autocast with --bf16 (as `train --bf16`)
@@ -77,6 +112,14 @@ int main(int argc, char** argv) {
     opt.zero_grad();
     step_loss().backward();
     opt.step();
+  }
+  if (layout_copies) {
+    auto handle = at::addGlobalCallback(at::RecordFunctionCallback(on_op_start, on_op_end).needsInputs(true));
+    opt.zero_grad();
+    step_loss().backward();
+    opt.step();
+    at::removeCallback(handle);
+    std::fprintf(stderr, "%d layout copies, %.0f MB, in one step\n", g_layout_copies.count, g_layout_copies.megabytes);
   }
   std::sort(ms.begin(), ms.end());
   std::printf("{\"impl\": \"leanseg\", \"model\": \"%s\", \"batch\": %d, \"size\": %d, \"threads\": %d, "

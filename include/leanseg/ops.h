@@ -28,6 +28,16 @@ class FlopScope {
 // Adds to the innermost live FlopScope (no-op when there is none: zero cost in production).
 void add_flops(double flops);
 
+// `t` (4-D) with channels-last strides, also where its layout is ambiguous: one channel (a
+// grey image, a depthwise or first-layer weight) or a 1×1 kernel. Tensor::contiguous(ChannelsLast)
+// returns such a tensor unchanged, NCHW strides and all; LibTorch then suggests NCHW for it, and
+// a conv whose input and weight both suggest NCHW computes and returns NCHW. In a MobileNetV2
+// encoder (depthwise and 1×1 weights, a one-channel input) that made the whole encoder NCHW
+// and every decoder concat mixed.
+torch::Tensor to_channels_last(const torch::Tensor& t);
+// Every 4-D parameter of `model` to channels-last strides (to_channels_last), in place.
+void convert_to_channels_last(torch::nn::Module& model);
+
 // True when every off-centre tap of the conv reads only zero padding on an input of x's size:
 // odd kernel, stride 1, "same" zero padding and a dilation at least the map's height and width
 // (DeepLab's ASPP rates 12 and 18 on the 8×8 map of a 256² input). Such a conv is exactly its

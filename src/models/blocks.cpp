@@ -140,7 +140,10 @@ torch::Tensor AsppImpl::forward(const torch::Tensor& x) {
   // under bf16 autocast), back in the conv's type so that the concat below is of one type.
   const auto pooled_conv = pool_conv(x.mean({2, 3}, /*keepdim=*/true));
   auto pooled = torch::relu(pool_norm(pooled_conv.to(torch::kFloat32))).to(pooled_conv.scalar_type());
-  outs.push_back(pooled.expand({-1, -1, x.size(2), x.size(3)}));
+  // Broadcast in x's layout, so that the concat (and its gradient) stays in one layout.
+  auto broadcast = pooled.expand({-1, -1, x.size(2), x.size(3)});
+  if (x.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) broadcast = to_channels_last(broadcast);
+  outs.push_back(broadcast);
   return dropout(project->forward(torch::cat(outs, 1)));
 }
 

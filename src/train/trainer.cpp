@@ -17,6 +17,7 @@
 #include "leanseg/inference.h"
 #include "leanseg/metrics.h"
 #include "leanseg/model_file.h"
+#include "leanseg/ops.h"
 #include "leanseg/plot.h"
 #include "leanseg/progress.h"
 #include "leanseg/tensor_io.h"
@@ -185,7 +186,7 @@ double train_epoch(SegmentationModel model, torch::optim::Adam& opt, const Train
     Batch batch = loader.next();
     strategies.resize_batch(batch.images, batch.masks, epoch);
     to_weights_type(model, batch.images, batch.masks);
-    if (o.channels_last) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (o.channels_last) batch.images = to_channels_last(batch.images);
     opt.zero_grad();
     double value = 0, count = static_cast<double>(batch.images.size(0));
     {
@@ -494,11 +495,7 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
     if (main) std::cerr << "LEANSEG_TRAIN_FLOAT64=1: training in double precision\n";
     convert_weights(model, torch::kDouble);
   }
-  if (o.channels_last) {  // before the optimizer: its state then takes the same layout
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  if (o.channels_last) convert_to_channels_last(*model);  // before the optimizer: its state then takes the same layout
   std::vector<torch::Tensor> trainable;
   for (auto& p : model->parameters())
     if (p.requires_grad()) trainable.push_back(p);

@@ -121,25 +121,32 @@ TEST(MixedPrecision, EveryZooModelTrainsAStepInBf16) {
 }
 
 // The bar: bf16 training reaches the float32 run's validation Dice on the synthetic task
-// within 0.5 points, and the saved model is float32.
+// within 0.5 points, and the saved model is float32. One run of this task moves by up to a point
+// with summation order alone (float32 in NCHW and channels-last: 0.961 and 0.972), so each
+// precision is the mean of two seeds.
 TEST(MixedPrecision, Bf16TrainingReachesTheFloat32RunsDice) {
   SKIP_WITHOUT_BF16();
   test::TempDir dir;
   const Dataset d = test::disc_dataset(48, 64, 1);
-  auto run = [&](const std::string& out, bool bf16) {
-    TrainOptions o = test::tiny_options(dir.file(out));
-    o.epochs = 25;
-    o.early_stop_patience = 25;
-    o.bf16 = bf16;
-    return train_model(d, o);
+  auto mean_dice = [&](const std::string& out, bool bf16) {
+    double sum = 0;
+    for (const uint64_t seed : {1, 2}) {
+      TrainOptions o = test::tiny_options(dir.file(out + std::to_string(seed)));
+      o.epochs = 25;
+      o.early_stop_patience = 25;
+      o.bf16 = bf16;
+      o.seed = seed;
+      sum += train_model(d, o).best_val_dice;
+    }
+    return sum / 2;
   };
-  const TrainResult fp32 = run("fp32", false), bf16 = run("bf16", true);
-  EXPECT_GT(fp32.best_val_dice, 0.9);
-  EXPECT_GT(bf16.best_val_dice, fp32.best_val_dice - 0.005) << "fp32 " << fp32.best_val_dice << ", bf16 " << bf16.best_val_dice;
-  const auto saved = load_model(dir.file("bf16/best.safetensors"));
+  const double fp32 = mean_dice("fp32", false), bf16 = mean_dice("bf16", true);
+  EXPECT_GT(fp32, 0.9);
+  EXPECT_GT(bf16, fp32 - 0.005) << "fp32 " << fp32 << ", bf16 " << bf16;
+  const auto saved = load_model(dir.file("bf161/best.safetensors"));
   for (const auto& [name, t] : state_dict(*saved.model))  // (BatchNorm's step counters are integers)
     if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat32) << name;
-  EXPECT_EQ(load_model(dir.file("bf16/last.safetensors")).extra["train_options"]["bf16"], true);
+  EXPECT_EQ(load_model(dir.file("bf161/last.safetensors")).extra["train_options"]["bf16"], true);
 }
 
 }  // namespace

@@ -193,8 +193,11 @@ TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
   const TrainResult nchw = train_model(d, options("nchw", false));
   const TrainResult nhwc = train_model(d, options("nhwc", true));
   ASSERT_EQ(nchw.history.size(), nhwc.history.size());
-  for (size_t e = 0; e < nchw.history.size(); ++e)  // the same training, up to summation order
-    EXPECT_NEAR(nhwc.history[e].train_loss, nchw.history[e].train_loss, 1e-3 * nchw.history[e].train_loss) << e;
+  // The same training, up to summation order: the layouts run different kernels (the whole
+  // network channels-last, the upsampling as 1×1 conv + pixel_shuffle), whose rounding the
+  // second epoch's updates amplify.
+  for (size_t e = 0; e < nchw.history.size(); ++e)
+    EXPECT_NEAR(nhwc.history[e].train_loss, nchw.history[e].train_loss, (e == 0 ? 1e-3 : 5e-3) * nchw.history[e].train_loss) << e;
   // Killed after epoch 1 in one layout, resumed asking for another: the run must end on exactly
   // the weights of the uninterrupted run `reference`; returns the resumed run's last model.
   auto resume_matches = [&](const std::string& out, bool started_channels_last, bool resumed_channels_last,
