@@ -27,7 +27,7 @@ struct TrainArgs {
   ImageReadArgs read;         // --page, --channel, --intensity-range
   std::string resize;         // --resize stretch|letterbox ("": the preset's or config's)
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, bf16 = false, nchw = !channels_last_trains_faster_on_this_cpu();
-  bool layout_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
+  bool layout_given = false, precision_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
   // recipe settings of the spec (seed §8); NaN / -1: not given
@@ -124,7 +124,7 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   o.progress = !a.no_progress;
   o.resume = a.resume;
   if (a.layout_given || a.config.empty()) o.channels_last = !a.nchw;  // a.nchw starts as !channels_last_trains_faster_on_this_cpu()
-  if (a.bf16) o.bf16 = true;
+  if (a.precision_given) o.bf16 = a.bf16;  // otherwise the preset's or config's
   if (o.bf16 && !bf16_trains_fast_on_this_cpu())
     std::fprintf(stderr, "warning: --bf16 on a CPU without AVX512-BF16: LibTorch emulates bfloat16 here, slower than float32\n");
   o.stop_after_epochs = a.stop_after;
@@ -219,9 +219,11 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--nchw,!--channels-last", a->nchw,
                 "Memory layout of the training step: NCHW or channels-last (NHWC). Default: the one measured faster "
                 "on this kind of CPU (channels-last with AVX-512, NCHW without); --resume keeps the run's layout");
-  cmd->add_flag("--bf16", a->bf16,
+  cmd->add_flag("--bf16,!--fp32", a->bf16,
                 "bf16 mixed precision: convolutions and matmuls of the training step in bfloat16 (AVX512-BF16 "
-                "CPUs), weights, gradients and the optimizer's state in float32; validation and the saved model in float32");
+                "CPUs), weights, gradients and the optimizer's state in float32; validation and the saved model in float32. "
+                "--fp32: the whole step in float32. Default: the preset's or config's (hc18-cpu: bf16 on AVX512-BF16 CPUs); "
+                "--resume keeps the run's precision");
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Images per optimizer step (per process with --nproc)")->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
@@ -295,6 +297,7 @@ void add_train(CLI::App& app) {
       ->check(CLI::PositiveNumber)->capture_default_str()->group(distributed);
   cmd->callback([a, cmd] {
     a->layout_given = cmd->get_option("--nchw")->count() > 0;
+    a->precision_given = cmd->get_option("--bf16")->count() > 0;
     a->distill_alpha_given = cmd->get_option("--distill-alpha")->count() > 0;
     a->distill_temperature_given = cmd->get_option("--distill-temperature")->count() > 0;
     run_train(*a);

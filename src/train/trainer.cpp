@@ -367,19 +367,29 @@ void check_options(const TrainOptions& o) {
 }
 
 // The options a run's weights depend on: a resumed run must share them with the run it continues.
-// The epoch budget and the stopping rules may change on resume; the memory layout and the
-// resolved pos_weight are restored from the checkpoint instead.
+// The epoch budget and the stopping rules may change on resume; the memory layout, the precision
+// (bf16 or float32) and the resolved pos_weight are restored from the checkpoint instead, so that
+// a preset whose default changed (or another CPU kind) still resumes the run as it was started.
 nlohmann::json options_fixed_for_resume(const TrainOptions& o) {
   nlohmann::json j = o.to_json();
-  for (const char* free : {"epochs", "max_minutes", "early_stop_patience", "channels_last", "pos_weight"}) j.erase(free);
+  for (const char* free : {"epochs", "max_minutes", "early_stop_patience", "channels_last", "pos_weight", "bf16"}) j.erase(free);
   return j;
+}
+
+// The precision a checkpoint's run was started with: its own key, or (checkpoints written before
+// it) "bf16" among its options, recorded there only when on.
+bool checkpoint_bf16(const nlohmann::json& state) {
+  if (state.contains("bf16")) return state.at("bf16").get<bool>();
+  return state.contains("options") && state.at("options").value("bf16", false);
 }
 
 // Refuses to resume with options other than the checkpoint's (checkpoints written before the
 // options were recorded are not checked): the result would match neither run.
 void require_same_options(const nlohmann::json& state, const TrainOptions& o, const std::string& ckpt) {
   if (!state.contains("options")) return;
-  const nlohmann::json& saved = state.at("options");
+  nlohmann::json saved_options = state.at("options");
+  saved_options.erase("bf16");  // restored from the checkpoint (checkpoint_bf16), not compared
+  const nlohmann::json& saved = saved_options;
   const nlohmann::json now = options_fixed_for_resume(o);
   auto text = [](const nlohmann::json& j, const std::string& key) { return j.contains(key) ? j.at(key).dump() : "(unset)"; };
   std::set<std::string> keys;
@@ -485,6 +495,7 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
     const nlohmann::json state = checkpoint_trainer_state(ckpt);
     require_same_options(state, o, ckpt);  // before any weights are read into a model of other options
     o.channels_last = state.value("channels_last", false);
+    o.bf16 = checkpoint_bf16(state);
   }
   // The fully resolved recipe (model options completed by the registry): `train --config` of
   // this file runs this run again.
@@ -557,7 +568,8 @@ TrainResult run_training(const Dataset& data, const TrainOptions& opts, const Di
       save_model_file(o.out_dir + "/last.safetensors", model, pre, provenance);
       save_checkpoint(ckpt, model, opt, {{"epoch", epoch}, {"schedule", sched.to_json()}, {"history", history_json(result.history)},
                                          {"pos_weight", o.loss.pos_weight}, {"seconds", total_seconds},
-                                         {"channels_last", o.channels_last}, {"options", options_fixed_for_resume(o)}});
+                                         {"channels_last", o.channels_last}, {"bf16", o.bf16},
+                                         {"options", options_fixed_for_resume(o)}});
       write_metrics(o.out_dir, result.history);
     }
     if (o.progress && main)
