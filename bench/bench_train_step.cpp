@@ -4,7 +4,10 @@
 // it with the same step in PyTorch measured in the same run. Beside time it reports, per timed
 // step, the minor page faults and the kernel (system) CPU seconds, and the peak RSS: with
 // --system-malloc glibc's default policy (large blocks returned to the kernel on free) is kept,
-// to measure what keep_freed_memory() saves in the same run.
+// to measure what keep_freed_memory() saves in the same run. --layout-copies lists the layout
+// conversions of one extra step (none should be left in a channels-last network but the
+// concat gradients' slices); --flush-denormal sets flush-to-zero, to check denormals are not
+// what a slow step pays for (measured: ~5 %, within noise).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,7 +76,11 @@ int main(int argc, char** argv) {
     else if (a == "--bf16") bf16 = true;  // bf16 mixed precision (leanseg::Bf16Autocast), as `train --bf16`
     else if (a == "--profile") profile_path = next();
     else if (a == "--layout-copies") layout_copies = true;
-    else if (a == "--flush-denormal") at::globalContext().setFlushDenormal(true);  // list the layout conversions of one extra step  // chrome trace of one extra step after the timed ones
+    else if (a == "--flush-denormal") at::globalContext().setFlushDenormal(true);
+    else if (a == "--print-training-layout") {  // the layout flag `leanseg train` picks on this CPU (for scripts)
+      std::puts(leanseg::channels_last_trains_faster_on_this_cpu() ? "--channels-last" : "");
+      return 0;
+    }  // list the layout conversions of one extra step  // chrome trace of one extra step after the timed ones
   }
   if (!system_malloc) leanseg::keep_freed_memory();  // as leanseg's executables do
   leanseg::set_cpu_threads(threads);  // as `leanseg train` does (OpenBLAS kept at 1 thread)

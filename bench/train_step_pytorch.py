@@ -1,8 +1,9 @@
-"""The same M1 training step in PyTorch (Debian's python3-torch), for bench/train_step_vs_pytorch.sh.
+"""The same training step in PyTorch (Debian's python3-torch), for bench/train_step_vs_pytorch.sh.
 
-The architecture is written out here independently of the C++ code (torchvision-style
-MobileNetV2 features, ASPP, SE-residual decoder) with the same parameter count, so the
-comparison is like for like. Prints one JSON line like bench_train_step.
+The architectures are written out here independently of the C++ code (M1/M4: torchvision-style
+MobileNetV2 features, ASPP, SE-residual decoder; M2 `unet-32`; M3 `efficient-unet`) with the same
+parameter counts, so the comparison is like for like. --model NAME picks one (default M1).
+Prints one JSON line like bench_train_step.
 """
 import json, resource, sys, time
 import torch
@@ -62,10 +63,14 @@ class ASPP(nn.Module):
         return s.drop(s.proj(torch.cat(o, 1)))
 
 
+def up2(i, o, separable=False):  # leanseg's Upsample: transposed conv k2 s2 (separable: depthwise, then 1x1)
+    return nn.Sequential(nn.ConvTranspose2d(i, i, 2, 2, groups=i), nn.Conv2d(i, o, 1)) if separable else nn.ConvTranspose2d(i, o, 2, 2)
+
+
 class Dec(nn.Module):
     def __init__(s, i, sk, o, separable=False):
         super().__init__()
-        s.up = nn.Sequential(nn.ConvTranspose2d(i, i, 2, 2, groups=i), nn.Conv2d(i, o, 1)) if separable else nn.ConvTranspose2d(i, o, 2, 2)
+        s.up = up2(i, o, separable)
         s.se = SE(sk); s.block = RBSE(o + sk, o, separable)
     def forward(s, x, skip): return s.block(torch.cat([s.up(x), s.se(skip)], 1))
 
@@ -90,6 +95,58 @@ class M1(nn.Module):  # lite=True: M4 `mobilenet-aspp-se-unet-lite` (separable A
         return s.head(y)
 
 
+class UNet(nn.Module):  # M2 `unet-32`: double conv+BN+ReLU per level, 4 max-pools, transposed-conv up, concat skip
+    def __init__(s, w=32):
+        super().__init__()
+        dc = lambda i, o: nn.Sequential(cbr(i, o, 3), cbr(o, o, 3))
+        s.enc = nn.ModuleList([dc(1 if i == 0 else w << (i - 1), w << i) for i in range(4)]); s.bottom = dc(w << 3, w << 4)
+        s.up = nn.ModuleList([up2(w << (i + 1), w << i) for i in range(4)])
+        s.dec = nn.ModuleList([dc(w << (i + 1), w << i) for i in range(4)]); s.head = nn.Conv2d(w, 1, 1)
+    def forward(s, x):
+        sk = []
+        for i, e in enumerate(s.enc): x = e(x if i == 0 else F.max_pool2d(x, 2)); sk.append(x)
+        x = s.bottom(F.max_pool2d(x, 2))
+        for i in range(3, -1, -1): x = s.dec[i](torch.cat([s.up[i](x), sk[i]], 1))
+        return s.head(x)
+
+
+class Bottleneck(nn.Module):  # 1x1 reduce by r, separable 3x3, 1x1 expand (no act), + identity, ReLU
+    def __init__(s, c, r):
+        super().__init__(); m = c // r; s.body = nn.Sequential(cbr(c, m, 1), sep_cbr(m, m), cbr(m, c, 1, act=None))
+    def forward(s, x): return F.relu(s.body(x) + x)
+
+
+class LinearAttention(nn.Module):  # softmax(Q) over each head's features, softmax(K) over positions, + residual
+    def __init__(s, c, heads=4):
+        super().__init__(); s.h = heads; s.d = c // heads
+        s.q, s.k, s.v = (nn.Conv2d(c, c, 1, bias=False) for _ in range(3)); s.out = nn.Conv2d(c, c, 1)
+    def forward(s, x):
+        b, _, hh, ww = x.shape; v = lambda t: t.view(b, s.h, s.d, hh * ww)
+        q, k = v(s.q(x)).softmax(2), v(s.k(x)).softmax(3)
+        ctx = k @ v(s.v(x)).transpose(2, 3)  # [B, heads, dk, dv]
+        return x + s.out((ctx.transpose(2, 3) @ q).reshape(b, -1, hh, ww))
+
+
+class EfficientUNet(nn.Module):  # M3 `efficient-unet`: separable conv + bottleneck block per level, attention at H/32
+    def __init__(s, ch=(32, 64, 128, 256, 384, 512), r=4, heads=4):
+        super().__init__()
+        level = lambda i, o: nn.Sequential(sep_cbr(i, o), Bottleneck(o, r))
+        s.enc = nn.ModuleList([nn.Sequential(cbr(1, ch[0], 3), Bottleneck(ch[0], r))] + [level(ch[i - 1], ch[i]) for i in range(1, 5)])
+        s.bottom = level(ch[4], ch[5]); s.attn = LinearAttention(ch[5], heads)
+        s.up = nn.ModuleList([up2(ch[i + 1], ch[i], True) for i in range(5)])  # decoder i reads ch[i+1] (the bottleneck for i=4)
+        s.dec = nn.ModuleList([level(2 * ch[i], ch[i]) for i in range(5)]); s.head = nn.Conv2d(ch[0], 1, 1)
+    def forward(s, x):
+        sk = []
+        for i, e in enumerate(s.enc): x = e(x if i == 0 else F.max_pool2d(x, 2)); sk.append(x)
+        x = s.attn(s.bottom(F.max_pool2d(x, 2)))
+        for i in range(4, -1, -1): x = s.dec[i](torch.cat([s.up[i](x), sk[i]], 1))
+        return s.head(x)
+
+
+MODELS = {"mobilenet-aspp-se-unet": M1, "mobilenet-aspp-se-unet-lite": lambda: M1(lite=True),
+          "unet-32": UNet, "efficient-unet": EfficientUNet}
+
+
 def loss_fn(logits, t):
     p = torch.sigmoid(logits); inter = (p * t).sum()
     dice = 1 - (2 * inter + 1e-6) / (p.sum() + t.sum() + 1e-6)
@@ -100,9 +157,12 @@ def main():
     args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     batch, size, reps = int(args.get("--batch", 16)), int(args.get("--size", 256)), int(args.get("--reps", 10))
     threads = int(args.get("--threads", 2)); cl = args.get("--channels-last", "0") == "1"
+    name = args.get("--model", "mobilenet-aspp-se-unet")
+    if name not in MODELS: sys.exit(f"unknown --model {name} (known: {', '.join(MODELS)})")
     torch.set_num_threads(threads); torch.manual_seed(0)
-    m = M1(); m.train()
+    m = MODELS[name](); m.train()
     n_params = sum(p.numel() for p in m.parameters())
+    # Only M1/M4 freeze parameters (their MobileNetV2 encoder); the others train everything.
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=3e-4, weight_decay=1e-4)
     x = torch.randn(batch, 1, size, size); y = (torch.rand(batch, 1, size, size) > 0.7).float()
     if cl: m = m.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
@@ -117,7 +177,7 @@ def main():
         with torch.autograd.profiler.profile() as prof:
             opt.zero_grad(); loss_fn(m(x), y).backward(); opt.step()
         prof.export_chrome_trace(args["--profile"])
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "params": n_params, "batch": batch, "size": size,
+    print(json.dumps({"impl": "pytorch", "model": name, "torch": torch.__version__, "params": n_params, "batch": batch, "size": size,
                       "threads": threads, "channels_last": cl, "reps": reps, "median_ms": round(ms[len(ms) // 2], 1),
                       "min_ms": round(ms[0], 1), "max_ms": round(ms[-1], 1),
                       "minor_faults_per_step": round((after.ru_minflt - before.ru_minflt) / reps),
