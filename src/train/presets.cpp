@@ -43,8 +43,8 @@ TrainOptions preset(const std::string& name) {
     o.plateau_patience = 4;
     o.early_stop_patience = 8;
     o.max_minutes = 55;
-    // bf16 mixed precision where the CPU has AVX512-BF16: the step at 0.42–0.46× PyTorch's fp32
-    // step, the same validation Dice and HC on split seed 42 (docs/results.md, ablation).
+    // bf16 mixed precision where the CPU has AVX512-BF16: the M1 step at 0.41–0.45× PyTorch's fp32
+    // step, the same validation Dice and HC on three seeds (docs/results.md, HC18 ablation).
     o.bf16 = bf16_trains_fast_on_this_cpu();
     return o;
   }
