@@ -8,6 +8,7 @@
 #include "leanseg/fs.h"
 #include "leanseg/model_file.h"
 #include "leanseg/tensor_io.h"
+#include "leanseg/train.h"
 #include "model_test_util.h"
 
 namespace leanseg {
@@ -108,6 +109,23 @@ TEST(Cli, TrainFolderPresetAndBadConfigFiles) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("config file '" + dir.file("preset.json") + "': key 'preset': unknown preset 'fastest'"), std::string::npos)
       << r.out;
+}
+
+// The precision: the preset's (hc18-cpu, the default: bf16 where the CPU has AVX512-BF16) unless
+// --bf16 or --fp32 says otherwise; recorded in the run's config.json only when on.
+TEST(Cli, TrainPrecisionIsThePresetsUnlessAFlagSaysOtherwise) {
+  test::TempDir dir;
+  write_disc_folder(dir);
+  auto bf16_of = [&](const std::string& run, const std::string& flag) {
+    const CliRun r = run_cli("train --data " + dir.file("data") + " --out " + dir.file(run) + " --model efficient-unet"
+                             " --model-options '{\"channels\": [8, 8, 16, 16, 32, 32]}' --input-size 32 --epochs 1"
+                             " --no-progress " + flag);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return read_json(dir.file(run + "/config.json")).value("bf16", false);
+  };
+  EXPECT_EQ(bf16_of("preset", ""), bf16_trains_fast_on_this_cpu());
+  EXPECT_FALSE(bf16_of("fp32", "--fp32"));
+  EXPECT_TRUE(bf16_of("bf16", "--bf16"));
 }
 
 }  // namespace
