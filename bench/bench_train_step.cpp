@@ -74,13 +74,13 @@ int main(int argc, char** argv) {
     else if (a == "--channels-last") channels_last = true;
     else if (a == "--system-malloc") system_malloc = true;
     else if (a == "--bf16") bf16 = true;  // bf16 mixed precision (leanseg::Bf16Autocast), as `train --bf16`
-    else if (a == "--profile") profile_path = next();
-    else if (a == "--layout-copies") layout_copies = true;
+    else if (a == "--profile") profile_path = next();  // chrome trace of one extra step after the timed ones
+    else if (a == "--layout-copies") layout_copies = true;  // list the layout conversions of one extra step
     else if (a == "--flush-denormal") at::globalContext().setFlushDenormal(true);
     else if (a == "--print-training-layout") {  // the layout flag `leanseg train` picks on this CPU (for scripts)
       std::puts(leanseg::channels_last_trains_faster_on_this_cpu() ? "--channels-last" : "");
       return 0;
-    }  // list the layout conversions of one extra step  // chrome trace of one extra step after the timed ones
+    }
   }
   if (!system_malloc) leanseg::keep_freed_memory();  // as leanseg's executables do
   leanseg::set_cpu_threads(threads);  // as `leanseg train` does (OpenBLAS kept at 1 thread)

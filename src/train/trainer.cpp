@@ -387,13 +387,12 @@ bool checkpoint_bf16(const nlohmann::json& state) {
 // options were recorded are not checked): the result would match neither run.
 void require_same_options(const nlohmann::json& state, const TrainOptions& o, const std::string& ckpt) {
   if (!state.contains("options")) return;
-  nlohmann::json saved_options = state.at("options");
-  saved_options.erase("bf16");  // restored from the checkpoint (checkpoint_bf16), not compared
-  const nlohmann::json& saved = saved_options;
+  nlohmann::json saved = state.at("options");
+  saved.erase("bf16");  // restored from the checkpoint (checkpoint_bf16), not compared
   const nlohmann::json now = options_fixed_for_resume(o);
   auto text = [](const nlohmann::json& j, const std::string& key) { return j.contains(key) ? j.at(key).dump() : "(unset)"; };
   std::set<std::string> keys;
-  for (const auto* side : {&saved, &now})
+  for (const nlohmann::json* side : {static_cast<const nlohmann::json*>(&saved), &now})
     for (const auto& item : side->items()) keys.insert(item.key());
   std::string diff;
   for (const auto& key : keys)

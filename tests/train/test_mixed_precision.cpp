@@ -164,16 +164,8 @@ TEST(MixedPrecision, AResumedRunKeepsThePrecisionItStartedWith) {
   for (const bool started_bf16 : {false, true}) {
     const std::string tag = started_bf16 ? "bf16" : "fp32";
     train_model(d, options(tag, started_bf16));
-    TrainOptions killed = options(tag + "_resumed", started_bf16);
-    killed.stop_after_epochs = 1;
-    train_model(d, killed);
-    TrainOptions resumed = options(tag + "_resumed", !started_bf16);
-    resumed.resume = true;
-    train_model(d, resumed);
-    const auto a = load_model(dir.file(tag + "/last.safetensors")), b = load_model(dir.file(tag + "_resumed/last.safetensors"));
-    const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
-    ASSERT_EQ(sa.size(), sb.size());
-    for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << tag << " " << sa[i].first;
+    const LoadedModel b = test::train_killed_then_resumed(d, options(tag + "_resumed", started_bf16),
+                                                          options(tag + "_resumed", !started_bf16), dir.file(tag));
     EXPECT_EQ(b.extra["train_options"].value("bf16", false), started_bf16);
   }
 }

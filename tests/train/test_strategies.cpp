@@ -202,16 +202,8 @@ TEST(Strategies, ChannelsLastTrainingMatchesTheDefaultLayoutAndResumesExactly) {
   // the weights of the uninterrupted run `reference`; returns the resumed run's last model.
   auto resume_matches = [&](const std::string& out, bool started_channels_last, bool resumed_channels_last,
                             const std::string& reference) {
-    TrainOptions killed = options(out, started_channels_last);
-    killed.stop_after_epochs = 1;
-    train_model(d, killed);
-    TrainOptions resumed = options(out, resumed_channels_last);
-    resumed.resume = true;
-    train_model(d, resumed);
-    const auto a = load_model(dir.file(reference + "/last.safetensors")), b = load_model(dir.file(out + "/last.safetensors"));
-    const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
-    for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << out << " " << sa[i].first;
-    return b;
+    return test::train_killed_then_resumed(d, options(out, started_channels_last), options(out, resumed_channels_last),
+                                           dir.file(reference));
   };
   EXPECT_EQ(resume_matches("resumed", true, true, "nhwc").extra["train_options"]["channels_last"], true);
   // A run started in NCHW and resumed with the (channels-last) default continues in NCHW.

@@ -1,5 +1,9 @@
-// Options for training runs small enough for the unit suite.
+// Options for training runs small enough for the unit suite, and the kill-and-resume check.
 #pragma once
+#include <gtest/gtest.h>
+
+#include "leanseg/model_file.h"
+#include "leanseg/tensor_io.h"
 #include "leanseg/train.h"
 
 namespace leanseg::test {
@@ -17,6 +21,23 @@ inline TrainOptions tiny_options(const std::string& out) {
   o.progress = false;
   o.out_dir = out;
   return o;
+}
+
+// What a crash and `train --resume` do: `started` runs until it is killed after its first epoch,
+// then `resumed` (the same out_dir) continues with resume on. Expects its last weights to be
+// bit-identical to those of the uninterrupted run in `reference_dir`; returns the resumed model.
+inline LoadedModel train_killed_then_resumed(const Dataset& d, TrainOptions started, TrainOptions resumed,
+                                             const std::string& reference_dir) {
+  started.stop_after_epochs = 1;
+  train_model(d, started);
+  resumed.resume = true;
+  train_model(d, resumed);
+  LoadedModel a = load_model(reference_dir + "/last.safetensors"), b = load_model(resumed.out_dir + "/last.safetensors");
+  const auto sa = state_dict(*a.model), sb = state_dict(*b.model);
+  EXPECT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size() && i < sb.size(); ++i)
+    EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << resumed.out_dir << " " << sa[i].first;
+  return b;
 }
 
 }  // namespace leanseg::test
