@@ -101,6 +101,11 @@ class SegmentationModelImpl : public torch::nn::Module {
   // Frozen parts get no gradients and keep BatchNorm in eval mode even in train().
   void set_frozen_prefixes(std::vector<std::string> prefixes);
   const std::vector<std::string>& frozen_prefixes() const { return frozen_prefixes_; }
+  // Parts whose weights train but whose BatchNorm layers stay in eval mode, keeping their
+  // running statistics: fine-tuning a pretrained encoder at small batches, where batch
+  // statistics would replace the ones the rest of the model was trained on.
+  void set_statistics_frozen_prefixes(std::vector<std::string> prefixes);
+  const std::vector<std::string>& statistics_frozen_prefixes() const { return statistics_frozen_prefixes_; }
   void train(bool on = true) override;
 
  protected:
@@ -115,6 +120,7 @@ class SegmentationModelImpl : public torch::nn::Module {
  private:
   void check_input(const torch::Tensor& x) const;
   std::vector<std::string> frozen_prefixes_;
+  std::vector<std::string> statistics_frozen_prefixes_;
   std::map<std::string, std::vector<int64_t>> resized_;
 };
 TORCH_MODULE(SegmentationModel);

@@ -27,7 +27,7 @@ struct TrainArgs {
   ImageReadArgs read;         // --page, --channel, --intensity-range
   std::string resize;         // --resize stretch|letterbox ("": the preset's or config's)
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, bf16 = false, nchw = !channels_last_trains_faster_on_this_cpu();
-  bool layout_given = false, precision_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false;
+  bool layout_given = false, precision_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false, freeze_encoder_bn = false;
   int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
   // recipe settings of the spec (seed §8); NaN / -1: not given
@@ -82,7 +82,8 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   if (!a.model.empty()) o.model = a.model;
   if (!a.model.empty() && a.model.rfind("mobilenet", 0) != 0) o.model_options = nlohmann::json::object();
   if (!a.stem_init.empty()) o.model_options["stem_init"] = a.stem_init;
-  if (a.freeze_encoder || a.train_encoder) o.model_options["encoder_frozen"] = a.freeze_encoder;
+  if (a.freeze_encoder || a.train_encoder || a.freeze_encoder_bn) o.model_options["encoder_frozen"] = a.freeze_encoder;
+  if (a.freeze_encoder_bn) o.model_options["encoder_bn_frozen"] = true;
   if (!a.model_options.empty()) {
     nlohmann::json extra;
     try {
@@ -265,6 +266,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--eps", a->eps, "Smoothing epsilon of the soft Dice")->check(CLI::Range(1e-30, 1.0))->group(recipe);
   auto* freeze = cmd->add_flag("--freeze-encoder", a->freeze_encoder, "Keep the pretrained encoder's weights fixed (M1/M4, unet-resnet*)")->group(recipe);
   cmd->add_flag("--train-encoder", a->train_encoder, "Train the pretrained encoder too (M1/M4, unet-resnet*)")->excludes(freeze)->group(recipe);
+  cmd->add_flag("--freeze-encoder-bn", a->freeze_encoder_bn,
+                "Train the pretrained encoder's weights but keep its BatchNorm running statistics (eval mode): "
+                "fine-tuning at small batches, e.g. a second stage with --init-from and a low --lr (M1/M4, unet-resnet*)")
+      ->excludes(freeze)->group(recipe);
   cmd->add_option("--stem-init", a->stem_init,
                   "First conv of the ImageNet encoder for 1-channel input: mean or sum of its RGB filters (M1/M4, unet-resnet*)")
       ->check(CLI::IsMember({"mean", "sum"}))->group(recipe);

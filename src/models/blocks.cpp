@@ -35,6 +35,11 @@ BatchNormSynchroniser set_batch_norm_synchroniser(BatchNormSynchroniser sync) {
   return sync;
 }
 
+torch::Tensor ReLU6Impl::forward(torch::Tensor x) {
+  if (x.scalar_type() == torch::kBFloat16 && x.requires_grad() && torch::GradMode::is_enabled()) return x.clamp(0, 6);
+  return torch::nn::ReLU6Impl::forward(std::move(x));
+}
+
 Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride,
                                   int64_t groups, int64_t dilation, Act act) {
   Seq seq;
@@ -46,7 +51,7 @@ Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride,
                                    .bias(false)));
   seq->push_back(SyncableBatchNorm2d(out));
   if (act == Act::ReLU) seq->push_back(torch::nn::ReLU(torch::nn::ReLUOptions().inplace(true)));
-  if (act == Act::ReLU6) seq->push_back(torch::nn::ReLU6(torch::nn::ReLU6Options().inplace(true)));
+  if (act == Act::ReLU6) seq->push_back(ReLU6());
   return seq;
 }
 

@@ -20,6 +20,18 @@ class SeqImpl : public torch::nn::SequentialImpl {
 };
 TORCH_MODULE(Seq);
 
+// ReLU6 (torch::nn::ReLU6 for export and module names) whose backward also runs in bfloat16:
+// LibTorch 1.13's CPU hardtanh_backward has no bfloat16 kernel, so a bf16 step that trains a
+// MobileNetV2 encoder would fail. With gradients to compute on a bfloat16 tensor it clamps
+// (same values; autograd's clamp backward is elementwise and takes bfloat16), otherwise it
+// runs the in-place hardtanh as before.
+class ReLU6Impl : public torch::nn::ReLU6Impl {
+ public:
+  ReLU6Impl() : torch::nn::ReLU6Impl(torch::nn::ReLU6Options().inplace(true)) {}
+  torch::Tensor forward(torch::Tensor x);
+};
+TORCH_MODULE(ReLU6);
+
 // Conv → BatchNorm → activation as a Sequential with children "0", "1"(, "2"), the same
 // layout as torchvision's Conv2dNormActivation so pretrained keys map one to one.
 Seq conv_bn_act(int64_t in, int64_t out, int64_t k, int64_t stride = 1,

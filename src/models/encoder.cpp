@@ -5,6 +5,7 @@
 #include "leanseg/tensor_io.h"
 #include "mobilenet_v2.h"
 #include "resnet.h"
+#include "zoo.h"
 
 namespace leanseg {
 namespace {
@@ -39,6 +40,14 @@ std::vector<StageDef> encoder_stage_defs(const EncoderImpl& encoder) {
     s.push_back(std::move(d));
   }
   return s;
+}
+
+void freeze_encoder_as_configured(SegmentationModelImpl& model) {
+  const ModelConfig& c = model.config();
+  if (option<bool>(c, "encoder_frozen"))
+    model.set_frozen_prefixes({"encoder."});
+  else if (option<bool>(c, "encoder_bn_frozen"))
+    model.set_statistics_frozen_prefixes({"encoder."});
 }
 
 void load_encoder_weights(SegmentationModelImpl& model, const std::string& path) {

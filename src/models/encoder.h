@@ -51,6 +51,10 @@ class EncoderOwner {
 // The stages of a U-Net over `encoder` (module path "encoder") up to its bottleneck: enc0 (the
 // model's own full-resolution conv) and enc1..enc5, the encoder's stages; for stages().
 std::vector<StageDef> encoder_stage_defs(const EncoderImpl& encoder);
+// The model options "encoder_frozen" (no gradients, BatchNorm in eval mode) and
+// "encoder_bn_frozen" (weights train, BatchNorm keeps its running statistics) applied to the
+// module path "encoder."; for the constructors of models with a pretrained encoder.
+void freeze_encoder_as_configured(SegmentationModelImpl& model);
 // Loads torchvision-named ImageNet weights into the model's encoder (train --encoder-weights).
 // Throws Error when the model has none, or as EncoderImpl::load_pretrained.
 void load_encoder_weights(SegmentationModelImpl& model, const std::string& path);

@@ -39,7 +39,7 @@ class MobileNetUNetImpl : public SegmentationModelImpl, public EncoderOwner {
       in = dec[i];
     }
     head = register_module("head", CountedConv2d(torch::nn::Conv2dOptions(in, c.output_channels(), 1)));
-    if (option<bool>(c, "encoder_frozen")) set_frozen_prefixes({"encoder."});
+    freeze_encoder_as_configured(*this);
   }
 
   std::vector<StageDef> stages() const override {

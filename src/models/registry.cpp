@@ -25,14 +25,14 @@ const std::vector<Entry>& entries() {
   static const std::vector<Entry> table = {
       {"mobilenet-aspp-se-unet",
        "M1: MobileNetV2 encoder (ImageNet, frozen) + ASPP + SE-residual decoder (seed architecture)",
-       {{"encoder_frozen", true}, {"stem_init", "mean"}, {"separable", false},
+       {{"encoder_frozen", true}, {"encoder_bn_frozen", false}, {"stem_init", "mean"}, {"separable", false},
         {"aspp_branch_channels", 128}, {"aspp_out_channels", 512}, {"aspp_rates", {6, 12, 18}},
         {"aspp_pool_groups", 32}, {"dropout", 0.5}, {"se_reduction", 16},
         {"decoder_channels", {256, 128, 64, 32, 32}}},
        make_mobilenet_aspp_se_unet},
       {"mobilenet-aspp-se-unet-lite",
        "M4: M1 with depthwise-separable ASPP/decoder and slimmer widths (seed's ~1.2M trainable budget)",
-       {{"encoder_frozen", true}, {"stem_init", "mean"}, {"separable", true},
+       {{"encoder_frozen", true}, {"encoder_bn_frozen", false}, {"stem_init", "mean"}, {"separable", true},
         {"aspp_branch_channels", 64}, {"aspp_out_channels", 256}, {"aspp_rates", {6, 12, 18}},
         {"aspp_pool_groups", 16}, {"dropout", 0.5}, {"se_reduction", 16},
         {"decoder_channels", {256, 128, 64, 32, 32}}},
@@ -49,7 +49,8 @@ const std::vector<Entry>& entries() {
     for (const auto& e : encoders()) {
       const std::string name = e.name;
       all.push_back({"unet-" + name, "U-Net decoder (smp style) over the " + e.description,
-                     {{"encoder_frozen", false}, {"stem_init", "mean"}, {"decoder_channels", {256, 128, 64, 32, 16}}},
+                     {{"encoder_frozen", false}, {"encoder_bn_frozen", false}, {"stem_init", "mean"},
+                      {"decoder_channels", {256, 128, 64, 32, 16}}},
                      [name](const ModelConfig& c) { return make_encoder_unet(c, name); }});
     }
     return all;
@@ -79,6 +80,7 @@ const std::map<std::string, Rule>& rules() {
   const Rule channels{Rule::Int, 1, kMaxChannels};
   static const std::map<std::string, Rule> table = {
       {"encoder_frozen", {Rule::Bool}},
+      {"encoder_bn_frozen", {Rule::Bool}},
       {"separable", {Rule::Bool}},
       {"stem_init", {Rule::String, 0, 0, 0, 0, {"mean", "sum"}}},
       {"aspp_branch_channels", channels},

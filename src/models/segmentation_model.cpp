@@ -75,12 +75,20 @@ void SegmentationModelImpl::set_frozen_prefixes(std::vector<std::string> prefixe
   train(is_training());
 }
 
+void SegmentationModelImpl::set_statistics_frozen_prefixes(std::vector<std::string> prefixes) {
+  statistics_frozen_prefixes_ = std::move(prefixes);
+  train(is_training());
+}
+
 void SegmentationModelImpl::train(bool on) {
   torch::nn::Module::train(on);
-  if (!on || frozen_prefixes_.empty()) return;
-  // Frozen BatchNorm layers keep their running statistics: eval mode.
-  for (const auto& m : named_modules("", /*include_self=*/false))
-    if (has_prefix(m.key() + ".", frozen_prefixes_)) m.value()->eval();
+  if (!on || (frozen_prefixes_.empty() && statistics_frozen_prefixes_.empty())) return;
+  // Frozen BatchNorm layers keep their running statistics: eval mode (Dropout too, which the
+  // pretrained encoders do not have).
+  for (const auto& m : named_modules("", /*include_self=*/false)) {
+    const std::string name = m.key() + ".";
+    if (has_prefix(name, frozen_prefixes_) || has_prefix(name, statistics_frozen_prefixes_)) m.value()->eval();
+  }
 }
 
 ParamCounts count_params(const torch::nn::Module& m) {

@@ -167,6 +167,30 @@ TEST(Zoo, FrozenBatchNormStatisticsDoNotChangeInTraining) {
   EXPECT_FALSE(torch::equal(enc0_before[0], enc0_after[0]));  // trainable BN does update
 }
 
+// "encoder_bn_frozen": the encoder's weights train but its BatchNorm keeps its running statistics
+// (small-batch fine-tuning); without it an unfrozen encoder's statistics follow the batches.
+TEST(Zoo, EncoderBnFrozenTrainsTheWeightsAndKeepsTheStatistics) {
+  for (const bool bn_frozen : {true, false}) {
+    torch::manual_seed(2);
+    ModelConfig c;
+    c.arch = "mobilenet-aspp-se-unet-lite";
+    c.options = {{"encoder_frozen", false}, {"encoder_bn_frozen", bn_frozen}};
+    auto m = create_model(c);
+    m->train();
+    auto copy = [&](const std::string& key) { return m->named_buffers().contains(key) ? m->named_buffers()[key].clone()
+                                                                                         : m->named_parameters()[key].clone(); };
+    const std::string bn = "encoder.features.0.1", conv_weight = "encoder.features.0.0.weight";
+    const auto mean_before = copy(bn + ".running_mean"), weight_before = copy(conv_weight);
+    EXPECT_EQ(m->named_modules()[bn]->is_training(), !bn_frozen);
+    EXPECT_TRUE(m->named_modules()["enc0.1"]->is_training());
+    torch::optim::Adam opt(m->parameters(), 1e-3);
+    m->forward(torch::randn({2, 1, 64, 64}) * 3 + 1).mean().backward();
+    opt.step();
+    EXPECT_EQ(torch::equal(mean_before, copy(bn + ".running_mean")), bn_frozen);
+    EXPECT_FALSE(torch::equal(weight_before, copy(conv_weight)));  // the weights train either way
+  }
+}
+
 TEST(Blocks, LinearAttentionMatchesANaiveComputation) {
   // out = x + W_out · [softmax_d(Q) · (softmax_N(K)^T · V)] per head, computed with loops.
   torch::manual_seed(3);
