@@ -28,7 +28,7 @@ struct TrainArgs {
   std::string resize;         // --resize stretch|letterbox ("": the preset's or config's)
   bool resume = false, no_augment = false, rot90 = false, no_progress = false, bf16 = false, nchw = !channels_last_trains_faster_on_this_cpu();
   bool layout_given = false, precision_given = false, distill_alpha_given = false, distill_temperature_given = false, freeze_encoder = false, train_encoder = false, freeze_encoder_bn = false;
-  int epochs = 0, batch_size = 0, input_size = 0, stop_after = 0, seed = -1;
+  int epochs = 0, batch_size = 0, input_size = 0, crops_per_image = 0, stop_after = 0, seed = -1;
   double lr = 0, max_minutes = -1, val_fraction = 0;
   // recipe settings of the spec (seed §8); NaN / -1: not given
   double weight_decay = NAN, beta1 = NAN, beta2 = NAN, plateau_factor = NAN, min_lr = NAN;
@@ -99,6 +99,7 @@ TrainOptions resolve(const TrainArgs& a, std::string& preset_name) {
   if (a.epochs) o.epochs = a.epochs;
   if (a.batch_size) o.batch_size = a.batch_size;
   if (a.input_size) o.input_size = a.input_size;
+  if (a.crops_per_image) o.crops_per_image = a.crops_per_image;
   if (!a.resize.empty()) o.resize = a.resize;
   if (a.lr) o.lr = a.lr;
   if (a.seed >= 0) o.seed = static_cast<uint64_t>(a.seed);
@@ -228,6 +229,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--epochs", a->epochs, "Maximum epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Images per optimizer step (per process with --nproc)")->check(CLI::PositiveNumber);
   cmd->add_option("--input-size", a->input_size, "Model input / crop size (multiple of 32)")->check(CLI::PositiveNumber);
+  cmd->add_option("--crops-per-image", a->crops_per_image, "Input mode crop: random crops taken from each training image per epoch")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--resize", a->resize,
                   "Whole-image resizing: stretch (each axis to the input size) or letterbox (keep the aspect ratio, "
                   "pad with zeros); recorded in the model, so eval/predict/leanseg-infer do the same and crop the "

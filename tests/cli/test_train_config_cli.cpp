@@ -77,14 +77,15 @@ early_stop_patience: 5
 
   // Flags override the file; what they do not name stays the file's.
   r = run_cli("train --config " + dir.file("run1/config.json") + " --out " + dir.file("run3") +
-              " --no-progress --epochs 1 --lr 0.01 --plateau-factor 0.2 --min-lr 1e-5 --eps 1e-4 --bce-weight 0");
+              " --no-progress --epochs 1 --lr 0.01 --plateau-factor 0.2 --min-lr 1e-5 --eps 1e-4 --bce-weight 0 --crops-per-image 3");
   ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json c3 = read_json(dir.file("run3/config.json"));
-  for (const char* k : {"epochs", "lr", "plateau_factor", "min_lr", "eps", "bce_weight"}) EXPECT_NE(c3[k], c1[k]) << k;
+  for (const char* k : {"epochs", "lr", "plateau_factor", "min_lr", "eps", "bce_weight", "crops_per_image"}) EXPECT_NE(c3[k], c1[k]) << k;
   EXPECT_EQ(c3["lr"], 0.01);
   EXPECT_EQ(c3["bce_weight"], 0.0);
+  EXPECT_EQ(c3["crops_per_image"], 3);
   nlohmann::json rest = c3;
-  for (const char* k : {"epochs", "lr", "plateau_factor", "min_lr", "eps", "bce_weight"}) rest[k] = c1[k];
+  for (const char* k : {"epochs", "lr", "plateau_factor", "min_lr", "eps", "bce_weight", "crops_per_image"}) rest[k] = c1[k];
   EXPECT_EQ(rest, c1);
 }
 

@@ -189,10 +189,13 @@ TEST(MixedPrecision, AResumedRunKeepsThePrecisionItStartedWith) {
   }
 }
 
-// hc18-cpu trains in bf16 where the CPU has AVX512-BF16 (measured: same accuracy, half the time).
-TEST(MixedPrecision, Hc18CpuPresetUsesBf16WhereItIsFast) {
+// The -cpu presets (M1) train in bf16 where the CPU has AVX512-BF16 (measured on hc18-cpu: same
+// accuracy, half the time).
+TEST(MixedPrecision, CpuPresetsUseBf16WhereItIsFast) {
   EXPECT_EQ(preset("hc18-cpu").bf16, bf16_trains_fast_on_this_cpu());
-  EXPECT_FALSE(preset("hc18").bf16);  // the seed's recipe stays float32
+  EXPECT_EQ(preset("bbbc010-cpu").bf16, bf16_trains_fast_on_this_cpu());
+  EXPECT_FALSE(preset("hc18").bf16);  // the seeds' recipes stay float32
+  EXPECT_FALSE(preset("bbbc010").bf16);
 }
 
 }  // namespace
