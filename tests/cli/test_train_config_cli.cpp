@@ -129,5 +129,23 @@ TEST(Cli, TrainPrecisionIsThePresetsUnlessAFlagSaysOtherwise) {
   EXPECT_TRUE(bf16_of("bf16", "--bf16"));
 }
 
+// --freeze-encoder-bn trains the encoder's weights with its BatchNorm statistics kept (recorded in
+// the model options); it cannot be combined with --freeze-encoder.
+TEST(Cli, TrainFreezeEncoderBnSetsTheModelOptions) {
+  test::TempDir dir;
+  write_disc_folder(dir);
+  const std::string base = "train --data " + dir.file("data") + " --model mobilenet-aspp-se-unet-lite --input-size 32"
+                           " --epochs 1 --no-progress --out ";
+  CliRun r = run_cli(base + dir.file("run") + " --freeze-encoder-bn");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const nlohmann::json options = read_json(dir.file("run/config.json"))["model_options"];
+  EXPECT_EQ(options["encoder_frozen"], false);
+  EXPECT_EQ(options["encoder_bn_frozen"], true);
+  r = run_cli(base + dir.file("both") + " --freeze-encoder-bn --freeze-encoder");
+  EXPECT_EQ(r.code, 2) << r.out;  // a usage error
+  EXPECT_NE(r.out.find("--freeze-encoder"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("both")));
+}
+
 }  // namespace
 }  // namespace leanseg
