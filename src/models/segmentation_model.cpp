@@ -7,6 +7,9 @@ namespace leanseg {
 nlohmann::json ModelConfig::to_json() const {
   nlohmann::json j = {{"arch", arch}, {"in_channels", in_channels}, {"options", options}};
   if (num_classes != 2) j["num_classes"] = num_classes;
+  // Absent means off: model files keep loading in builds from before the option (they refuse
+  // unknown options), as binary models keep them by leaving out num_classes.
+  if (!options.value("encoder_bn_frozen", true)) j["options"].erase("encoder_bn_frozen");
   return j;
 }
 

@@ -191,6 +191,22 @@ TEST(Zoo, EncoderBnFrozenTrainsTheWeightsAndKeepsTheStatistics) {
   }
 }
 
+// Model files written with the option off stay readable by builds from before it (they refuse
+// unknown options); on, it is written and read back.
+TEST(Zoo, EncoderBnFrozenIsWrittenOnlyWhenOn) {
+  auto m = create_model("mobilenet-aspp-se-unet-lite");
+  EXPECT_FALSE(m->config().to_json()["options"].contains("encoder_bn_frozen"));
+  EXPECT_TRUE(m->config().to_json()["options"].contains("encoder_frozen"));
+  ModelConfig c;
+  c.arch = "mobilenet-aspp-se-unet-lite";
+  c.options = {{"encoder_frozen", false}, {"encoder_bn_frozen", true}};
+  const nlohmann::json written = create_model(c)->config().to_json();
+  EXPECT_EQ(written["options"]["encoder_bn_frozen"], true);
+  auto back = create_model(ModelConfig::from_json(written));
+  EXPECT_EQ(back->statistics_frozen_prefixes(), std::vector<std::string>{"encoder."});
+  EXPECT_EQ(create_model(ModelConfig::from_json(m->config().to_json()))->config().options, m->config().options);
+}
+
 TEST(Blocks, LinearAttentionMatchesANaiveComputation) {
   // out = x + W_out · [softmax_d(Q) · (softmax_N(K)^T · V)] per head, computed with loops.
   torch::manual_seed(3);
