@@ -392,8 +392,8 @@ void require_same_options(const nlohmann::json& state, const TrainOptions& o, co
   const nlohmann::json now = options_fixed_for_resume(o);
   auto text = [](const nlohmann::json& j, const std::string& key) { return j.contains(key) ? j.at(key).dump() : "(unset)"; };
   std::set<std::string> keys;
-  for (const nlohmann::json* side : {static_cast<const nlohmann::json*>(&saved), &now})
-    for (const auto& item : side->items()) keys.insert(item.key());
+  for (const auto& item : saved.items()) keys.insert(item.key());
+  for (const auto& item : now.items()) keys.insert(item.key());
   std::string diff;
   for (const auto& key : keys)
     if (text(saved, key) != text(now, key)) diff += (diff.empty() ? "" : ", ") + key + " " + text(saved, key) + " -> " + text(now, key);
